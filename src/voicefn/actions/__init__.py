@@ -1,0 +1,1 @@
+"""Actions: what running a function does (an HTTP request; later sandboxed code, builtins)."""

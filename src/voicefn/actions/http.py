@@ -1,0 +1,346 @@
+"""The HTTP action: render the request from the function's template and send it.
+
+Every failure becomes a result the LLM can act on; the call goes on. The shape follows seed 004:
+``{"error": "request_failed", "status": 503, "detail": "Endpoint returned 503"}``, plus a
+``reason`` (status, timeout, connection, tls, blocked, invalid_json, too_large, redirects).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import ssl
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+
+from .._cache import PerObjectCache
+from ..egress import EgressDenied
+from ..redaction import Redactor, function_secrets
+from ..results import RequestRecord, ToolResult, bounded, error_content
+from ..spec import Function
+from ..templates import (
+    OMIT,
+    Specifier,
+    Template,
+    TemplateError,
+    Variable,
+    format_specifier,
+    parse_string,
+)
+from .base import Invocation
+
+log = logging.getLogger("voicefn.http")
+
+QUERY_METHODS = frozenset({"GET", "DELETE"})
+FORM_TYPE = "application/x-www-form-urlencoded"
+USER_AGENT = "voicefn/0.1"
+
+
+class _Failure(Exception):
+    def __init__(self, reason: str, detail: str, status: int | None = None, body: Any = None):
+        super().__init__(detail)
+        self.reason, self.detail, self.status, self.body = reason, detail, status, body
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    method: str
+    url_parts: list[str | Specifier | Variable]
+    param: Template | None
+    headers: dict[str, str]  # static headers, with the token as Authorization
+    header_templates: dict[str, Template]
+    form: bool
+    timeout_s: float
+    redactor: Redactor
+
+
+def _build(function: Function) -> _Plan:
+    a = function.action
+    headers: dict[str, str] = {"User-Agent": USER_AGENT}
+    templated: dict[str, Template] = {}
+    form = False
+    for name, value in a.headers.items():
+        if name.lower() == "content-type" and value.split(";")[0].strip().lower() == FORM_TYPE:
+            form = True
+        if "{" in value:
+            templated[name] = Template(value)
+        else:
+            headers[name] = value
+    token = a.token
+    if token is not None:
+        for name in [h for h in headers if h.lower() == "authorization"]:
+            del headers[name]
+        headers["Authorization"] = token
+    return _Plan(
+        method=a.method,
+        url_parts=parse_string(a.url),
+        param=Template(a.param) if a.param is not None else None,
+        headers=headers,
+        header_templates=templated,
+        form=form,
+        timeout_s=a.timeout_ms / 1000,
+        redactor=Redactor(function_secrets(token, a.headers)),
+    )
+
+
+plan_for: PerObjectCache[Function, _Plan] = PerObjectCache(_build)
+
+
+def _path_value(text: str) -> str:
+    encoded = quote(text, safe="")
+    return encoded.replace(".", "%2E") if encoded in (".", "..") else encoded
+
+
+def render_url(
+    parts: list[str | Specifier | Variable], values: dict[str, Any], variables: dict[str, Any]
+) -> str:
+    """The URL with path/query placeholders filled and percent-encoded: a value can add text to a
+    path segment but never change the scheme, host, port or the path's structure."""
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return parts[0]
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif isinstance(part, Variable):
+            if part.name not in variables:
+                raise TemplateError(
+                    f"context variable {part.text} in the URL is not set for this call"
+                )
+            out.append(_path_value(str(variables[part.name])))
+        else:
+            if part.name not in values:
+                raise TemplateError(f"the URL needs {part.name!r}, which was not given")
+            out.append(_path_value(format_specifier(part, values[part.name])))
+    return "".join(out)
+
+
+def _query_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    if isinstance(value, list):
+        return [_query_value(v) for v in value]
+    return value  # httpx renders bool as true/false and numbers as their text
+
+
+def idempotency_key(call_id: str, tool_call_id: str | None, function: str) -> str:
+    """Same call, same tool call -> same key: a retried request is recognisable as a repeat."""
+    seed = f"{call_id}:{tool_call_id}:{function}" if tool_call_id else uuid.uuid4().hex
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+class HttpAction:
+    """``async run(invocation) -> ToolResult`` for functions whose action is ``http``."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        max_response_bytes: int = 1024 * 1024,
+        result_max_bytes: int = 16 * 1024,
+    ) -> None:
+        self.client = client
+        self.max_response_bytes = max_response_bytes
+        self.result_max_bytes = result_max_bytes
+
+    def build_request(self, inv: Invocation) -> tuple[httpx.Request, RequestRecord]:
+        plan = plan_for(inv.function)
+        values, variables = inv.values, inv.variables
+        url = render_url(plan.url_parts, values, variables)
+        if plan.param is None:
+            rendered: Any = {k: v for k, v in values.items() if k in inv.function.properties}
+        else:
+            rendered = plan.param.render(values, variables)
+            if rendered is OMIT:
+                rendered = None
+        headers = dict(plan.headers)
+        for name, tpl in plan.header_templates.items():
+            headers[name] = str(tpl.render(values, variables))
+        ctx = inv.context
+        headers["X-Voicefn-Call-Id"] = ctx.call_id
+        headers["X-Voicefn-Execution-Id"] = ctx.execution_id
+        if ctx.agent_id:
+            headers["X-Voicefn-Agent-Id"] = ctx.agent_id
+        kwargs: dict[str, Any] = {}
+        if plan.method in QUERY_METHODS:
+            if isinstance(rendered, dict) and rendered:
+                kwargs["params"] = {k: _query_value(v) for k, v in rendered.items()}
+        else:
+            headers["Idempotency-Key"] = idempotency_key(
+                ctx.call_id, inv.tool_call_id, inv.function.name
+            )
+            if plan.form and isinstance(rendered, dict):
+                kwargs["data"] = {k: _query_value(v) for k, v in rendered.items()}
+            elif rendered is not None:
+                kwargs["content"] = json.dumps(
+                    rendered, ensure_ascii=False, allow_nan=False
+                ).encode()
+                if not any(h.lower() == "content-type" for h in headers):
+                    headers["Content-Type"] = "application/json"
+        request = self.client.build_request(plan.method, url, headers=headers, **kwargs)
+        redact = plan.redactor
+        record = RequestRecord(
+            method=plan.method,
+            url=redact.text(str(request.url)) if redact else str(request.url),
+            headers=redact.headers(headers),
+            body=rendered if plan.method not in QUERY_METHODS else None,
+        )
+        return request, record
+
+    async def run(self, inv: Invocation) -> ToolResult:
+        result = inv.result
+        t0 = time.perf_counter()
+        try:
+            request, result.request = self.build_request(inv)
+        except (TemplateError, ValueError, TypeError) as exc:
+            return self._fail(inv, "template", f"The request could not be built: {exc}")
+        t1 = time.perf_counter()
+        result.timings.render_ms = (t1 - t0) * 1000
+        result.timings.time_to_request_ms = (t1 - inv.started) * 1000
+        plan = plan_for(inv.function)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s %s -> %s", inv.function.name, result.request.method, result.request.url)
+        try:
+            async with asyncio.timeout(plan.timeout_s):
+                status, body, content_type = await self._send(request)
+        except _Failure as f:
+            return self._fail(inv, f.reason, f.detail, f.status, f.body, t1)
+        except TimeoutError:
+            ms = inv.function.action.timeout_ms
+            return self._fail(
+                inv, "timeout", f"No complete response within {ms} ms", None, None, t1
+            )
+        except EgressDenied as exc:
+            return self._fail(
+                inv,
+                "blocked",
+                f"Request refused by the egress policy: {exc.reason}",
+                None,
+                None,
+                t1,
+            )
+        except httpx.TooManyRedirects:
+            return self._fail(inv, "redirects", "Too many redirects", None, None, t1)
+        except httpx.HTTPError as exc:
+            return self._fail(inv, *_describe_transport_error(exc, request), None, None, t1)
+        result.timings.request_ms = (time.perf_counter() - t1) * 1000
+        result.status = status
+        return self._success(inv, status, body, content_type)
+
+    async def _send(self, request: httpx.Request) -> tuple[int, bytes, str]:
+        response = await self.client.send(request, stream=True)
+        try:
+            declared = response.headers.get("content-length")
+            if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
+                raise _Failure(
+                    "too_large",
+                    f"Endpoint returned {declared} bytes, more than the {self.max_response_bytes} allowed",
+                    response.status_code,
+                )
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise _Failure(
+                        "too_large",
+                        f"Endpoint returned more than the {self.max_response_bytes} bytes allowed",
+                        response.status_code,
+                    )
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return response.status_code, b"".join(chunks), response.headers.get("content-type", "")
+
+    def _success(self, inv: Invocation, status: int, body: bytes, content_type: str) -> ToolResult:
+        result = inv.result
+        redact = plan_for(inv.function).redactor
+        data: Any
+        is_json = "json" in content_type.lower()
+        text = body.decode("utf-8", errors="replace")
+        if redact:
+            text = redact.text(text)
+        if is_json or (not content_type and text[:1] in "{["):
+            try:
+                data = json.loads(text) if text.strip() else None
+            except json.JSONDecodeError as exc:
+                if 200 <= status < 300 and is_json:
+                    return self._fail(
+                        inv,
+                        "invalid_json",
+                        f"Endpoint returned invalid JSON ({exc.msg} at position {exc.pos})",
+                        status,
+                        text[:2048],
+                    )
+                data = text
+        else:
+            data = text
+        if not 200 <= status < 300:
+            return self._fail(inv, "status", f"Endpoint returned {status}", status, data)
+        result.ok = True
+        result.data = data
+        if data is None or data == "":
+            content = error_content({"ok": True, "status": status})
+        elif isinstance(data, str):
+            content = data
+        else:
+            content = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        result.content, result.truncated = bounded(content, self.result_max_bytes)
+        return result
+
+    def _fail(
+        self,
+        inv: Invocation,
+        reason: str,
+        detail: str,
+        status: int | None = None,
+        body: Any = None,
+        sent_at: float | None = None,
+    ) -> ToolResult:
+        result = inv.result
+        if sent_at is not None:
+            result.timings.request_ms = (time.perf_counter() - sent_at) * 1000
+        payload: dict[str, Any] = {"error": "request_failed", "reason": reason}
+        if status is not None:
+            payload["status"] = status
+        payload["detail"] = detail
+        if body not in (None, ""):
+            payload["body"] = body
+        result.ok = False
+        result.error = "request_failed"
+        result.status = status
+        result.data = payload
+        result.content, result.truncated = bounded(error_content(payload), self.result_max_bytes)
+        log.info("%s failed: %s: %s", inv.function.name, reason, detail)
+        return result
+
+
+def _describe_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> tuple[str, str]:
+    origin = (
+        f"{request.url.host}:{request.url.port or (443 if request.url.scheme == 'https' else 80)}"
+    )
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, EgressDenied):
+            return "blocked", f"Request refused by the egress policy: {cause.reason}"
+        if isinstance(cause, ssl.SSLError):
+            return "tls", f"TLS handshake with {origin} failed: {cause.reason or cause}"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout", f"Timed out talking to {origin}"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc) or "connection failed"
+        return "connection", f"Could not connect to {origin} ({text})"
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+        return (
+            "connection",
+            f"The connection to {origin} broke before a complete response ({exc or type(exc).__name__})",
+        )
+    return "connection", f"Request to {origin} failed: {exc or type(exc).__name__}"

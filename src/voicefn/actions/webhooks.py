@@ -1,0 +1,104 @@
+"""The pre-call webhook (seed 002): fire-and-forget, never delays or fails the function.
+
+URL resolution: ``pre_call_webhook_param`` is the switch. With it, the webhook goes to
+``pre_call_webhook_url``, else to the agent-level webhook URL (``CallContext.webhook_url``);
+without it, nothing fires. The body is the execution record (status ``in-progress``) merged with
+the rendered ``pre_call_webhook_param``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+import httpx
+
+from ..templates import OMIT, Template
+from .base import Invocation
+
+log = logging.getLogger("voicefn.webhooks")
+
+
+def webhook_url(inv: Invocation) -> str | None:
+    action = inv.function.action
+    if action.pre_call_webhook_param is None:
+        return None
+    return action.pre_call_webhook_url or inv.context.webhook_url
+
+
+def webhook_body(inv: Invocation) -> dict[str, Any]:
+    ctx = inv.context
+    record: dict[str, Any] = {
+        "id": ctx.execution_id,
+        "agent_id": ctx.agent_id,
+        "status": "in-progress",
+        "telephony_data": {
+            "call_sid": ctx.call_sid,
+            "from_number": ctx.from_number,
+            "to_number": ctx.to_number,
+        },
+        "context_details": {"variables": dict(ctx.variables)},
+        "function": inv.function.name,
+    }
+    template = inv.function.action.pre_call_webhook_param or {}
+    rendered = Template(template).render(inv.values, inv.variables)
+    if isinstance(rendered, dict):
+        record.update(rendered)
+    elif rendered is not OMIT:
+        record["param"] = rendered
+    return record
+
+
+class WebhookSender:
+    """Sends pre-call webhooks in the background; keeps the tasks so they are not collected."""
+
+    def __init__(self, client: httpx.AsyncClient, timeout_s: float = 10.0) -> None:
+        self.client = client
+        self.timeout_s = timeout_s
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.sent = 0
+        self.failed = 0
+
+    def fire(self, inv: Invocation) -> asyncio.Task[None] | None:
+        url = webhook_url(inv)
+        if url is None:
+            if inv.function.action.pre_call_webhook_param is not None:
+                log.warning(
+                    "%s: pre-call webhook has no URL (no pre_call_webhook_url, no agent webhook URL)",
+                    inv.function.name,
+                )
+            return None
+        try:
+            body = webhook_body(inv)
+        except Exception as exc:  # a bad template must not fail the function
+            log.warning("%s: pre-call webhook not sent: %s", inv.function.name, exc)
+            self.failed += 1
+            return None
+        task = asyncio.create_task(self._send(url, body, inv.function.name))
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    async def _send(self, url: str, body: dict[str, Any], name: str) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await self.client.post(
+                    url,
+                    content=json.dumps(body, ensure_ascii=False, default=str).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+            if response.is_success:
+                self.sent += 1
+            else:
+                self.failed += 1
+                log.warning("%s: pre-call webhook returned %s", name, response.status_code)
+        except Exception as exc:
+            self.failed += 1
+            log.warning("%s: pre-call webhook failed: %s", name, type(exc).__name__)
+
+    async def drain(self, timeout_s: float | None = None) -> None:
+        """Wait for webhooks in flight (at most ``timeout_s``), e.g. before shutting down."""
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=timeout_s)

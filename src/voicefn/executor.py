@@ -1,0 +1,118 @@
+"""The Executor: runs functions with one pooled HTTP client per process.
+
+async with voicefn.Executor() as ex:
+    result = await ex.run(function, '{"order_id": "ORD-1"}', voicefn.CallContext(call_sid="CA1"))
+    print(result.content)          # what the LLM reads
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from .actions.base import Invocation
+from .actions.http import HttpAction
+from .actions.webhooks import WebhookSender
+from .arguments import ArgumentError, bind
+from .context import CallContext
+from .egress import EgressPolicy, make_transport
+from .results import DEFAULT_RESULT_MAX_BYTES, Timings, ToolResult, error_content
+from .spec import Function
+
+
+class Executor:
+    """Runs functions. Create one per process and share it: it owns the connection pool.
+
+    By default no request reaches loopback, private, link-local, metadata or other non-public
+    addresses; pass ``egress=EgressPolicy(...)`` (an allow-list) or ``allow_private_network=True``
+    (local development) to open what you choose.
+    """
+
+    def __init__(
+        self,
+        *,
+        egress: EgressPolicy | None = None,
+        allow_private_network: bool = False,
+        allow: Iterable[str] = (),
+        https_only: bool = False,
+        max_response_bytes: int = 1024 * 1024,
+        result_max_bytes: int = DEFAULT_RESULT_MAX_BYTES,
+        max_redirects: int = 5,
+        max_connections: int = 200,
+        webhook_timeout_ms: int = 10_000,
+    ) -> None:
+        self.egress = egress or EgressPolicy.from_strings(
+            allow, allow_private_network=allow_private_network, https_only=https_only
+        )
+        limits = httpx.Limits(
+            max_connections=max_connections, max_keepalive_connections=max_connections
+        )
+        self.client = httpx.AsyncClient(
+            transport=make_transport(self.egress, limits=limits),
+            follow_redirects=True,
+            max_redirects=max_redirects,
+            timeout=None,  # each function's timeout_ms bounds the whole request instead
+            trust_env=False,
+        )
+        self.http = HttpAction(
+            self.client, max_response_bytes=max_response_bytes, result_max_bytes=result_max_bytes
+        )
+        self.webhooks = WebhookSender(self.client, webhook_timeout_ms / 1000)
+
+    async def __aenter__(self) -> Executor:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self, webhook_grace_s: float = 2.0) -> None:
+        await self.webhooks.drain(webhook_grace_s)
+        await self.client.aclose()
+
+    async def run(
+        self,
+        function: Function,
+        arguments: str | Mapping[str, Any] | None = None,
+        context: CallContext | None = None,
+        *,
+        tool_call_id: str | None = None,
+    ) -> ToolResult:
+        """Run ``function`` once with the LLM's raw ``arguments`` (a JSON string or a mapping).
+
+        Never raises for a problem of the call itself: missing arguments, a refused address, a
+        timeout or a 503 all come back as a ToolResult with ``ok=False``.
+        """
+        started = time.perf_counter()
+        ctx = context or CallContext()
+        result = ToolResult(function.name, False, "", timings=Timings(started_at=time.time()))
+        try:
+            bound = bind(function, arguments, ctx)
+        except ArgumentError as exc:
+            result.error = exc.code
+            result.data = exc.payload()
+            result.content = error_content(result.data)
+            result.timings.total_ms = result.timings.bind_ms = (
+                time.perf_counter() - started
+            ) * 1000
+            return result
+        result.arguments = bound.values
+        result.from_context = bound.from_context
+        result.ignored_arguments = bound.ignored
+        result.timings.bind_ms = (time.perf_counter() - started) * 1000
+        variables = ctx.as_variables()
+        values = {**variables, **bound.values} if variables else bound.values
+        inv = Invocation(function, values, variables, ctx, tool_call_id, started, result)
+        if function.action.pre_call_webhook_param is not None:
+            self.webhooks.fire(inv)
+        await self.http.run(inv)
+        result.timings.total_ms = (time.perf_counter() - started) * 1000
+        return result

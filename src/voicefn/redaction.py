@@ -1,0 +1,55 @@
+"""Keeping secrets out of logs, results and printed requests."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+
+REDACTED = "[redacted]"
+_SENSITIVE = re.compile(
+    r"^(authorization|proxy-authorization|cookie|set-cookie)$|token|secret|passw|api[-_]?key|apikey|auth|signature|session",
+    re.IGNORECASE,
+)
+_NOT_SENSITIVE = frozenset({"idempotency-key"})
+
+
+def is_sensitive_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered not in _NOT_SENSITIVE and _SENSITIVE.search(lowered) is not None
+
+
+class Redactor:
+    """Replaces known secret values wherever they appear."""
+
+    __slots__ = ("_secrets",)
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        found: set[str] = set()
+        for s in secrets:
+            if s and len(s) >= 4:
+                found.add(s)
+                # "Bearer abc": also the bare credential, which an API may echo back.
+                _, _, bare = s.partition(" ")
+                if len(bare) >= 4:
+                    found.add(bare)
+        self._secrets = tuple(sorted(found, key=len, reverse=True))
+
+    def __bool__(self) -> bool:
+        return bool(self._secrets)
+
+    def text(self, value: str) -> str:
+        for secret in self._secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
+
+    def headers(self, headers: Mapping[str, str]) -> dict[str, str]:
+        return {k: REDACTED if is_sensitive_header(k) else self.text(v) for k, v in headers.items()}
+
+
+def function_secrets(token: str | None, headers: Mapping[str, str]) -> list[str]:
+    """The secret values a function holds: its api_token and its sensitive header values."""
+    out = [v for k, v in headers.items() if is_sensitive_header(k)]
+    if token:
+        out.append(token)
+    return out

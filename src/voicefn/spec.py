@@ -1,0 +1,106 @@
+"""The canonical function model: one home for every field the platforms' docs describe.
+
+A :class:`Function` is what every dialect loads into and dumps from. Structural checks live on the
+pydantic models; the rules that need the whole function (placeholders name declared parameters,
+``required`` names declared properties, ...) live in :mod:`voicefn.validation`, which reports every
+problem at once.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_serializer,
+    field_validator,
+)
+
+Phase = Literal["pre_call", "in_call", "post_call"]
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+HTTP_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
+PHASES: tuple[str, ...] = ("pre_call", "in_call", "post_call")
+PARAMETER_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "array", "object")
+NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
+DEFAULT_TIMEOUT_MS = 5000
+MAX_TIMEOUT_MS = 120_000
+
+#: Filler speech: one line, or one per language code ("en", "hi", "es-MX", ...).
+Filler = str | dict[str, str]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+
+class HttpAction(_Model):
+    """How to call the customer's API. Nothing here can be changed by what the LLM says."""
+
+    type: Literal["http"] = "http"
+    method: str
+    url: str
+    #: The request template (Bolna's ``param``). ``None`` sends the arguments object as it is.
+    param: Any = None
+    #: Sent as the Authorization header value, e.g. ``"Bearer sk_live_..."``.
+    api_token: SecretStr | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_ms: Annotated[int, Field(gt=0, le=MAX_TIMEOUT_MS)] = DEFAULT_TIMEOUT_MS
+    #: Body template of a fire-and-forget webhook sent before the request (seed 002). The switch.
+    pre_call_webhook_param: dict[str, Any] | None = None
+    #: Where that webhook goes; the agent-level webhook URL when not set.
+    pre_call_webhook_url: str | None = None
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _upper_method(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_serializer("api_token", when_used="always")
+    def _dump_token(self, value: SecretStr | None) -> str | None:
+        # Dumping a function to its own file keeps the token; what is *printed* is redacted.
+        return value.get_secret_value() if value is not None else None
+
+    @property
+    def token(self) -> str | None:
+        return self.api_token.get_secret_value() if self.api_token is not None else None
+
+
+class Function(_Model):
+    """One tool an agent can use."""
+
+    name: str
+    description: str = ""
+    phase: str = "in_call"
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
+    filler: Filler | None = None
+    action: HttpAction
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        props = self.parameters.get("properties")
+        return props if isinstance(props, dict) else {}
+
+    @property
+    def required(self) -> list[str]:
+        req = self.parameters.get("required")
+        return [r for r in req if isinstance(r, str)] if isinstance(req, list) else []
+
+    def filler_for(self, language: str | None = None) -> str | None:
+        """The filler line for a language: exact code, then its base ("en" for "en-IN"), then
+        English, then the first one given."""
+        if self.filler is None or isinstance(self.filler, str):
+            return self.filler
+        if not self.filler:
+            return None
+        if language:
+            for code in (language, language.split("-")[0]):
+                if code in self.filler:
+                    return self.filler[code]
+        return self.filler.get("en") or next(iter(self.filler.values()))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical (voicefn) document, secrets included: for writing the function's file."""
+        return self.model_dump(mode="json", exclude_defaults=False)

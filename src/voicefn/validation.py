@@ -1,0 +1,475 @@
+"""Validation that reports every problem at once, each with a JSON path, what was found and the fix.
+
+Checks run on the canonical document (see :mod:`voicefn.spec`); a dialect passes a ``locate``
+function that turns a canonical path into the path of the user's own file, so a Bolna user reads
+``$.value.param.order_id``, not our internal names.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import httpx
+from jsonschema import Draft202012Validator
+from pydantic import ValidationError
+
+from .context import SYSTEM_VARIABLES
+from .spec import HTTP_METHODS, NAME_PATTERN, PARAMETER_TYPES, PHASES, Function
+from .templates import CONVERSIONS, Specifier, Variable, iter_placeholders, parse_string
+
+Path = tuple[str | int, ...]
+Locate = Callable[[Path], Path]
+Severity = Literal["error", "warning"]
+
+_NAME_RE = re.compile(NAME_PATTERN)
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_META = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+
+
+def json_path(path: Iterable[str | int]) -> str:
+    """``("value", "param", "order_id")`` -> ``$.value.param.order_id``; odd keys are quoted."""
+    out = "$"
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", part):
+            out += f".{part}"
+        else:
+            out += f"[{json.dumps(part, ensure_ascii=False)}]"
+    return out
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
+    """The closest candidate to a misspelt name, or None."""
+    options = list(dict.fromkeys(c for c in candidates if c != name))
+    for c in options:
+        if c.lower() == name.lower():
+            return c
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a function document."""
+
+    path: str
+    message: str
+    fix: str
+    found: Any = None
+    severity: Severity = "error"
+
+    def __str__(self) -> str:
+        found = (
+            "" if self.found is None else f" (found {json.dumps(self.found, ensure_ascii=False)})"
+        )
+        return f"{self.severity}: {self.path}: {self.message}{found}. Fix: {self.fix}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity,
+            "path": self.path,
+            "message": self.message,
+            "found": self.found,
+            "fix": self.fix,
+        }
+
+
+class FunctionValidationError(ValueError):
+    """A function document has errors; ``problems`` lists all of them (warnings included)."""
+
+    def __init__(self, problems: Sequence[Problem], source: str | None = None) -> None:
+        self.problems = list(problems)
+        self.source = source
+        errors = [p for p in self.problems if p.severity == "error"]
+        head = f"{source}: " if source else ""
+        lines = "\n".join(f"  - {p}" for p in errors)
+        super().__init__(f"{head}{len(errors)} problem(s) in function definition:\n{lines}")
+
+
+@dataclass
+class _Collector:
+    locate: Locate
+    problems: list[Problem] = field(default_factory=list)
+
+    def add(
+        self,
+        path: Path,
+        message: str,
+        fix: str,
+        found: Any = None,
+        severity: Severity = "error",
+    ) -> None:
+        self.problems.append(Problem(json_path(self.locate(path)), message, fix, found, severity))
+
+
+def _identity(path: Path) -> Path:
+    return path
+
+
+def validate_document(
+    data: Any,
+    *,
+    locate: Locate = _identity,
+    variables: Iterable[str] = (),
+) -> tuple[Function | None, list[Problem]]:
+    """Check a canonical document; return the Function (None if any error) and all problems.
+
+    ``variables`` names the dynamic variables an agent declares, so ``{customer_name}`` is known.
+    """
+    out = _Collector(locate)
+    if not isinstance(data, dict):
+        out.add((), "a function must be a JSON object", "wrap the definition in { ... }", data)
+        return None, out.problems
+    _check_semantics(data, out, set(variables))
+    function: Function | None = None
+    try:
+        function = Function.model_validate(data)
+    except ValidationError as exc:
+        seen = {p.path for p in out.problems if p.severity == "error"}
+        for err in exc.errors():
+            loc = tuple(
+                p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+            )
+            problem = _from_pydantic(loc, err, out.locate)
+            if problem.path not in seen:
+                out.problems.append(problem)
+                seen.add(problem.path)
+    if any(p.severity == "error" for p in out.problems):
+        function = None
+    return function, out.problems
+
+
+def _from_pydantic(loc: Path, err: Any, locate: Locate) -> Problem:
+    kind = err["type"]
+    found = err.get("input")
+    path = json_path(locate(loc))
+    if kind == "missing":
+        return Problem(path, "required field is missing", f"add {path.rsplit('.', 1)[-1]!r}")
+    if kind == "extra_forbidden":
+        key = str(loc[-1]) if loc else ""
+        return Problem(path, f"unknown field {key!r}", "remove it or correct its spelling", None)
+    if isinstance(found, dict | list) and len(json.dumps(found, default=str)) > 200:
+        found = None
+    return Problem(path, err["msg"].rstrip("."), "give a value of the expected type", found)
+
+
+# ------------------------------------------------------------------------------------ rules
+
+
+def _check_semantics(data: dict[str, Any], out: _Collector, variables: set[str]) -> None:
+    name = data.get("name")
+    if isinstance(name, str) and not _NAME_RE.match(name):
+        fixed = re.sub(r"[^a-zA-Z0-9_-]+", "_", name.strip()).strip("_")[:64] or "my_function"
+        out.add(
+            ("name",),
+            "name must be 1-64 letters, digits, '_' or '-' (no spaces)",
+            f"use {fixed!r}",
+            name,
+        )
+    phase = data.get("phase", "in_call")
+    if phase not in PHASES:
+        out.add(("phase",), "unknown phase", f"use one of {', '.join(PHASES)}", phase)
+    description = data.get("description")
+    if phase == "in_call" and (not isinstance(description, str) or not description.strip()):
+        out.add(
+            ("description",),
+            "in-call functions need a description: it is how the LLM knows when to call them",
+            "say when to call it, with synonyms, e.g. 'Use when the caller asks where their order is'",
+            description,
+        )
+    params = data.get("parameters", {"type": "object", "properties": {}})
+    properties = _check_parameters(params, out)
+    _check_filler(data.get("filler"), out)
+    action = data.get("action")
+    if isinstance(action, dict):
+        _check_action(action, properties, variables, out)
+
+
+def _check_parameters(params: Any, out: _Collector) -> dict[str, Any]:
+    if not isinstance(params, dict):
+        out.add(
+            ("parameters",),
+            "parameters must be a JSON Schema object",
+            'use {"type": "object", "properties": {...}}',
+            params,
+        )
+        return {}
+    if params.get("type") != "object":
+        out.add(
+            ("parameters", "type"),
+            "parameters must have type 'object'",
+            'set "type": "object"',
+            params.get("type"),
+        )
+    props = params.get("properties", {})
+    if not isinstance(props, dict):
+        props = {}
+    for pname, prop in props.items():
+        if not isinstance(prop, dict):
+            continue
+        ptype = prop.get("type")
+        types = ptype if isinstance(ptype, list) else [ptype]
+        for t in types:
+            if t is None and "enum" not in prop and "anyOf" not in prop:
+                out.add(
+                    ("parameters", "properties", pname, "type"),
+                    "parameter has no type",
+                    f"add a type: one of {', '.join(PARAMETER_TYPES)}",
+                )
+            elif isinstance(t, str) and t not in (*PARAMETER_TYPES, "null"):
+                hint = did_you_mean(t, PARAMETER_TYPES) or {
+                    "float": "number",
+                    "int": "integer",
+                    "str": "string",
+                    "bool": "boolean",
+                    "dict": "object",
+                    "list": "array",
+                }.get(t)
+                out.add(
+                    ("parameters", "properties", pname, "type"),
+                    f"unsupported parameter type {t!r}",
+                    f"use {hint!r}" if hint else f"use one of {', '.join(PARAMETER_TYPES)}",
+                    t,
+                )
+        if not prop.get("description"):
+            out.add(
+                ("parameters", "properties", pname, "description"),
+                "parameter has no description",
+                "describe what the LLM should collect, e.g. 'The order ID, usually starts with ORD-'",
+                severity="warning",
+            )
+    reported = {p.path for p in out.problems}
+    for err in _META.iter_errors(params):
+        path = ("parameters", *err.absolute_path)
+        if json_path(out.locate(path)) not in reported:
+            out.add(path, f"not valid JSON Schema: {err.message}", "correct the schema keyword")
+    required = params.get("required", [])
+    if isinstance(required, list):
+        for i, req in enumerate(required):
+            if isinstance(req, str) and req not in props:
+                hint = did_you_mean(req, props)
+                fix = (
+                    f"did you mean {hint!r}? Parameter names must match exactly"
+                    if hint
+                    else f"declare {req!r} under properties or remove it from required"
+                )
+                out.add(
+                    ("parameters", "required", i),
+                    f"required names {req!r}, which is not a declared property",
+                    fix,
+                    req,
+                )
+    return props
+
+
+def _check_filler(filler: Any, out: _Collector) -> None:
+    if isinstance(filler, str) and not filler.strip():
+        out.add(
+            ("filler",),
+            "filler is empty",
+            "remove it, or write what the agent says while the function runs",
+        )
+    elif isinstance(filler, dict):
+        for lang, line in filler.items():
+            if not isinstance(line, str) or not line.strip():
+                out.add(
+                    ("filler", lang),
+                    "filler line is empty",
+                    "write the line in that language or remove the entry",
+                    line,
+                )
+
+
+def _check_url(url: Any, path: Path, out: _Collector, what: str) -> httpx.URL | None:
+    if not isinstance(url, str):
+        return None
+    probe = re.sub(r"%\([^()]*\)[a-zA-Z]|\{[A-Za-z_][A-Za-z0-9_]*\}", "x", url)
+    try:
+        parsed = httpx.URL(probe)
+    except (httpx.InvalidURL, ValueError) as exc:
+        out.add(
+            path,
+            f"{what} is not a valid URL: {exc}",
+            "use an absolute URL such as https://api.example.com/orders",
+            url,
+        )
+        return None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        out.add(
+            path,
+            f"{what} must be an absolute http(s) URL",
+            "use an absolute URL such as https://api.example.com/orders",
+            url,
+        )
+        return None
+    if " " in url.strip():
+        out.add(path, f"{what} contains a space", "percent-encode it as %20", url)
+    return parsed
+
+
+def _check_action(
+    action: dict[str, Any], props: dict[str, Any], variables: set[str], out: _Collector
+) -> None:
+    kind = action.get("type", "http")
+    if kind != "http":
+        out.add(("action", "type"), f"unsupported action type {kind!r}", "use 'http'", kind)
+        return
+    method = action.get("method")
+    if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
+        out.add(
+            ("action", "method"),
+            "unsupported HTTP method",
+            f"use one of {', '.join(HTTP_METHODS)}",
+            method,
+        )
+    url = action.get("url")
+    if url is not None and _check_url(url, ("action", "url"), out, "url") is not None:
+        authority = url.split("://", 1)[-1].split("/", 1)[0].split("?", 1)[0]
+        if "%(" in authority or "{" in authority:
+            out.add(
+                ("action", "url"),
+                "placeholders may only appear in the URL's path or query, never in its scheme, host or port",
+                "write the host literally",
+                url,
+            )
+    hook_url = action.get("pre_call_webhook_url")
+    if hook_url is not None:
+        _check_url(hook_url, ("action", "pre_call_webhook_url"), out, "pre_call_webhook_url")
+        if action.get("pre_call_webhook_param") is None:
+            out.add(
+                ("action", "pre_call_webhook_url"),
+                "no pre-call webhook fires: pre_call_webhook_param is the switch",
+                "add pre_call_webhook_param (a JSON body template) or remove the URL",
+                severity="warning",
+            )
+
+    used: set[str] = set()
+    for key in ("url", "param", "pre_call_webhook_param"):
+        if key in action:
+            for sub, ph in iter_placeholders(action[key]):
+                _check_placeholder(ph, ("action", key, *sub), props, variables, out)
+                if isinstance(ph, Specifier):
+                    used.add(ph.name)
+    headers = action.get("headers") or {}
+    if isinstance(headers, dict):
+        for hname, value in headers.items():
+            if not _HEADER_NAME_RE.match(str(hname)):
+                out.add(
+                    ("action", "headers", hname),
+                    "invalid header name",
+                    "use letters, digits and '-' only",
+                    hname,
+                )
+            if isinstance(value, str):
+                for part in parse_string(value):
+                    if isinstance(part, Specifier):
+                        out.add(
+                            ("action", "headers", hname),
+                            "headers cannot contain LLM arguments: nothing the LLM says may change a function's headers",
+                            "move the value into param, or use a {context_variable}",
+                            value,
+                        )
+                    elif isinstance(part, Variable):
+                        _check_placeholder(
+                            part, ("action", "headers", hname), props, variables, out
+                        )
+                if "\n" in value or "\r" in value:
+                    out.add(
+                        ("action", "headers", hname),
+                        "header value contains a line break",
+                        "remove the line break",
+                        value,
+                    )
+        if action.get("api_token") and any(str(h).lower() == "authorization" for h in headers):
+            out.add(
+                ("action", "headers"),
+                "both api_token and an Authorization header are set; api_token wins",
+                "keep one of them",
+                severity="warning",
+            )
+    if action.get("param") is not None:
+        for pname in props:
+            if pname not in used:
+                out.add(
+                    ("parameters", "properties", pname),
+                    f"parameter {pname!r} is never sent: no %({pname})s in url or param",
+                    f'add "{pname}": "%({pname})s" to param, or remove the parameter',
+                    severity="warning",
+                )
+
+
+def _check_placeholder(
+    ph: Specifier | Variable,
+    path: Path,
+    props: dict[str, Any],
+    variables: set[str],
+    out: _Collector,
+) -> None:
+    known_vars = set(SYSTEM_VARIABLES) | variables
+    if isinstance(ph, Variable):
+        if ph.name in known_vars:
+            return
+        if ph.name in props:
+            out.add(
+                path,
+                f"{ph.text} is a context variable placeholder, but {ph.name!r} is a parameter",
+                f"use %({ph.name})s for parameters the LLM fills",
+            )
+            return
+        hint = did_you_mean(ph.name, known_vars)
+        if hint:
+            out.add(
+                path,
+                f"unknown context variable {ph.text}",
+                f"did you mean {{{hint}}}? Variable names must match exactly",
+                ph.text,
+            )
+        else:
+            out.add(
+                path,
+                f"{ph.text} is not a system variable, so every call must pass it as a dynamic variable",
+                f"pass it per call (--var {ph.name}=...) or declare it in the agent's variables",
+                severity="warning",
+            )
+        return
+    if not ph.name:
+        out.add(path, f"{ph.text} names no parameter", "write %(parameter_name)s", ph.text)
+        return
+    if ph.conv not in CONVERSIONS:
+        out.add(
+            path,
+            f"{ph.text} has no supported format specifier",
+            f"use %({ph.name})s for text, %({ph.name})i for integers or %({ph.name})f for numbers",
+            ph.text,
+        )
+    if ph.name in props:
+        declared = props[ph.name].get("type") if isinstance(props[ph.name], dict) else None
+        if ph.json_type in ("integer", "number") and declared in (
+            "string",
+            "boolean",
+            "array",
+            "object",
+        ):
+            out.add(
+                path,
+                f"{ph.text} formats a number but {ph.name!r} is declared as {declared}",
+                f"use %({ph.name})s, or declare {ph.name!r} as integer/number",
+                ph.text,
+                "warning",
+            )
+        return
+    if ph.name in known_vars:
+        return
+    hint = did_you_mean(ph.name, [*props, *known_vars])
+    fix = (
+        f"did you mean %({hint})s? Parameter names must match exactly (case-sensitive)"
+        if hint
+        else f"declare {ph.name!r} under parameters.properties, or fix the placeholder"
+    )
+    out.add(path, f"{ph.text} names no declared parameter or context variable", fix, ph.text)
