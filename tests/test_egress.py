@@ -428,9 +428,7 @@ def test_from_strings_rejects_bad_entries_naming_them(entry: str, fragment: str)
 
 
 def test_from_strings_builds_equal_frozen_policies() -> None:
-    policy = EgressPolicy.from_strings(
-        [" 10.0.0.0/8 ", "[::1]", "api.internal"], https_only=True
-    )
+    policy = EgressPolicy.from_strings([" 10.0.0.0/8 ", "[::1]", "api.internal"], https_only=True)
     assert policy.allow == ("10.0.0.0/8", "[::1]", "api.internal")
     assert policy.https_only is True
     assert policy.allow_private_network is False
@@ -485,16 +483,10 @@ async def test_loopback_refused_by_default_and_never_connected(server: Server) -
         pytest.param(("127.0.0.1/32",), "127.1", id="cidr-short-spelling"),
         pytest.param(("127.0.0.1/32",), "localhost", id="cidr-localhost-at-connect"),
         pytest.param(("localhost",), "localhost", id="hostname"),
-        pytest.param(("*.localhost",), "api.localhost", id="wildcard"),
     ],
 )
 async def test_loopback_allowed(server: Server, allow: tuple[str, ...], host: str | None) -> None:
     policy = EgressPolicy(allow=allow, allow_private_network=not allow)
-    if host == "api.localhost":
-        try:
-            await asyncio.get_running_loop().getaddrinfo("api.localhost", server.port)
-        except OSError:
-            pytest.skip("the resolver does not map *.localhost to loopback")
     async with client_for(policy) as client:
         response = await client.get(server.url(host))
     assert response.status_code == 200
@@ -514,7 +506,8 @@ async def test_localhost_refused_at_connect_time_when_its_addresses_are_not_allo
         with pytest.raises(EgressDenied) as info:
             await client.get(server.url("localhost"))
     assert info.value.reason.startswith("localhost resolves to ")
-    assert info.value.address is not None and info.value.address.is_loopback
+    assert info.value.address is not None
+    assert info.value.address.is_loopback
     assert info.value.url == httpx.URL(server.url("localhost"))
     assert server.connections == 0
 
@@ -650,6 +643,6 @@ async def test_tls_verifies_against_the_hostname_not_the_ip(
 
     # Control: the certificate does not cover 127.0.0.1, so verification is really on.
     async with client_for(policy, verify=client_ctx) as client:
-        with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED|mismatch"):
+        with pytest.raises(httpx.ConnectError, match=r"CERTIFICATE_VERIFY_FAILED|mismatch"):
             await client.get(server.url("127.0.0.1", scheme="https"))
     assert server.requests == ["GET / HTTP/1.1"]

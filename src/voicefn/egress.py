@@ -357,7 +357,9 @@ class EgressPolicy:
         ``ValueError`` naming it.
         """
         if isinstance(allow, str):
-            raise ValueError(f"allow must be an iterable of entries, not the string {allow!r}")
+            raise ValueError(
+                f"allow must be an iterable of entries, not the single string {allow!r}"
+            )
         entries = tuple(entry.strip() for entry in allow)
         return cls(
             allow_private_network=allow_private_network, allow=entries, https_only=https_only

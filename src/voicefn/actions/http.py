@@ -312,7 +312,7 @@ class HttpAction:
             payload["status"] = status
         payload["detail"] = detail
         if body not in (None, ""):
-            payload["body"] = body
+            payload["body"] = _error_body(body)
         result.ok = False
         result.error = "request_failed"
         result.status = status
@@ -320,6 +320,19 @@ class HttpAction:
         result.content, result.truncated = bounded(error_content(payload), self.result_max_bytes)
         log.info("%s failed: %s: %s", inv.function.name, reason, detail)
         return result
+
+
+ERROR_BODY_MAX_BYTES = 2048
+
+
+def _error_body(body: Any) -> Any:
+    """An error response's body, kept small: the detail is what matters to the LLM."""
+    if not isinstance(body, str):
+        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+        if len(text.encode()) <= ERROR_BODY_MAX_BYTES:
+            return body
+        body = text
+    return bounded(body, ERROR_BODY_MAX_BYTES)[0]
 
 
 def _describe_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> tuple[str, str]:
