@@ -69,7 +69,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def _reply(self, status: int, body: bytes, content_type: str = "application/json", extra: dict[str, str] | None = None) -> None:
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        extra: dict[str, str] | None = None,
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -154,7 +160,9 @@ class _Server(ThreadingHTTPServer):
 def running_server(host: str = "127.0.0.1") -> Iterator[LocalServer]:
     server = _Server((host, 0), _Handler)
     server.state = LocalServer(host, server.server_address[1])
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield server.state

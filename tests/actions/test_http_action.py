@@ -30,7 +30,11 @@ def make(
     **action: Any,
 ) -> Function:
     base = server if isinstance(server, str) else server.url
-    props = properties if properties is not None else {"order_id": {"type": "string", "description": "The order"}}
+    props = (
+        properties
+        if properties is not None
+        else {"order_id": {"type": "string", "description": "The order"}}
+    )
     doc: dict[str, Any] = {
         "name": "fn",
         "description": "test function",
@@ -91,13 +95,26 @@ async def test_get_sends_query_string_with_json_booleans_and_no_idempotency_key(
     got = server.received[-1]
     assert got.method == "GET"
     assert got.body == b""
-    assert got.query == {"q": ["a&b=c"], "n": ["3"], "flag": ["false"], "tags": ["x", "y"], "filter": ['{"a":1}']}
+    assert got.query == {
+        "q": ["a&b=c"],
+        "n": ["3"],
+        "flag": ["false"],
+        "tags": ["x", "y"],
+        "filter": ['{"a":1}'],
+    }
     assert "Idempotency-Key" not in got.headers
 
 
 @pytest.mark.parametrize(
     "value",
-    ['say "hi"\nnew line \\ back', "100% sure %(order_id)s", "नमस्ते दुनिया", "مرحبا", "注文番号", "emoji 📦"],
+    [
+        'say "hi"\nnew line \\ back',
+        "100% sure %(order_id)s",
+        "नमस्ते दुनिया",
+        "مرحبا",
+        "注文番号",
+        "emoji 📦",
+    ],
 )
 async def test_string_arguments_arrive_byte_exact(server, ex, value):
     fn = make(server, param={"note": "%(order_id)s", "wrapped": "note: %(order_id)s!"})
@@ -117,7 +134,13 @@ async def test_typed_specifiers_and_omitted_optional(server, ex):
         server,
         properties=props,
         required=["n"],
-        param={"n": "%(n)i", "price": "%(price)f", "name": "%(name)s", "note": "%(note)s", "label": "x%(n)i"},
+        param={
+            "n": "%(n)i",
+            "price": "%(price)f",
+            "name": "%(name)s",
+            "note": "%(note)s",
+            "label": "x%(n)i",
+        },
     )
     result = await ex.run(fn, {"n": 5, "price": 19, "name": "Ann"})
     assert result.ok
@@ -188,12 +211,22 @@ async def test_path_placeholder_is_encoded_and_cannot_escape_its_segment(server,
 
 
 async def test_context_fills_parameters_and_the_llm_cannot_override(server, ex):
-    props = {"phone": {"type": "string"}, "from_number": {"type": "string"}, "customer_name": {"type": "string"}}
+    props = {
+        "phone": {"type": "string"},
+        "from_number": {"type": "string"},
+        "customer_name": {"type": "string"},
+    }
     fn = make(server, properties=props, required=["from_number", "customer_name"])
     ctx = CallContext(from_number="+15550001", variables={"customer_name": "Bruce"})
-    result = await ex.run(fn, {"from_number": "+19999999", "customer_name": "Joker", "phone": "1"}, ctx)
+    result = await ex.run(
+        fn, {"from_number": "+19999999", "customer_name": "Joker", "phone": "1"}, ctx
+    )
     assert result.ok
-    assert server.received[-1].json == {"phone": "1", "from_number": "+15550001", "customer_name": "Bruce"}
+    assert server.received[-1].json == {
+        "phone": "1",
+        "from_number": "+15550001",
+        "customer_name": "Bruce",
+    }
     assert sorted(result.from_context) == ["customer_name", "from_number"]
 
 
@@ -292,13 +325,17 @@ async def test_large_body_is_bounded_for_the_llm_and_marked(server):
     assert result.truncated
     assert len(result.content.encode()) < 1100
     assert "[truncated: showing 1000 of 49998 bytes]" in result.content
-    assert isinstance(result.data, str) and len(result.data) == 49998  # full data kept for the record
+    assert (
+        isinstance(result.data, str) and len(result.data) == 49998
+    )  # full data kept for the record
 
 
 @pytest.mark.parametrize("chunked", ["0", "1"])
 async def test_oversized_body_is_refused(server, chunked):
     async with Executor(allow_private_network=True, max_response_bytes=100_000) as ex:
-        result = await ex.run(make(server, path=f"/huge?bytes=300000&chunked={chunked}"), {"order_id": "1"})
+        result = await ex.run(
+            make(server, path=f"/huge?bytes=300000&chunked={chunked}"), {"order_id": "1"}
+        )
     assert not result.ok
     assert result.data["reason"] == "too_large"
 
@@ -324,7 +361,14 @@ async def test_redirect_to_a_private_address_is_refused_at_the_hop(server):
 
 @pytest.mark.parametrize(
     "url",
-    ["http://127.0.0.1:9/", "http://2130706433/", "http://[::ffff:127.0.0.1]/", "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "http://localhost/"],
+    [
+        "http://127.0.0.1:9/",
+        "http://2130706433/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.1/",
+        "http://localhost/",
+    ],
 )
 async def test_default_policy_refuses_non_public_addresses(url):
     async with Executor() as ex:
@@ -405,13 +449,17 @@ async def test_no_pre_call_webhook_without_param_even_with_url(server, ex):
 
 async def test_slow_or_failing_webhook_never_delays_or_fails_the_function(server, ex):
     with running_server() as hook:
-        slow = make(server, pre_call_webhook_url=f"{hook.url}/slow?ms=1500", pre_call_webhook_param={"a": 1})
+        slow = make(
+            server, pre_call_webhook_url=f"{hook.url}/slow?ms=1500", pre_call_webhook_param={"a": 1}
+        )
         t0 = time.perf_counter()
         result = await ex.run(slow, {"order_id": "1"})
         elapsed = time.perf_counter() - t0
         assert result.ok
         assert elapsed < 1.0
-        failing = make(server, pre_call_webhook_url=f"{hook.url}/status/500", pre_call_webhook_param={"a": 1})
+        failing = make(
+            server, pre_call_webhook_url=f"{hook.url}/status/500", pre_call_webhook_param={"a": 1}
+        )
         assert (await ex.run(failing, {"order_id": "1"})).ok
         await ex.webhooks.drain(3)
     assert ex.webhooks.failed == 1

@@ -1,0 +1,77 @@
+"""A tiny store API for trying voicefn locally: order lookup and appointment booking.
+
+    ./dev python examples/order_api.py [--port 8787]
+
+GET  /orders?order_id=ORD-78234      -> the order, or 404
+POST /appointments  (Bearer demo-token, JSON body) -> the booking, or 401/422
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+ORDERS = {
+    "ORD-78234": {"status": "shipped", "estimated_delivery": "2026-12-01", "carrier": "UPS"},
+    "ORD-11111": {"status": "processing", "estimated_delivery": "2026-12-05", "carrier": None},
+}
+TOKEN = "Bearer demo-token"
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _send(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        if url.path != "/orders":
+            return self._send(404, {"message": "no such endpoint"})
+        order_id = parse_qs(url.query).get("order_id", [""])[0]
+        order = ORDERS.get(order_id.upper())
+        if order is None:
+            return self._send(
+                404, {"message": f"No order {order_id!r}. Ask the caller to check the number."}
+            )
+        self._send(200, {"order_id": order_id.upper(), **order})
+
+    def do_POST(self) -> None:
+        if urlsplit(self.path).path != "/appointments":
+            return self._send(404, {"message": "no such endpoint"})
+        if self.headers.get("Authorization") != TOKEN:
+            return self._send(401, {"message": "bad token"})
+        length = int(self.headers.get("Content-Length") or 0)
+        booking = json.loads(self.rfile.read(length) or b"{}")
+        missing = [
+            k for k in ("patient_name", "preferred_date", "preferred_time") if k not in booking
+        ]
+        if missing:
+            return self._send(422, {"message": f"missing {', '.join(missing)}"})
+        self._send(201, {"booking_id": "APT-1001", "confirmed": True, **booking})
+
+
+def serve(port: int) -> ThreadingHTTPServer:
+    return ThreadingHTTPServer(("127.0.0.1", port), Handler)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8787)
+    server = serve(parser.parse_args().port)
+    print(f"order API on http://127.0.0.1:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
