@@ -9,6 +9,7 @@ POST /appointments  (Bearer demo-token, JSON body) -> the booking, or 401/422
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -71,7 +72,5 @@ if __name__ == "__main__":
     parser.add_argument("--port", type=int, default=8787)
     server = serve(parser.parse_args().port)
     print(f"order API on http://127.0.0.1:{server.server_address[1]}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass

@@ -8,7 +8,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from servers import LocalServer, running_server  # noqa: E402
+from servers import LocalServer, running_server
 
 
 @pytest.fixture

@@ -55,7 +55,8 @@ def test_validate_ok_and_errors(tmp_path):
     bad = write(tmp_path, bad_doc, "bad.json")
     ok = runner.invoke(app, ["validate", str(good)])
     assert ok.exit_code == 0, ok.output
-    assert "ok" in ok.output and "check_order_status (bolna)" in ok.output
+    assert "ok" in ok.output
+    assert "check_order_status (bolna)" in ok.output
     res = runner.invoke(app, ["validate", str(good), str(bad), "--json"])
     assert res.exit_code == 1
     reports = json.loads(res.output)
@@ -151,7 +152,8 @@ def test_invoke_prints_redacted_request_and_result(server, tmp_path):
     )
     assert human.exit_code == 0
     assert "the LLM reads" in human.output
-    assert "[redacted]" in human.output and "TOPSECRET" not in human.output
+    assert "[redacted]" in human.output
+    assert "TOPSECRET" not in human.output
 
 
 def test_invoke_refuses_loopback_by_default_and_exits_1(server, tmp_path):

@@ -10,8 +10,8 @@ import time
 from typing import Any
 
 import pytest
-from servers import LocalServer, running_server
 
+from servers import LocalServer, running_server
 from voicefn import CallContext, Executor, Function, load_function
 
 TOKEN = "Bearer sk_live_SECRET_123456"
@@ -326,8 +326,11 @@ async def test_large_body_is_bounded_for_the_llm_and_marked(server):
     assert len(result.content.encode()) < 1100
     assert "[truncated: showing 1000 of 49998 bytes]" in result.content
     assert (
-        isinstance(result.data, str) and len(result.data) == 49998
-    )  # full data kept for the record
+        isinstance(result.data, str)
+    )
+    assert (
+        len(result.data) == 49998
+    )
 
 
 @pytest.mark.parametrize("chunked", ["0", "1"])
@@ -404,8 +407,10 @@ async def test_secrets_never_reach_the_result_the_record_or_logs(server, ex, cap
 async def test_timings_are_recorded(server, ex):
     result = await ex.run(make(server), {"order_id": "1"})
     t = result.timings
-    assert t.request_ms is not None and t.request_ms > 0
-    assert t.time_to_request_ms is not None and 0 <= t.time_to_request_ms <= t.total_ms
+    assert t.request_ms is not None
+    assert t.request_ms > 0
+    assert t.time_to_request_ms is not None
+    assert 0 <= t.time_to_request_ms <= t.total_ms
     assert t.total_ms >= t.request_ms
 
 
