@@ -15,13 +15,14 @@ from typing import Any
 import httpx
 
 from .actions.base import Invocation
-from .actions.http import HttpAction
+from .actions.builtins import BuiltinRunner
+from .actions.http import HttpRunner
 from .actions.webhooks import WebhookSender
 from .arguments import ArgumentError, bind
 from .context import CallContext
 from .egress import EgressPolicy, make_transport
 from .results import DEFAULT_RESULT_MAX_BYTES, Timings, ToolResult, error_content
-from .spec import Function
+from .spec import Function, HttpAction
 
 
 class Executor:
@@ -58,9 +59,10 @@ class Executor:
             timeout=None,  # each function's timeout_ms bounds the whole request instead
             trust_env=False,
         )
-        self.http = HttpAction(
+        self.http = HttpRunner(
             self.client, max_response_bytes=max_response_bytes, result_max_bytes=result_max_bytes
         )
+        self.builtins = BuiltinRunner()
         self.webhooks = WebhookSender(self.client, webhook_timeout_ms / 1000)
 
     async def __aenter__(self) -> Executor:
@@ -113,6 +115,7 @@ class Executor:
         inv = Invocation(function, values, variables, ctx, tool_call_id, started, result)
         if function.action.pre_call_webhook_param is not None:
             self.webhooks.fire(inv)
-        await self.http.run(inv)
+        runner = self.http if isinstance(function.action, HttpAction) else self.builtins
+        await runner.run(inv)
         result.timings.total_ms = (time.perf_counter() - started) * 1000
         return result

@@ -48,6 +48,8 @@ class ToolResult:
     arguments: dict[str, Any] = field(default_factory=dict)
     from_context: list[str] = field(default_factory=list)
     ignored_arguments: list[str] = field(default_factory=list)
+    #: For builtin functions: what the host must do (end, transfer, send an SMS).
+    directive: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -17,12 +17,14 @@ from pydantic import (
     SecretStr,
     field_serializer,
     field_validator,
+    model_validator,
 )
 
 Phase = Literal["pre_call", "in_call", "post_call"]
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 HTTP_METHODS: tuple[str, ...] = ("GET", "POST", "PUT", "PATCH", "DELETE")
 PHASES: tuple[str, ...] = ("pre_call", "in_call", "post_call")
+BUILTINS: tuple[str, ...] = ("end_call", "transfer_call", "send_sms")
 PARAMETER_TYPES: tuple[str, ...] = ("string", "integer", "number", "boolean", "array", "object")
 NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,64}$"
 DEFAULT_TIMEOUT_MS = 5000
@@ -68,6 +70,28 @@ class HttpAction(_Model):
         return self.api_token.get_secret_value() if self.api_token is not None else None
 
 
+class BuiltinAction(_Model):
+    """A platform function the host carries out (seed 004): end the call, transfer it, send an SMS.
+
+    Running one yields a directive (see :mod:`voicefn.actions.builtins`); the call runtime turns
+    it into an event for the host (simulator, LiveKit/Pipecat adapter, telephony provider).
+    """
+
+    type: Literal["builtin"] = "builtin"
+    builtin: str
+    #: end_call: the goodbye line; send_sms: the body template (``%(x)s`` and ``{variable}``).
+    message: str | None = None
+    #: transfer_call: the fixed destination (E.164). The LLM never dials a number of its choosing:
+    transfer_number: str | None = None
+    #: ...unless it picks its ``number`` argument from this list.
+    allowed_numbers: list[str] = Field(default_factory=list)
+    #: send_sms: the sender; default: the number the caller dialled (``to_number``).
+    sms_from: str | None = None
+    timeout_ms: Annotated[int, Field(gt=0, le=MAX_TIMEOUT_MS)] = DEFAULT_TIMEOUT_MS
+    pre_call_webhook_param: dict[str, Any] | None = None
+    pre_call_webhook_url: str | None = None
+
+
 class Function(_Model):
     """One tool an agent can use."""
 
@@ -76,7 +100,30 @@ class Function(_Model):
     phase: str = "in_call"
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     filler: Filler | None = None
-    action: HttpAction
+    action: HttpAction | BuiltinAction = Field(discriminator="type")
+    #: May the same call (same arguments) run twice in one conversation? ``None``: only GETs.
+    allow_repeat: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_action_type(cls, data: Any) -> Any:
+        action = data.get("action") if isinstance(data, dict) else None
+        if isinstance(action, dict) and "type" not in action:
+            data = {**data, "action": {**action, "type": "http"}}
+        return data
+
+    @property
+    def http(self) -> HttpAction:
+        """The HTTP action; raises TypeError for other kinds (branch with ``isinstance``)."""
+        if not isinstance(self.action, HttpAction):
+            raise TypeError(f"{self.name} is a {self.action.type} function, not an HTTP one")
+        return self.action
+
+    @property
+    def repeatable(self) -> bool:
+        if self.allow_repeat is not None:
+            return self.allow_repeat
+        return isinstance(self.action, HttpAction) and self.action.method == "GET"
 
     @property
     def properties(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from .context import SYSTEM_VARIABLES
-from .spec import HTTP_METHODS, NAME_PATTERN, PARAMETER_TYPES, PHASES, Function
+from .spec import BUILTINS, HTTP_METHODS, NAME_PATTERN, PARAMETER_TYPES, PHASES, Function
 from .templates import CONVERSIONS, Specifier, Variable, iter_placeholders, parse_string
 
 Path = tuple[str | int, ...]
@@ -317,8 +317,13 @@ def _check_action(
     action: dict[str, Any], props: dict[str, Any], variables: set[str], out: _Collector
 ) -> None:
     kind = action.get("type", "http")
+    if kind == "builtin":
+        _check_builtin(action, props, variables, out)
+        return
     if kind != "http":
-        out.add(("action", "type"), f"unsupported action type {kind!r}", "use 'http'", kind)
+        out.add(
+            ("action", "type"), f"unsupported action type {kind!r}", "use 'http' or 'builtin'", kind
+        )
         return
     method = action.get("method")
     if not isinstance(method, str) or method.upper() not in HTTP_METHODS:
@@ -402,6 +407,67 @@ def _check_action(
                     f'add "{pname}": "%({pname})s" to param, or remove the parameter',
                     severity="warning",
                 )
+
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _check_builtin(
+    action: dict[str, Any], props: dict[str, Any], variables: set[str], out: _Collector
+) -> None:
+    kind = action.get("builtin")
+    if kind not in BUILTINS:
+        hint = did_you_mean(str(kind), BUILTINS)
+        out.add(
+            ("action", "builtin"),
+            "unknown builtin",
+            f"did you mean {hint!r}?" if hint else f"use one of {', '.join(BUILTINS)}",
+            kind,
+        )
+        return
+    numbers: list[tuple[Path, Any]] = [
+        (("action", "transfer_number"), action.get("transfer_number"))
+    ]
+    numbers += [
+        (("action", "allowed_numbers", i), n)
+        for i, n in enumerate(action.get("allowed_numbers") or [])
+    ]
+    for path, number in numbers:
+        if number is not None and not (isinstance(number, str) and _E164.match(number)):
+            out.add(
+                path,
+                "not an E.164 phone number",
+                "write it as +<country code><number>, e.g. +14155550100",
+                number,
+            )
+    if kind == "transfer_call":
+        if not action.get("transfer_number") and not action.get("allowed_numbers"):
+            out.add(
+                ("action", "transfer_number"),
+                "a transfer needs a destination the operator chose",
+                "set transfer_number, or allowed_numbers plus a 'number' parameter the LLM picks from",
+            )
+        if (
+            action.get("allowed_numbers")
+            and not action.get("transfer_number")
+            and "number" not in props
+        ):
+            out.add(
+                ("parameters", "properties"),
+                "allowed_numbers needs a 'number' parameter for the LLM to choose with",
+                'declare "number": {"type": "string", "enum": [...]}',
+            )
+    message = action.get("message")
+    if kind == "send_sms" and (not isinstance(message, str) or not message.strip()):
+        out.add(
+            ("action", "message"),
+            "send_sms needs a message template",
+            'set message, e.g. "Your booking %(booking_id)s is confirmed"',
+        )
+    for key in ("message", "pre_call_webhook_param"):
+        if key in action:
+            for sub, ph in iter_placeholders(action[key]):
+                _check_placeholder(ph, ("action", key, *sub), props, variables, out)
 
 
 def _check_placeholder(

@@ -62,7 +62,7 @@ class _Plan:
 
 
 def _build(function: Function) -> _Plan:
-    a = function.action
+    a = function.http
     headers: dict[str, str] = {"User-Agent": USER_AGENT}
     templated: dict[str, Template] = {}
     form = False
@@ -136,7 +136,7 @@ def idempotency_key(call_id: str, tool_call_id: str | None, function: str) -> st
     return hashlib.sha256(seed.encode()).hexdigest()[:32]
 
 
-class HttpAction:
+class HttpRunner:
     """``async run(invocation) -> ToolResult`` for functions whose action is ``http``."""
 
     def __init__(

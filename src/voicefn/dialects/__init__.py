@@ -167,7 +167,10 @@ def dump(
 ) -> tuple[dict[str, Any], list[str]]:
     """Write a function in a dialect; also returns what that dialect could not carry."""
     if dialect in LOADABLE:
-        doc, lost = LOADABLE[dialect].from_function(function)
+        try:
+            doc, lost = LOADABLE[dialect].from_function(function)
+        except TypeError as exc:
+            raise ValueError(f"the {dialect} dialect cannot express this function: {exc}") from None
         return doc, lost
     if dialect in llm.NAMES:
         return llm.dump(function, dialect, context), []

@@ -73,7 +73,7 @@ def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
 
 def from_function(f: Function) -> tuple[dict[str, Any], list[str]]:
     lost: list[str] = []
-    a = f.action
+    a = f.http
     if f.phase != "in_call":
         lost.append(f"phase {f.phase!r} (Bolna custom functions are in-call)")
     if isinstance(f.filler, dict) and len(f.filler) > 1:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..spec import Function
+from ..spec import BUILTINS, BuiltinAction, Function
 from ..validation import Locate, Problem
 from ._common import drop_none, prefix_locator, unknown_keys
 
@@ -41,6 +41,16 @@ def detect(data: dict[str, Any]) -> bool:
 
 def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     problems = unknown_keys(data, KEYS)
+    if data.get("name") in BUILTINS and "url" not in data:
+        return drop_none(
+            {
+                "name": data["name"],
+                "description": data.get("description", ""),
+                "parameters": data.get("parameters", {"type": "object", "properties": {}}),
+                "filler": data.get("speak_during_execution") or None,
+                "action": {"type": "builtin", "builtin": data["name"]},
+            }
+        ), problems
     action = drop_none(
         {
             "type": "http",
@@ -63,6 +73,9 @@ def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
 
 
 def from_function(f: Function) -> tuple[dict[str, Any], list[str]]:
+    if isinstance(f.action, BuiltinAction):  # "same schema, no url needed"
+        doc = {"name": f.action.builtin, "description": f.description, "parameters": f.parameters}
+        return doc, [f"the builtin's configuration ({f.name})"]
     a = f.action
     lost: list[str] = []
     if f.phase != "in_call":

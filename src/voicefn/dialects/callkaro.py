@@ -159,7 +159,7 @@ def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
 
 
 def from_function(f: Function) -> tuple[dict[str, Any], list[str]]:
-    a = f.action
+    a = f.http
     lost: list[str] = []
     params = []
     for name, p in f.properties.items():
