@@ -809,3 +809,20 @@ def test_cli_validate_exit_codes_and_json(tmp_path: Any) -> None:
     )
     paths = {p["path"] for p in json.loads(declared.stdout)[0]["problems"]}
     assert "$.value.param.who" not in paths
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 120_001])
+def test_timeout_out_of_range_is_reported_at_the_users_path(timeout: int) -> None:
+    doc = voicefn_doc(action_changes={"timeout_ms": timeout})
+    report = validate(doc, "voicefn")
+    assert [p.path for p in report.errors] == ["$.action.timeout_ms"]
+    assert report.errors[0].found == timeout
+    call2me = {
+        "name": "get_order_status",
+        "description": "Look up an order",
+        "url": "https://your-api.com/order-status",
+        "parameters": {"type": "object", "properties": {}},
+        "timeout_ms": timeout,
+    }
+    report = validate(call2me)
+    assert [p.path for p in report.errors] == ["$.timeout_ms"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -275,6 +276,100 @@ def invoke_cmd(
         out.print("[bold]the LLM reads[/bold]")
         out.print(escape(result.content))
     raise typer.Exit(0 if result.ok else 1)
+
+
+@app.command("call")
+def call_cmd(
+    agent_file: Annotated[Path, typer.Argument(help="An agent file (YAML or JSON).")],
+    var: VarOpt = None,
+    script: Annotated[
+        Path | None, typer.Option("--script", help="A scripted caller: one line per turn.")
+    ] = None,
+    allow_private_network: Annotated[
+        bool,
+        typer.Option(
+            "--allow-private-network", help="Allow loopback/private addresses (local development)."
+        ),
+    ] = False,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow", help="Allow a host or CIDR despite the egress policy (repeatable)."
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Override the agent's LLM model.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option("--base-url", help="Override the OpenAI-compatible endpoint.")
+    ] = None,
+    language: Annotated[
+        str | None, typer.Option("--language", help="The call's language (filler lines).")
+    ] = None,
+    twilio: Annotated[
+        bool,
+        typer.Option("--twilio", help="Carry out transfers and SMS through Twilio (TWILIO_* env)."),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Have a text call with an agent: its words, fillers, function calls and results."""
+    from .runtime.agent import load_agent
+    from .runtime.session import CallSession
+    from .runtime.simulator import Telephony, run_call, script_reader, stdin_reader
+
+    try:
+        agent = load_agent(agent_file)
+    except FunctionValidationError as exc:
+        err.print(f"[red]{escape(str(agent_file))}: invalid agent[/red]")
+        for p in exc.problems:
+            err.print(_problem_line(p))
+        raise typer.Exit(1) from None
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error[/red]: {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    if model or base_url:
+        agent = agent.model_copy(
+            update={
+                "llm": agent.llm.model_copy(
+                    update={k: v for k, v in (("model", model), ("base_url", base_url)) if v}
+                )
+            }
+        )
+    lines = script.read_text(encoding="utf-8").splitlines() if script else None
+    telephony: Telephony | None = None
+    if twilio:
+        from .telephony.twilio import TwilioTelephony
+
+        telephony = TwilioTelephony.from_env()
+
+    async def go() -> dict[str, Any]:
+        async with Executor(allow_private_network=allow_private_network, allow=allow or ()) as ex:
+            session = CallSession(agent, executor=ex, context=_context(var), language=language)
+            reader = script_reader(lines) if lines is not None else stdin_reader(out)
+            shown = None if as_json else out
+            if lines is not None and not as_json:
+                reader = _echoing(reader)
+            return await run_call(session, reader, console=shown, telephony=telephony)
+
+    try:
+        summary = asyncio.run(go())
+    except ValueError as exc:
+        err.print(f"[red]error[/red]: {escape(str(exc))}")
+        raise typer.Exit(2) from None
+    if as_json:
+        _print_json(summary)
+
+
+def _echoing(
+    reader: Callable[[], Awaitable[str | None]],
+) -> Callable[[], Awaitable[str | None]]:
+    async def next_line() -> str | None:
+        line = await reader()
+        if line is not None and line.strip():
+            out.print(f"[bold green]you>[/bold green] {escape(line)}")
+        return line
+
+    return next_line
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import shlex
@@ -189,7 +190,7 @@ def _seed_pairs(text: str) -> list[tuple[str, dict[str, Any]]]:
     """Each ```bash curl block of a seed with the ```json schema that follows it."""
     blocks = re.findall(r"```(bash|json)[^\n]*\n(.*?)```", text, re.S)
     pairs = []
-    for (kind, body), (next_kind, next_body) in zip(blocks, blocks[1:], strict=False):
+    for (kind, body), (next_kind, next_body) in itertools.pairwise(blocks):
         if kind == "bash" and body.lstrip().startswith("curl") and next_kind == "json":
             pairs.append((body, json.loads(next_body)))
     return pairs
@@ -281,8 +282,9 @@ def test_chrome_copy_as_curl_bash() -> None:
         "wrap": "boolean",
     }
     # $'...' decoding: \' and \u2013 and UTF-8 \xHH bytes; \\n stays a JSON escape -> newline.
-    assert json.dumps("it's a gift \u2013 caf\u00e9\n", ensure_ascii=False) in (
-        f.properties["note"]["description"]
+    assert (
+        json.dumps("it's a gift \u2013 caf\u00e9\n", ensure_ascii=False)
+        in (f.properties["note"]["description"])
     )
     assert f.name == "create_cart_item"
     assert warned(result, "sec-ch-ua", "sec-fetch-mode", "priority")
@@ -449,7 +451,11 @@ def test_dropped_transport_headers() -> None:
         ("/users/507f1f77bcf86cd799439011/posts", "/users/%(user_id)s/posts", "get_user_posts"),
         ("/orders/ORD-78234", "/orders/%(order_id)s", "get_order"),
         ("/customers/cus_NffrFeUfNV2Hib", "/customers/%(customer_id)s", "get_customer"),
-        ("/categories/42/line-items/7", "/categories/%(category_id)s/line-items/%(line_item_id)s", "get_category_line_item"),
+        (
+            "/categories/42/line-items/7",
+            "/categories/%(category_id)s/line-items/%(line_item_id)s",
+            "get_category_line_item",
+        ),
         ("/123", "/%(id)s", "get_example"),
         ("/v2/oauth2/token", "/v2/oauth2/token", "get_oauth2_token"),
         ("/a/1/b/2/a/3", "/a/%(a_id)s/b/%(b_id)s/a/%(a_id_2)s", "get_b_a"),
@@ -464,6 +470,34 @@ def test_path_ids_become_parameters(path: str, url_path: str, name: str) -> None
     assert list(f.properties) == placeholders
     assert f.required == placeholders
     assert bool(placeholders) == warned(result, "looks like an ID")
+
+
+def test_doc_style_path_placeholders() -> None:
+    result = convert(
+        "curl https://api.example.com/orders/{order_id}/items/:item_id/<note>/{agent_id}"
+    )
+    f = result.function
+    assert f.action.url == (
+        "https://api.example.com/orders/%(order_id)s/items/%(item_id)s/%(note)s/{agent_id}"
+    )
+    assert list(f.properties) == ["order_id", "item_id", "note"]
+    assert warned(result, "{order_id}", "parameter 'order_id'")
+    assert warned(result, "kept {agent_id}")
+
+
+def test_consecutive_ids_do_not_stack_suffixes() -> None:
+    f = convert("curl https://api.example.com/users/1/2").function
+    assert f.action.url == "https://api.example.com/users/%(user_id)s/%(id)s"
+
+
+def test_oauth2_bearer_flag() -> None:
+    f = convert("curl --oauth2-bearer tok123 https://api.example.com/me").function
+    assert f.action.token == "Bearer tok123"
+
+
+def test_postman_variable_in_header_is_an_error() -> None:
+    with pytest.raises(CurlParseError, match="Postman variable"):
+        from_curl("curl https://api.example.com/x -H 'Authorization: Bearer {{token}}'")
 
 
 @pytest.mark.parametrize(
@@ -495,11 +529,13 @@ def test_long_path_names_stay_valid() -> None:
 
 
 def test_unknown_flag_is_named_in_a_warning() -> None:
-    result = convert("curl --frobnicate -Q https://api.example.com/x --retry 3")
+    result = convert("curl --frobnicate -Q 'RNFR a' https://api.example.com/x --retry 3 -j")
     assert warned(result, "unknown option --frobnicate")
-    assert warned(result, "-Q/--quote", "ignored")  # a curl option taking a value: 'https...'
+    assert warned(result, "-Q/--quote", "ignored")  # a curl option that takes a value
     assert warned(result, "--retry", "ignored")
-    assert result.function.action.url == "https://api.example.com/x" or warned(result, "extra")
+    assert warned(result, "-j/--junk-session-cookies", "ignored")
+    assert result.function.action.url == "https://api.example.com/x"
+    assert not warned(result, "extra argument")
 
 
 def test_unknown_flag_does_not_swallow_the_url() -> None:
@@ -534,7 +570,9 @@ def test_post_with_get_flag_keeps_data_in_url() -> None:
 
 
 def test_get_with_body_sends_fields_as_query() -> None:
-    result = convert("""curl -X GET https://api.example.com/find -H 'Content-Type: application/json' -d '{"q": "x"}'""")
+    result = convert(
+        """curl -X GET https://api.example.com/find -H 'Content-Type: application/json' -d '{"q": "x"}'"""
+    )
     assert result.function.action.param == {"q": "%(q)s"}
     assert warned(result, "query parameters")
 
@@ -573,18 +611,24 @@ def test_null_field_and_invalid_names() -> None:
 
 
 def test_secret_body_field_is_flagged() -> None:
-    result = convert("""curl https://api.example.com/login --json '{"user": "a", "password": "p"}'""")
+    result = convert(
+        """curl https://api.example.com/login --json '{"user": "a", "password": "p"}'"""
+    )
     assert warned(result, "'password'", "secret")
 
 
 def test_multiple_data_are_joined_with_ampersand() -> None:
-    f = convert("curl -d a=1 --data-raw 'b=@x' --data-binary c=3 https://api.example.com/f").function
+    f = convert(
+        "curl -d a=1 --data-raw 'b=@x' --data-binary c=3 https://api.example.com/f"
+    ).function
     assert f.action.param == {"a": "%(a)s", "b": "%(b)s", "c": "%(c)s"}
     assert '"@x"' in f.properties["b"]["description"]
 
 
 def test_data_from_file_is_a_warning() -> None:
-    result = convert("curl -X POST https://api.example.com/f -H 'Content-Type: application/json' -d @body.json")
+    result = convert(
+        "curl -X POST https://api.example.com/f -H 'Content-Type: application/json' -d @body.json"
+    )
     assert result.function.action.param == {}
     assert warned(result, "@body.json", "file")
 
@@ -631,7 +675,7 @@ def test_cookie_header_via_h_is_kept_with_warning() -> None:
         (r"it\'s", "it's"),
         (r"back\\slash", "back\\slash"),
         (r"caf\xc3\xa9", "café"),
-        (r"\u00e9\u2013", "é–"),
+        (r"\u00e9\u2013", "\u00e9\u2013"),
         (r"\x41\102", "AB"),
     ],
 )

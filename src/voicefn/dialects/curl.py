@@ -303,7 +303,7 @@ def _tokenize(command: str) -> list[str]:
     text = re.sub(r"^\$\s+", "", text)
     if not text:
         raise CurlParseError(f"the command is empty; paste a curl command such as: {_EXAMPLE}")
-    if re.search(r"\^\n", text) or '^"' in text:
+    if re.match(r"(\S*curl(\.exe)?\s+)?\^\"", text):  # Chrome's "Copy as cURL (cmd)"
         raise CurlParseError(
             "this looks like a Windows cmd command (^ escapes); copy it as cURL (bash) instead"
         )
@@ -573,10 +573,7 @@ class _Params:
             self.st.warn(
                 f"{where} field {key!r} looks like a secret: as a parameter the LLM must supply it; if it is fixed, write its value in param instead"
             )
-        if name in SYSTEM_VARIABLES:
-            self.st.warn(
-                f"parameter {name!r} has the name of a system variable: during a call it is filled from the call's own {name} and the LLM is not asked; rename it if the caller should provide it"
-            )
+        _check_system_name(name, self.st)
         conv = {"integer": "i", "number": "f"}.get(prop["type"], "s")
         return f"%({name}){conv}"
 
@@ -663,39 +660,59 @@ def _split_url(raw: str, st: _State) -> tuple[str, str, str, str | None]:
 
 
 def _path_parameters(path: str, params: _Params, st: _State) -> tuple[str, list[str]]:
-    """Replace ID-like path segments with placeholders; also the words that name the function."""
-    segments = path.split("/")
+    """Replace ID-like path segments with placeholders; also the words that name the function.
+
+    A word is marked with a leading "=" when an ID follows it (it then names one thing).
+    """
+    original = path.split("/")
+    segments = list(original)
     words: list[str] = []
-    for k, seg in enumerate(segments):
+    for k, seg in enumerate(original):
         text = unquote(seg)
         if not text:
             continue
-        if _looks_like_id(text):
-            prev = unquote(segments[k - 1]) if k > 0 else ""
-            stem = (
-                ""
-                if (not prev or _looks_like_id(prev) or _VERSION_RE.fullmatch(prev))
-                else _singular(_snake(prev))
-            )
+        doc_placeholder = re.fullmatch(r"\{(\w+)\}|:(\w+)|<(\w+)>", text)
+        if doc_placeholder:  # /orders/{order_id}, /orders/:id, /orders/<id> as API docs write
+            wanted = next(g for g in doc_placeholder.groups() if g)
+            if text.startswith("{") and wanted in SYSTEM_VARIABLES:
+                st.warn(f"kept {text} in the URL: the engine fills it from the call's {wanted}")
+                continue
+            name = params.name_for(wanted)
+            params.properties[name] = {"type": "string", "description": f"{name}, in the URL path"}
+            st.warn(f"path placeholder {text} became the parameter {name!r}")
+        elif _looks_like_id(text):
+            prev = unquote(original[k - 1]) if k > 0 else ""
+            stem = ""
+            if prev and not _looks_like_id(prev) and not _VERSION_RE.fullmatch(prev):
+                stem = _singular(_snake(prev))
             wanted = f"{stem[:58]}_id" if stem and stem not in ("id", "ids") else "id"
             name = params.name_for(wanted)
             params.properties[name] = {
                 "type": "string",
                 "description": f"{name}, in the URL path (example: {_example(text)})",
             }
-            segments[k] = f"%({name})s"
             st.warn(
-                f"path segment {text!r} looks like an ID: it became the parameter {name!r}; if it is fixed, write it back into the URL"
+                f"path segment {text!r} looks like an ID: it became the parameter {name!r}; "
+                "if it is fixed, write it back into the URL"
             )
-            if name in SYSTEM_VARIABLES:
-                st.warn(
-                    f"parameter {name!r} has the name of a system variable: during a call it is filled from the call's own {name} and the LLM is not asked; rename it if the caller should provide it"
-                )
-            if words and not words[-1].startswith("="):
-                words[-1] = "=" + words[-1]  # "=": an ID follows, so the word names one thing
-        elif not _VERSION_RE.fullmatch(text) and _snake(text):
-            words.append(_snake(text))
+        else:
+            if not _VERSION_RE.fullmatch(text) and _snake(text):
+                words.append(_snake(text))
+            continue
+        segments[k] = f"%({name})s"
+        _check_system_name(name, st)
+        if words and not words[-1].startswith("="):
+            words[-1] = "=" + words[-1]
     return "/".join(segments), words
+
+
+def _check_system_name(name: str, st: _State) -> None:
+    if name in SYSTEM_VARIABLES:
+        st.warn(
+            f"parameter {name!r} has the name of a system variable: during a call it is filled "
+            f"from the call's own {name} and the LLM is not asked; rename it if the caller "
+            "should provide it"
+        )
 
 
 def _function_name(method: str, words: list[str], host: str) -> str:
@@ -796,6 +813,11 @@ def _headers_dict(headers: list[tuple[str, str]], st: _State) -> tuple[dict[str,
     dropped_browser: list[str] = []
     for name, value in headers:
         low = name.lower()
+        if "{{" in value:
+            raise CurlParseError(
+                f"header {name} contains a Postman variable ({value!r}); replace it with the real "
+                "value before converting"
+            )
         if low == "authorization":
             token = value
             continue
@@ -965,7 +987,8 @@ def from_curl(command: str, *, name: str | None = None) -> CurlImport:
 def _basic(credentials: str, st: _State) -> str:
     if ":" not in credentials:
         st.warn(
-            f"-u {credentials!r} has no password (curl would prompt for one): the token encodes an empty password; edit api_token"
+            f"credentials {credentials!r} have no password (curl would prompt for one): the "
+            "token encodes an empty password; edit api_token"
         )
         credentials += ":"
     try:

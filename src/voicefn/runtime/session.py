@@ -1,0 +1,468 @@
+"""One call: the streaming LLM loop that uses the agent's functions.
+
+The tool-call path is built for latency. The filler is emitted the moment a streamed tool name is
+known; the function starts the moment its arguments are complete (the JSON object closes), while
+the LLM is still streaming and the filler is still being spoken; several calls run concurrently
+and their results go back in the order the LLM asked.
+
+    session = CallSession(agent, executor=ex, context=ctx)
+    async for event in session.start():            # the welcome message
+        ...
+    async for event in session.turn("Where is my order ORD-1?"):
+        ...                                         # AgentTextDelta, Filler, FunctionFinished, ...
+    session.interrupt()                             # from another task: the caller barged in
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from typing import Any, cast
+
+import openai
+from openai.types.chat import ChatCompletionChunk
+
+from ..context import CallContext
+from ..dialects.llm import dump as llm_tool
+from ..executor import Executor
+from ..results import ToolResult, error_content
+from ..spec import Function
+from ..templates import render_text
+from .agent import Agent
+from .events import (
+    AgentMessage,
+    AgentTextDelta,
+    CallEnded,
+    ErrorEvent,
+    Event,
+    ExecutionTimings,
+    Filler,
+    FunctionFinished,
+    FunctionStarted,
+    SmsRequested,
+    TransferRequested,
+    TurnFinished,
+    TurnInterrupted,
+)
+
+_DONE = object()
+
+
+@dataclass
+class _Call:
+    """One tool call as it streams in, then runs."""
+
+    index: int
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+    announced: bool = False
+    task: asyncio.Task[ToolResult] | None = None
+    deduplicated: bool = False
+    filler_at: float | None = None
+    started_at: float | None = None
+    round: _Round | None = None
+
+
+@dataclass
+class ExecutionRecord:
+    """What the call summary keeps of each function execution."""
+
+    function: str
+    tool_call_id: str
+    arguments: dict[str, Any] | str
+    ok: bool
+    error: str | None
+    status: int | None
+    latency_ms: float
+    timings: ExecutionTimings
+    deduplicated: bool = False
+    content: str = ""
+    finished_at: float = 0.0  # perf_counter, to measure the time to the answer's first token
+
+
+@dataclass
+class _Round:
+    calls: dict[int, _Call] = field(default_factory=dict)
+    text: list[str] = field(default_factory=list)
+    sent_at: float = 0.0
+    filler_sent: bool = False
+    first_token_ms: float | None = None
+
+
+def _canonical_arguments(raw: str) -> str:
+    try:
+        return json.dumps(json.loads(raw or "{}"), sort_keys=True, separators=(",", ":"))
+    except json.JSONDecodeError:
+        return raw
+
+
+def _complete_object(raw: str) -> bool:
+    """True once the streamed arguments form a whole JSON object (cheap check first)."""
+    if not raw.rstrip().endswith("}"):
+        return False
+    try:
+        return isinstance(json.loads(raw), dict)
+    except json.JSONDecodeError:
+        return False
+
+
+def _parsed(raw: str) -> dict[str, Any] | str:
+    try:
+        value = json.loads(raw or "{}")
+    except json.JSONDecodeError:
+        return raw
+    return value if isinstance(value, dict) else raw
+
+
+class CallSession:
+    """Runs one call over an OpenAI-compatible chat-completions endpoint, streaming throughout."""
+
+    def __init__(
+        self,
+        agent: Agent,
+        *,
+        executor: Executor,
+        context: CallContext | None = None,
+        llm: openai.AsyncOpenAI | None = None,
+        language: str | None = None,
+    ) -> None:
+        self.agent = agent
+        self.executor = executor
+        ctx = context or CallContext()
+        merged = {**agent.variables, **ctx.variables}
+        self.context = CallContext(
+            agent_id=ctx.agent_id or agent.name,
+            call_sid=ctx.call_sid,
+            execution_id=ctx.execution_id,
+            from_number=ctx.from_number,
+            to_number=ctx.to_number,
+            variables=merged,
+            webhook_url=ctx.webhook_url or agent.webhook_url,
+        )
+        self.language = language or agent.language
+        settings = agent.llm
+        self.model = settings.resolved_model()
+        self.llm = llm or openai.AsyncOpenAI(
+            base_url=settings.resolved_base_url(),
+            api_key=settings.resolved_api_key(),
+            timeout=settings.timeout_s,
+            max_retries=1,
+        )
+        self.functions: dict[str, Function] = {
+            f.name: f for f in agent.functions if f.phase == "in_call"
+        }
+        self.tools = [llm_tool(f, "openai", self.context) for f in self.functions.values()]
+        variables = self.context.as_variables()
+        self.messages: list[dict[str, Any]] = [
+            {"role": "system", "content": render_text(agent.system_prompt, variables)}
+        ]
+        self.executions: list[ExecutionRecord] = []
+        self.ended = False
+        self._done: dict[tuple[str, str], ToolResult] = {}
+        self._pending: list[_Call] = []
+        self._producer: asyncio.Task[None] | None = None
+        self._first_token_wait: list[ExecutionRecord] = []
+
+    # ------------------------------------------------------------------ public API
+
+    async def start(self) -> AsyncIterator[Event]:
+        """The welcome message, if the agent has one."""
+        if self.agent.welcome_message:
+            text = render_text(self.agent.welcome_message, self.context.as_variables())
+            self.messages.append({"role": "assistant", "content": text})
+            yield AgentMessage(text)
+
+    async def turn(self, user_text: str) -> AsyncIterator[Event]:
+        """Run one caller turn; yields events as they happen."""
+        if self.ended:
+            yield ErrorEvent("the call has ended")
+            return
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._producer = asyncio.create_task(self._run_turn(user_text, queue))
+        try:
+            while True:
+                item = await queue.get()
+                if item is _DONE:
+                    break
+                yield item
+        finally:
+            if not self._producer.done():
+                self._producer.cancel()
+                await asyncio.gather(self._producer, return_exceptions=True)
+                while not queue.empty():
+                    item = queue.get_nowait()
+                    if isinstance(item, TurnInterrupted):
+                        break
+            self._producer = None
+
+    def interrupt(self) -> None:
+        """Cancel the turn in progress (caller barge-in). Functions already sent are not
+        cancelled or re-sent; their results join the history before the next turn."""
+        if self._producer is not None and not self._producer.done():
+            self._producer.cancel()
+
+    # ------------------------------------------------------------------ the turn
+
+    async def _run_turn(self, user_text: str, queue: asyncio.Queue[Any]) -> None:
+        emit = queue.put_nowait
+        heard_at = time.perf_counter()
+        ttft: float | None = None
+        rounds = 0
+        current: _Round | None = None
+        try:
+            await self._settle_pending(emit)
+            self.messages.append({"role": "user", "content": user_text})
+            max_rounds = self.agent.llm.max_tool_rounds
+            while True:
+                tools_allowed = rounds < max_rounds
+                current = _Round()
+                await self._stream_round(current, tools_allowed, emit)
+                rounds += 1
+                if ttft is None and current.first_token_ms is not None:
+                    ttft = (current.sent_at - heard_at) * 1000 + current.first_token_ms
+                if not current.calls:
+                    text = "".join(current.text)
+                    self.messages.append({"role": "assistant", "content": text})
+                    emit(AgentMessage(text))
+                    break
+                self._commit_round(current)
+                current = None
+                await self._settle_pending(emit)
+                if self.ended:
+                    break
+            emit(TurnFinished(rounds, ttft))
+        except asyncio.CancelledError:
+            if current is not None:
+                self._abandon_round(current)
+            emit(TurnInterrupted([c.name for c in self._pending]))
+            raise
+        except openai.APIError as exc:
+            # The caller's words stay in the history; the next turn tries again.
+            emit(ErrorEvent("the LLM request failed", _describe_llm_error(exc)))
+        finally:
+            emit(_DONE)
+
+    async def _stream_round(self, rnd: _Round, tools_allowed: bool, emit: Any) -> None:
+        kwargs: dict[str, Any] = {}
+        if self.tools:
+            kwargs["tools"] = self.tools
+            if not tools_allowed:
+                kwargs["tool_choice"] = "none"
+        if self.agent.llm.temperature is not None:
+            kwargs["temperature"] = self.agent.llm.temperature
+        rnd.sent_at = time.perf_counter()
+        stream = cast(
+            "openai.AsyncStream[ChatCompletionChunk]",
+            await self.llm.chat.completions.create(
+                model=self.model, messages=cast(Any, self.messages), stream=True, **kwargs
+            ),
+        )
+        first_token: float | None = None
+        async for chunk in stream:
+            if not chunk.choices:
+                continue
+            delta = chunk.choices[0].delta
+            if delta.content:
+                if first_token is None:
+                    first_token = time.perf_counter()
+                    self._mark_first_token(first_token)
+                rnd.text.append(delta.content)
+                emit(AgentTextDelta(delta.content))
+            for tc in delta.tool_calls or ():
+                call = rnd.calls.get(tc.index)
+                if call is None:
+                    for earlier in rnd.calls.values():  # a new call: the earlier ones are whole
+                        if earlier.task is None and earlier.name:
+                            self._launch(earlier, rnd, emit)
+                    call = rnd.calls[tc.index] = _Call(tc.index)
+                if tc.id:
+                    call.id = tc.id
+                if tc.function is not None:
+                    if tc.function.name:
+                        call.name += tc.function.name
+                    if tc.function.arguments:
+                        call.arguments += tc.function.arguments
+                if not call.announced and (call.name in self.functions or call.arguments):
+                    self._announce(call, rnd, emit)
+                if call.task is None and call.name and _complete_object(call.arguments):
+                    self._launch(call, rnd, emit)
+        for call in rnd.calls.values():
+            if call.task is None:
+                self._launch(call, rnd, emit)
+        if first_token is not None:
+            rnd.first_token_ms = (first_token - rnd.sent_at) * 1000
+
+    def _announce(self, call: _Call, rnd: _Round, emit: Any) -> None:
+        call.announced = True
+        if not call.id:
+            call.id = f"call_{uuid.uuid4().hex[:24]}"
+        if rnd.text or rnd.filler_sent:
+            return  # the agent already spoke in this response: no filler
+        function = self.functions.get(call.name)
+        line = function.filler_for(self.language) if function else None
+        if line:
+            rnd.filler_sent = True
+            call.filler_at = time.perf_counter()
+            emit(Filler(render_text(line, self.context.as_variables()), call.name, call.id))
+
+    def _launch(self, call: _Call, rnd: _Round, emit: Any) -> None:
+        if not call.announced:
+            self._announce(call, rnd, emit)
+        call.started_at = time.perf_counter()
+        function = self.functions.get(call.name)
+        emit(FunctionStarted(call.name, call.id, _parsed(call.arguments)))
+        if function is None:
+            names = ", ".join(self.functions) or "none"
+            payload = {
+                "error": "unknown_function",
+                "detail": f"There is no function named {call.name!r}. Available: {names}.",
+            }
+            result = ToolResult(
+                call.name, False, error_content(payload), payload, error="unknown_function"
+            )
+            call.task = _completed(result)
+            return
+        key = (call.name, _canonical_arguments(call.arguments))
+        previous = self._done.get(key)
+        if previous is not None and not function.repeatable:
+            call.deduplicated = True
+            call.task = _completed(previous)
+            return
+        call.task = asyncio.create_task(
+            self.executor.run(function, call.arguments, self.context, tool_call_id=call.id)
+        )
+
+    def _commit_round(self, rnd: _Round) -> None:
+        """The assistant message with its tool calls goes into the history; results follow."""
+        calls = sorted(rnd.calls.values(), key=lambda c: c.index)
+        text = "".join(rnd.text)
+        self.messages.append(
+            {
+                "role": "assistant",
+                "content": text or None,
+                "tool_calls": [
+                    {
+                        "id": c.id,
+                        "type": "function",
+                        "function": {"name": c.name, "arguments": c.arguments or "{}"},
+                    }
+                    for c in calls
+                ],
+            }
+        )
+        for c in calls:
+            c.round = rnd
+        self._pending.extend(calls)
+
+    def _abandon_round(self, rnd: _Round) -> None:
+        """Interrupted mid-stream: keep what was said and what was sent, drop the rest."""
+        started = [c for c in rnd.calls.values() if c.task is not None and c.name]
+        if started:
+            rnd.calls = {c.index: c for c in started}
+            self._commit_round(rnd)
+        elif rnd.text:
+            self.messages.append({"role": "assistant", "content": "".join(rnd.text)})
+
+    async def _settle_pending(self, emit: Any) -> None:
+        """Await the functions in flight, in the order the LLM asked, and record their results."""
+        while self._pending:
+            call = self._pending[0]
+            assert call.task is not None
+            result = await asyncio.shield(call.task)
+            self._pending.pop(0)
+            self._record(call, result, emit)
+
+    def _record(self, call: _Call, result: ToolResult, emit: Any) -> None:
+        now = time.perf_counter()
+        base = call.round.sent_at if call.round is not None else (call.started_at or now)
+        timings = ExecutionTimings(
+            time_to_filler_ms=(call.filler_at - base) * 1000 if call.filler_at else None,
+            time_to_request_ms=(
+                (call.started_at - base) * 1000 + (result.timings.time_to_request_ms or 0)
+                if call.started_at and result.request is not None and not call.deduplicated
+                else None
+            ),
+            request_ms=None if call.deduplicated else result.timings.request_ms,
+        )
+        latency = (now - call.started_at) * 1000 if call.started_at else 0.0
+        content = result.content
+        if call.deduplicated:
+            content = error_content(
+                {
+                    "note": "Already done earlier in this call with the same values; not sent again.",
+                    "result": _json_or_text(result.content),
+                }
+            )
+        self.messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        record = ExecutionRecord(
+            call.name,
+            call.id,
+            _parsed(call.arguments),
+            result.ok,
+            result.error,
+            result.status,
+            latency,
+            timings,
+            call.deduplicated,
+            content,
+            now,
+        )
+        self.executions.append(record)
+        self._first_token_wait.append(record)
+        if result.ok and result.request is not None and not call.deduplicated:
+            self._done[(call.name, _canonical_arguments(call.arguments))] = result
+        emit(FunctionFinished(call.name, call.id, result, latency, timings, call.deduplicated))
+        if result.ok and result.directive and not call.deduplicated:
+            self._carry_out(result.directive, call.name, emit)
+
+    def _mark_first_token(self, at: float) -> None:
+        """Time-to-first-token of the answer that follows a function's result."""
+        waiting, self._first_token_wait = self._first_token_wait, []
+        for record in waiting:
+            record.timings = replace(
+                record.timings, time_to_first_token_ms=(at - record.finished_at) * 1000
+            )
+
+    def _carry_out(self, directive: dict[str, Any], function: str, emit: Any) -> None:
+        kind = directive.get("builtin")
+        if kind == "transfer_call":
+            emit(
+                TransferRequested(
+                    directive["number"],
+                    directive.get("reason"),
+                    directive.get("call_sid"),
+                    function,
+                )
+            )
+            self.ended = True
+            emit(CallEnded("transferred"))
+        elif kind == "send_sms":
+            emit(SmsRequested(directive["to"], directive.get("from"), directive["body"], function))
+        elif kind == "end_call":
+            self.ended = True
+            emit(CallEnded("agent_ended", directive.get("message")))
+
+
+def _json_or_text(content: str) -> Any:
+    try:
+        return json.loads(content)
+    except json.JSONDecodeError:
+        return content
+
+
+def _completed(result: ToolResult) -> asyncio.Task[ToolResult]:
+    async def done() -> ToolResult:
+        return result
+
+    return asyncio.get_running_loop().create_task(done())
+
+
+def _describe_llm_error(exc: openai.APIError) -> str:
+    status = getattr(exc, "status_code", None)
+    head = f"HTTP {status}: " if status else ""
+    return f"{head}{type(exc).__name__}: {exc.message}"
