@@ -27,9 +27,7 @@ _HEAD = (
 )
 RESPONSE = _HEAD + b"\r\n" + BODY
 RESPONSE_CLOSE = _HEAD + b"Connection: close\r\n\r\n" + BODY
-NOT_IMPLEMENTED = (
-    b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-)
+NOT_IMPLEMENTED = b"HTTP/1.1 501 Not Implemented\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 BAD_REQUEST = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 MAX_HEAD = 64 * 1024
 

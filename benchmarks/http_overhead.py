@@ -14,7 +14,10 @@ same request to it:
 
 They are measured interleaved after a warm-up: at concurrency 1 in small alternating batches, at
 concurrency 100 in alternating rounds (ABBA order), so drift affects both equally. Every figure is
-the median over rounds of the per-round figure. Targets (from the issue): executor p50 latency
+the median over rounds of the per-round figure. Concurrency 1 runs first, while each pool holds one
+connection: httpcore's pool does work proportional to the number of pooled connections (and, when
+requests queue, to connections x waiting requests) on every request, so the concurrency-100 phase is
+dominated by it for both clients alike. Targets (from the issue): executor p50 latency
 within 10% of bare httpx, throughput at least 90% of it. They are printed as information; the exit
 status is 0 whether or not they are met (it is 1 only if requests fail).
 """
@@ -49,6 +52,7 @@ LATENCY_TARGET = 1.10  # executor p50 / baseline p50 at most this
 THROUGHPUT_TARGET = 0.90  # executor req/s / baseline req/s at least this
 
 Call = Callable[[], Awaitable[bool]]
+FailureLog = dict[str, int]  # reason -> count, across the whole run
 
 
 # ------------------------------------------------------------------------------ server
@@ -107,16 +111,22 @@ def make_function(port: int) -> voicefn.Function:
                 "param": {"order_id": "%(order_id)s"},
                 "api_token": TOKEN,
                 "headers": {},
+                # Generous, so a stall on a busy host cannot fail executor requests only (the
+                # baseline has no timeout); asyncio.timeout costs the same whatever its length.
+                "timeout_ms": 60_000,
             },
         }
     )
 
 
-def executor_call(ex: voicefn.Executor, function: voicefn.Function) -> Call:
+def executor_call(ex: voicefn.Executor, function: voicefn.Function, failures: FailureLog) -> Call:
     context = voicefn.CallContext(call_sid="CA1")
 
     async def call() -> bool:
         result = await ex.run(function, ARGUMENTS, context, tool_call_id="t1")
+        if not result.ok:
+            reason = f"{result.error}: {result.content[:200]}"
+            failures[reason] = failures.get(reason, 0) + 1
         return result.ok
 
     return call
@@ -124,21 +134,31 @@ def executor_call(ex: voicefn.Executor, function: voicefn.Function) -> Call:
 
 def baseline_client(max_connections: int) -> httpx.AsyncClient:
     """What the Executor builds, minus the egress transport: same limits and client options."""
-    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
     return httpx.AsyncClient(
         limits=limits, follow_redirects=True, max_redirects=5, timeout=None, trust_env=False
     )
 
 
-def baseline_call(client: httpx.AsyncClient, port: int) -> Call:
+def baseline_call(client: httpx.AsyncClient, port: int, failures: FailureLog) -> Call:
     url = f"http://127.0.0.1:{port}/orders"
     headers = {"Authorization": TOKEN, "Content-Type": "application/json"}
 
     async def call() -> bool:
         arguments = json.loads(ARGUMENTS)
         body = json.dumps({"order_id": arguments["order_id"]}, ensure_ascii=False).encode()
-        response = await client.post(url, content=body, headers=headers)
-        data = json.loads(response.content.decode("utf-8"))
+        try:
+            response = await client.post(url, content=body, headers=headers)
+            data = json.loads(response.content.decode("utf-8"))
+        except (httpx.HTTPError, ValueError) as exc:
+            reason = f"{type(exc).__name__}: {exc}"[:200]
+            failures[reason] = failures.get(reason, 0) + 1
+            return False
+        if response.status_code != 200:
+            reason = f"status {response.status_code}"
+            failures[reason] = failures.get(reason, 0) + 1
         return response.status_code == 200 and data is not None
 
     return call
@@ -246,7 +266,11 @@ async def measure(args: argparse.Namespace, port: int, deadline: float) -> dict[
         voicefn.Executor(allow_private_network=True, max_connections=args.max_connections) as ex,
         baseline_client(args.max_connections) as client,
     ):
-        calls = {"executor": executor_call(ex, function), "baseline": baseline_call(client, port)}
+        reasons: dict[str, FailureLog] = {"executor": {}, "baseline": {}}
+        calls = {
+            "executor": executor_call(ex, function, reasons["executor"]),
+            "baseline": baseline_call(client, port, reasons["baseline"]),
+        }
         # Correctness first: both clients must get the answer before anything is timed.
         result = await ex.run(function, ARGUMENTS, voicefn.CallContext(call_sid="CA1"))
         if not result.ok:
@@ -258,6 +282,8 @@ async def measure(args: argparse.Namespace, port: int, deadline: float) -> dict[
         # work proportional to its size on every request, which would blur the comparison.
         for call in calls.values():
             await sequential(call, args.warmup, [])
+        for log in reasons.values():
+            log.clear()  # warm-up requests are not counted
         gc.collect()
         for _ in range(args.rounds):
             if time.monotonic() > deadline and rounds_done["c1"] >= 1:
@@ -268,6 +294,8 @@ async def measure(args: argparse.Namespace, port: int, deadline: float) -> dict[
         # Then open every connection the concurrent phase uses.
         for call in calls.values():
             await concurrent(call, max(args.warmup, args.concurrency * 3), args.concurrency)
+        for log in reasons.values():
+            log.clear()
         gc.collect()
         for i in range(args.rounds):
             if time.monotonic() > deadline and rounds_done["cn"] >= 1:
@@ -275,7 +303,7 @@ async def measure(args: argparse.Namespace, port: int, deadline: float) -> dict[
             await phase_cn(calls, sides, args.requests, args.concurrency, flip=i % 2 == 1)
             rounds_done["cn"] += 1
         gc.collect()
-    return report(args, sides, rounds_done)
+    return report(args, sides, rounds_done, reasons)
 
 
 # ---------------------------------------------------------------------------- reporting
@@ -286,7 +314,10 @@ def _spread(values: list[float]) -> list[float]:
 
 
 def report(
-    args: argparse.Namespace, sides: dict[str, Side], rounds_done: dict[str, int]
+    args: argparse.Namespace,
+    sides: dict[str, Side],
+    rounds_done: dict[str, int],
+    reasons: dict[str, FailureLog],
 ) -> dict[str, Any]:
     ex, base = sides["executor"], sides["baseline"]
     c = args.concurrency
@@ -351,7 +382,7 @@ def report(
                 "met": throughput_ratio >= THROUGHPUT_TARGET,
             },
         },
-        "failures": {"executor": ex.failures, "baseline": base.failures},
+        "failures": {"executor": ex.failures, "baseline": base.failures, "reasons": reasons},
     }
 
 
@@ -390,7 +421,13 @@ def print_table(data: dict[str, Any]) -> None:
         print(f"  {t['description']}: ratio {t['ratio']:.3f}, target {t['target']} -> {verdict}")
     failures = data["failures"]
     if failures["executor"] or failures["baseline"]:
-        print(f"\nFAILED REQUESTS: {failures}")
+        print(
+            f"\nFAILED REQUESTS (figures unreliable): executor {failures['executor']}, "
+            f"baseline {failures['baseline']}"
+        )
+        for side, log in failures["reasons"].items():
+            for reason, count in sorted(log.items(), key=lambda item: -item[1])[:5]:
+                print(f"  {side}: {count} x {reason}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -4,6 +4,7 @@
 
 GET  /orders?order_id=ORD-78234      -> the order, or 404
 POST /appointments  (Bearer demo-token, JSON body) -> the booking, or 401/422
+POST /transfer-hook  accepts the transfer's pre-call webhook
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"order_id": order_id.upper(), **order})
 
     def do_POST(self) -> None:
+        if urlsplit(self.path).path == "/transfer-hook":  # the transfer's pre-call webhook
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            return self._send(200, {"received": True})
         if urlsplit(self.path).path != "/appointments":
             return self._send(404, {"message": "no such endpoint"})
         if self.headers.get("Authorization") != TOKEN:

@@ -34,6 +34,7 @@ class Received:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    arrived_at: float = field(default_factory=time.perf_counter)
 
     @property
     def json(self) -> Any:
@@ -149,6 +150,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     state: LocalServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # clients hanging up is normal here
+            super().handle_error(request, client_address)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn = super().get_request()

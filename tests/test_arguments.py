@@ -360,3 +360,21 @@ def test_what_the_llm_sees_matches_what_bind_fills() -> None:
     bound = bind(FN, {"order_id": "O", "quantity": 1}, ctx)
     assert set(bound.from_context).isdisjoint(schema["properties"])
     assert set(bound.from_context) | set(schema["properties"]) == set(PROPERTIES)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"order_id": "O", "quantity": 1, "price": NaN}',
+        '{"order_id": "O", "quantity": 1, "price": Infinity}',
+        '{"order_id": "O", "quantity": 1, "price": -Infinity}',
+        '{"order_id": "O", "quantity": 1, "price": 1e400}',
+        '{"order_id": "O", "quantity": 1, "price": "1e999"}',
+    ],
+    ids=["NaN", "Infinity", "-Infinity", "1e400", "text-1e999"],
+)
+def test_non_finite_numbers_are_invalid_arguments(raw: str) -> None:
+    # NaN and Infinity are not JSON numbers (RFC 8259); a request body cannot carry them.
+    with pytest.raises(ArgumentError) as info:
+        bind(FN, raw)
+    assert info.value.code == "invalid_arguments"

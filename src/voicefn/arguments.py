@@ -7,6 +7,7 @@ becomes a result telling the LLM what to ask the caller; nothing is sent in that
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,7 +71,7 @@ def parse_arguments(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
     if isinstance(raw, Mapping):
         return dict(raw)
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_reject_constant)
     except json.JSONDecodeError as exc:
         raise ArgumentError(
             "invalid_arguments",
@@ -84,6 +85,20 @@ def parse_arguments(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
             "invalid_arguments", "The arguments must be a JSON object. Call the function again."
         )
     return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+
+
+def _finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(_finite(v) for v in value)
+    return True
 
 
 def _coerce(value: Any, schema: Any) -> Any:
@@ -137,6 +152,12 @@ def bind(
             if found:  # the call knows it: the LLM neither asks for it nor overrides it
                 values[name] = value
                 bound.from_context.append(name)
+    infinite = [name for name, value in values.items() if not _finite(value)]
+    if infinite:
+        raise ArgumentError(
+            "invalid_arguments",
+            f"Nothing was sent. {', '.join(infinite)}: numbers must be finite. Call again with real values.",
+        )
     missing = [name for name in plan.required if name not in values]
     if missing:
         wanted = "; ".join(_describe(n, props.get(n)) for n in missing)

@@ -7,6 +7,7 @@ async with voicefn.Executor() as ex:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -22,7 +23,7 @@ from .arguments import ArgumentError, bind
 from .context import CallContext
 from .egress import EgressPolicy, make_transport
 from .results import DEFAULT_RESULT_MAX_BYTES, Timings, ToolResult, error_content
-from .spec import Function, HttpAction
+from .spec import BuiltinAction, Function, HttpAction
 
 
 class Executor:
@@ -45,6 +46,7 @@ class Executor:
         max_redirects: int = 5,
         max_connections: int = 200,
         webhook_timeout_ms: int = 10_000,
+        transfer_webhook_wait_ms: int = 1500,
     ) -> None:
         self.egress = egress or EgressPolicy.from_strings(
             allow, allow_private_network=allow_private_network, https_only=https_only
@@ -63,6 +65,7 @@ class Executor:
             self.client, max_response_bytes=max_response_bytes, result_max_bytes=result_max_bytes
         )
         self.builtins = BuiltinRunner()
+        self.transfer_webhook_wait_s = transfer_webhook_wait_ms / 1000
         self.webhooks = WebhookSender(self.client, webhook_timeout_ms / 1000)
 
     async def __aenter__(self) -> Executor:
@@ -114,7 +117,11 @@ class Executor:
         values = {**variables, **bound.values} if variables else bound.values
         inv = Invocation(function, values, variables, ctx, tool_call_id, started, result)
         if function.action.pre_call_webhook_param is not None:
-            self.webhooks.fire(inv)
+            hook = self.webhooks.fire(inv)
+            if hook is not None and isinstance(function.action, BuiltinAction):
+                # A transfer's webhook exists to tell the customer's system *before* the call
+                # moves (seed 002): wait for it briefly, never fail the transfer for it.
+                await asyncio.wait({hook}, timeout=self.transfer_webhook_wait_s)
         runner = self.http if isinstance(function.action, HttpAction) else self.builtins
         await runner.run(inv)
         result.timings.total_ms = (time.perf_counter() - started) * 1000

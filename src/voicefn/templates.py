@@ -20,6 +20,7 @@ Rules (each is tested):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -153,13 +154,16 @@ def _int_value(spec: Specifier, value: Any) -> int:
 def _float_value(spec: Specifier, value: Any) -> float:
     if isinstance(value, bool):
         raise TemplateError(f"{spec.text} expects a number, got a boolean ({json.dumps(value)})")
+    number: float | None = None
     if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
+        number = float(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value.strip())
+    if number is not None:
+        if not math.isfinite(number):
+            raise TemplateError(f"{spec.text} expects a finite number, got {value!r}")
+        return number
     raise TemplateError(
         f"{spec.text} expects a number, got {json.dumps(value, ensure_ascii=False)}"
     )

@@ -19,7 +19,16 @@ from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from .context import SYSTEM_VARIABLES
-from .spec import BUILTINS, HTTP_METHODS, NAME_PATTERN, PARAMETER_TYPES, PHASES, Function
+from .spec import (
+    BUILTINS,
+    HTTP_METHODS,
+    NAME_PATTERN,
+    PARAMETER_TYPES,
+    PHASES,
+    BuiltinAction,
+    Function,
+    HttpAction,
+)
 from .templates import CONVERSIONS, Specifier, Variable, iter_placeholders, parse_string
 
 Path = tuple[str | int, ...]
@@ -133,9 +142,7 @@ def validate_document(
     except ValidationError as exc:
         seen = {p.path for p in out.problems if p.severity == "error"}
         for err in exc.errors():
-            loc = tuple(
-                p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))
-            )
+            loc = _document_path(data, err["loc"])
             problem = _from_pydantic(loc, err, out.locate)
             if problem.path not in seen:
                 out.problems.append(problem)
@@ -143,6 +150,49 @@ def validate_document(
     if any(p.severity == "error" for p in out.problems):
         function = None
     return function, out.problems
+
+
+def _document_path(data: Any, loc: Iterable[str | int]) -> Path:
+    """Pydantic's error location without the names of union members ("http", "str"...): only
+    the keys and indexes that exist in the document, plus a final missing key."""
+    out: list[str | int] = []
+    node = data
+    parts = list(loc)
+    for i, part in enumerate(parts):
+        child = _child(node, part)
+        if child is not _ABSENT:
+            node = child
+            out.append(part)
+        elif (
+            i == len(parts) - 1
+            and isinstance(node, dict)
+            and isinstance(part, str)
+            and part not in _UNION_TAGS
+        ):
+            out.append(part)  # a missing field
+    return tuple(out)
+
+
+_ABSENT = object()
+
+
+def _child(node: Any, key: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(key, _ABSENT)
+    if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+        return node[key]
+    return _ABSENT
+
+
+_UNION_TAGS = frozenset({"http", "builtin", "str", "dict[str,str]", "int", "list", "dict"})
+
+
+def _known_fields(loc: Path) -> list[str]:
+    if len(loc) == 1:
+        return list(Function.model_fields)
+    if len(loc) == 2 and loc[0] == "action":
+        return list(dict.fromkeys([*HttpAction.model_fields, *BuiltinAction.model_fields]))
+    return []
 
 
 def _from_pydantic(loc: Path, err: Any, locate: Locate) -> Problem:
@@ -153,7 +203,9 @@ def _from_pydantic(loc: Path, err: Any, locate: Locate) -> Problem:
         return Problem(path, "required field is missing", f"add {path.rsplit('.', 1)[-1]!r}")
     if kind == "extra_forbidden":
         key = str(loc[-1]) if loc else ""
-        return Problem(path, f"unknown field {key!r}", "remove it or correct its spelling", None)
+        hint = did_you_mean(key, _known_fields(loc))
+        fix = f"did you mean {hint!r}?" if hint else "remove it or correct its spelling"
+        return Problem(path, f"unknown field {key!r}", fix, None)
     if isinstance(found, dict | list) and len(json.dumps(found, default=str)) > 200:
         found = None
     return Problem(path, err["msg"].rstrip("."), "give a value of the expected type", found)
@@ -164,7 +216,7 @@ def _from_pydantic(loc: Path, err: Any, locate: Locate) -> Problem:
 
 def _check_semantics(data: dict[str, Any], out: _Collector, variables: set[str]) -> None:
     name = data.get("name")
-    if isinstance(name, str) and not _NAME_RE.match(name):
+    if isinstance(name, str) and not _NAME_RE.fullmatch(name):
         fixed = re.sub(r"[^a-zA-Z0-9_-]+", "_", name.strip()).strip("_")[:64] or "my_function"
         out.add(
             ("name",),
@@ -364,7 +416,7 @@ def _check_action(
     headers = action.get("headers") or {}
     if isinstance(headers, dict):
         for hname, value in headers.items():
-            if not _HEADER_NAME_RE.match(str(hname)):
+            if not _HEADER_NAME_RE.fullmatch(str(hname)):
                 out.add(
                     ("action", "headers", hname),
                     "invalid header name",

@@ -325,12 +325,8 @@ async def test_large_body_is_bounded_for_the_llm_and_marked(server):
     assert result.truncated
     assert len(result.content.encode()) < 1100
     assert "[truncated: showing 1000 of 49998 bytes]" in result.content
-    assert (
-        isinstance(result.data, str)
-    )
-    assert (
-        len(result.data) == 49998
-    )
+    assert isinstance(result.data, str)
+    assert len(result.data) == 49998
 
 
 @pytest.mark.parametrize("chunked", ["0", "1"])
@@ -428,6 +424,7 @@ async def test_pre_call_webhook_goes_to_its_url_with_execution_record(server, ex
         ctx = CallContext(call_sid="CA9", agent_id="ag", execution_id="ex-1", from_number="+1")
         result = await ex.run(fn, {"order_id": "billing"}, ctx)
         assert result.ok
+        await ex.webhooks.drain(2)
         body = hook.wait_for(1)[0].json
     assert body["id"] == "ex-1"
     assert body["agent_id"] == "ag"
@@ -441,6 +438,7 @@ async def test_pre_call_webhook_falls_back_to_agent_webhook_url(server, ex):
     with running_server() as hook:
         fn = make(server, pre_call_webhook_param={"k": "v"})
         await ex.run(fn, {"order_id": "1"}, CallContext(webhook_url=f"{hook.url}/echo"))
+        await ex.webhooks.drain(2)
         assert hook.wait_for(1)[0].json["k"] == "v"
 
 

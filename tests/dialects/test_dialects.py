@@ -14,9 +14,7 @@ from voicefn.context import SYSTEM_VARIABLES
 from voicefn.dialects import DIALECTS, LOADABLE, detect, dump, load_function, validate
 from voicefn.spec import HTTP_METHODS, MAX_TIMEOUT_MS
 
-FAST = settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 LLM_DIALECTS = ("openai", "openai-responses", "anthropic", "gemini")
 PLATFORMS = ("bolna", "call2me", "callkaro")
 
@@ -287,10 +285,75 @@ def _comparable(f: Function) -> dict[str, Any]:
     return d
 
 
-@FAST
-@given(functions(), st.sampled_from(PLATFORMS))
-def test_nothing_is_dropped_without_being_reported(f: Function, dialect: str) -> None:
+def _with_action(f: Function, **changes: Any) -> Function:
+    # Validated, so api_token becomes a SecretStr as it would from any loader.
+    action = type(f.http).model_validate({**f.http.model_dump(), **changes})
+    return f.model_copy(update={"action": action})
+
+
+def _with_property(f: Function, name: str, schema: dict[str, Any]) -> Function:
+    params = json.loads(json.dumps(f.parameters))
+    params.setdefault("properties", {})[name] = schema
+    return f.model_copy(update={"parameters": params})
+
+
+#: One feature each; applied to a function the dialect fully carries.
+MUTATIONS: dict[str, Any] = {
+    "phase pre_call": lambda f: f.model_copy(update={"phase": "pre_call"}),
+    "phase post_call": lambda f: f.model_copy(update={"phase": "post_call"}),
+    "filler in two languages": lambda f: f.model_copy(
+        update={"filler": {"en": "One moment", "hi": "एक क्षण"}}
+    ),
+    "filler": lambda f: f.model_copy(update={"filler": "One moment"}),
+    "allow_repeat true": lambda f: f.model_copy(update={"allow_repeat": True}),
+    "allow_repeat false": lambda f: f.model_copy(update={"allow_repeat": False}),
+    "timeout_ms": lambda f: _with_action(f, timeout_ms=4321),
+    "api_token": lambda f: _with_action(f, api_token="Bearer tok~1234567"),
+    "headers": lambda f: _with_action(f, headers={"X~H1": "hv~1"}),
+    "param template": lambda f: _with_action(f, param={"static": "voice"}),
+    "pre_call_webhook_param": lambda f: _with_action(f, pre_call_webhook_param={"c": "voice"}),
+    "pre_call_webhook_url": lambda f: _with_action(
+        f, pre_call_webhook_url="https://hooks.example.com/x"
+    ),
+    "method PUT": lambda f: _with_action(f, method="PUT"),
+    "array parameter": lambda f: _with_property(
+        f, "zz_tags", {"type": "array", "items": {"type": "string"}, "description": "Tags"}
+    ),
+    "object parameter": lambda f: _with_property(
+        f, "zz_obj", {"type": "object", "description": "Obj"}
+    ),
+    "nullable parameter": lambda f: _with_property(
+        f, "zz_null", {"type": ["string", "null"], "description": "Maybe"}
+    ),
+    "enum": lambda f: _with_property(
+        f, "zz_size", {"type": "string", "enum": ["S", "M"], "description": "Size"}
+    ),
+    "minimum": lambda f: _with_property(
+        f, "zz_qty", {"type": "integer", "minimum": 1, "description": "Count"}
+    ),
+    "additionalProperties": lambda f: f.model_copy(
+        update={"parameters": {**f.parameters, "additionalProperties": False}}
+    ),
+}
+
+
+@st.composite
+def platform_cases(draw: st.DrawFn) -> tuple[str, Function, list[str]]:
+    dialect = draw(st.sampled_from(PLATFORMS))
+    f = draw(functions(**CARRIED[dialect]))
+    if dialect == "callkaro":
+        f = _no_filler(f)
+    applied = draw(st.lists(st.sampled_from(sorted(MUTATIONS)), max_size=2, unique=True))
+    for name in applied:
+        f = MUTATIONS[name](f)
+    return dialect, Function.model_validate(f.to_dict()), applied
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(platform_cases())
+def test_nothing_is_dropped_without_being_reported(case: tuple[str, Function, list[str]]) -> None:
     """When ``lost`` is empty, the dialect carried everything."""
+    dialect, f, applied = case
     # Bolna always writes an explicit template; that is how it expresses "send the arguments".
     assume(not (dialect == "bolna" and f.http.param is None))
     doc, lost = dump(f, dialect)
@@ -298,7 +361,7 @@ def test_nothing_is_dropped_without_being_reported(f: Function, dialect: str) ->
         return
     again = validate(json.loads(json.dumps(doc)), dialect).function
     assert again is not None
-    assert _comparable(again) == _comparable(f)
+    assert _comparable(again) == _comparable(f), f"{dialect} silently dropped one of {applied}"
 
 
 # ---------------------------------------------------------------- lost: named, not silent
@@ -346,6 +409,17 @@ def test_plain_function_loses_nothing_in_any_platform() -> None:
         ({"filler": {"en": "One moment", "hi": "एक क्षण"}}, ["language"]),
         ({"allow_repeat": True}, ["allow_repeat"]),
     ],
+    ids=[
+        "api_token",
+        "headers",
+        "param",
+        "webhook_param",
+        "webhook_url",
+        "put",
+        "phase",
+        "languages",
+        "allow_repeat",
+    ],
 )
 def test_call2me_names_what_it_cannot_carry(changes: dict[str, Any], words: list[str]) -> None:
     _, lost = dump(base_function(**changes), "call2me")
@@ -361,6 +435,7 @@ def test_call2me_names_what_it_cannot_carry(changes: dict[str, Any], words: list
         ({"action": {"timeout_ms": 4000}}, ["timeout_ms"]),
         ({"allow_repeat": False}, ["allow_repeat"]),
     ],
+    ids=["phase", "languages", "timeout_ms", "allow_repeat"],
 )
 def test_bolna_names_what_it_cannot_carry(changes: dict[str, Any], words: list[str]) -> None:
     f = base_function(**changes)
@@ -414,6 +489,19 @@ def test_bolna_names_what_it_cannot_carry(changes: dict[str, Any], words: list[s
             },
             ["qty"],
         ),
+    ],
+    ids=[
+        "param",
+        "webhook_param",
+        "webhook_url",
+        "filler",
+        "timeout_ms",
+        "post_call",
+        "pre_call",
+        "allow_repeat",
+        "array",
+        "enum",
+        "minimum",
     ],
 )
 def test_callkaro_names_what_it_cannot_carry(changes: dict[str, Any], words: list[str]) -> None:
@@ -594,7 +682,9 @@ def llm_cases(draw: st.DrawFn) -> tuple[Function, CallContext, set[str]]:
 
 @FAST
 @given(llm_cases(), st.sampled_from(LLM_DIALECTS))
-def test_llm_dump_never_leaks_the_action(case: tuple[Function, CallContext, set[str]], dialect: str) -> None:
+def test_llm_dump_never_leaks_the_action(
+    case: tuple[Function, CallContext, set[str]], dialect: str
+) -> None:
     f, ctx, filled = case
     doc, lost = dump(f, dialect, context=ctx)
     assert lost == []

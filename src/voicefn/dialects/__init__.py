@@ -55,11 +55,15 @@ def detect(data: Any) -> str | None:
     """The dialect a document is written in, or None."""
     if not isinstance(data, dict):
         return None
-    if data.get("type") == "function" or "input_schema" in data:
-        return "openai" if "function" in data or "parameters" in data else "anthropic"
+    if data.get("type") == "function":
+        return "openai" if "function" in data else "openai-responses"
+    if "input_schema" in data:
+        return "anthropic"
     for name in ("voicefn", "bolna", "callkaro", "call2me"):
         if LOADABLE[name].detect(data):
             return name
+    if {"name", "parameters"} <= data.keys():
+        return "gemini"  # a bare function declaration: name, description, parameters
     return None
 
 
@@ -84,7 +88,8 @@ def validate(
     doc, problems = module.to_canonical(data) if isinstance(data, dict) else (data, [])
     locate = module.locate_for(data) if hasattr(module, "locate_for") else module.locate
     function, more = validate_document(doc, locate=locate, variables=variables)
-    problems = problems + more
+    reported = {p.path for p in problems if p.severity == "error"}
+    problems = problems + [p for p in more if not (p.severity == "error" and p.path in reported)]
     if any(p.severity == "error" for p in problems):
         function = None
     return Report(name, function, problems, source)

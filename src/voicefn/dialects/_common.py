@@ -37,5 +37,10 @@ def prefix_locator(table: Mapping[Path, Path]) -> Any:
     return locate
 
 
+def repeat_loss(f: Any) -> list[str]:
+    """``allow_repeat`` is voicefn's own: no platform format carries it."""
+    return [f"allow_repeat={f.allow_repeat}"] if f.allow_repeat is not None else []
+
+
 def drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v is not None}

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..spec import Function
 from ..validation import Locate, Problem, json_path
-from ._common import drop_none, prefix_locator, unknown_keys
+from ._common import drop_none, prefix_locator, repeat_loss, unknown_keys
 
 NAME = "bolna"
 TOP_KEYS = ("name", "description", "pre_call_message", "parameters", "key", "value")
@@ -72,7 +72,7 @@ def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
 
 
 def from_function(f: Function) -> tuple[dict[str, Any], list[str]]:
-    lost: list[str] = []
+    lost: list[str] = repeat_loss(f)
     a = f.http
     if f.phase != "in_call":
         lost.append(f"phase {f.phase!r} (Bolna custom functions are in-call)")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..spec import BUILTINS, BuiltinAction, Function
 from ..validation import Locate, Problem
-from ._common import drop_none, prefix_locator, unknown_keys
+from ._common import drop_none, prefix_locator, repeat_loss, unknown_keys
 
 NAME = "call2me"
 KEYS = (
@@ -77,14 +77,14 @@ def from_function(f: Function) -> tuple[dict[str, Any], list[str]]:
         doc = {"name": f.action.builtin, "description": f.description, "parameters": f.parameters}
         return doc, [f"the builtin's configuration ({f.name})"]
     a = f.action
-    lost: list[str] = []
+    lost: list[str] = repeat_loss(f)
     if f.phase != "in_call":
         lost.append(f"phase {f.phase!r}")
     if a.param is not None:
         lost.append("the param template (Call2Me sends the arguments as they are)")
     if a.api_token is not None or a.headers:
         lost.append("api_token and headers (Call2Me functions carry none)")
-    if a.pre_call_webhook_param is not None:
+    if a.pre_call_webhook_param is not None or a.pre_call_webhook_url is not None:
         lost.append("the pre-call webhook")
     if a.method == "PUT":
         lost.append("method PUT is not one Call2Me documents (GET, POST, PATCH, DELETE)")

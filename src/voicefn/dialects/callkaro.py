@@ -12,7 +12,7 @@ from typing import Any
 
 from ..spec import Function
 from ..validation import Locate, Path, Problem, json_path
-from ._common import drop_none, unknown_keys
+from ._common import drop_none, repeat_loss, unknown_keys
 
 NAME = "callkaro"
 KEYS = ("type", "mode", "name", "description", "api_url", "method", "headers", "parameters")
@@ -160,13 +160,21 @@ def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
 
 def from_function(f: Function) -> tuple[dict[str, Any], list[str]]:
     a = f.http
-    lost: list[str] = []
+    lost: list[str] = repeat_loss(f)
+    if f.phase != "in_call":
+        lost.append(f"phase {f.phase!r} (this form is for in-call functions)")
+    extra = sorted(set(f.parameters) - {"type", "properties", "required"})
+    if extra:
+        lost.append(f"parameters keywords {', '.join(extra)}")
     params = []
     for name, p in f.properties.items():
         ptype = p.get("type", "string") if isinstance(p, dict) else "string"
         if ptype not in TYPES:
             lost.append(f"parameter {name!r} of type {ptype!r} (sent as a string)")
             ptype = "string"
+        keywords = sorted(set(p) - {"type", "description"}) if isinstance(p, dict) else []
+        if keywords:
+            lost.append(f"parameter {name!r} keywords {', '.join(keywords)}")
         entry: dict[str, Any] = drop_none(
             {"key": name, "type": ptype, "description": p.get("description")}
         )
@@ -175,7 +183,7 @@ def from_function(f: Function) -> tuple[dict[str, Any], list[str]]:
         params.append(entry)
     if a.param is not None:
         lost.append("the param template (CallKaro basic mode sends the parameters as they are)")
-    if a.pre_call_webhook_param is not None:
+    if a.pre_call_webhook_param is not None or a.pre_call_webhook_url is not None:
         lost.append("the pre-call webhook")
     if f.filler is not None:
         lost.append("the filler line")

@@ -42,6 +42,8 @@ class LLMSettings(BaseModel):
     temperature: float | None = None
     max_tool_rounds: int = Field(default=5, ge=1, le=20)
     timeout_s: float = Field(default=30.0, gt=0)
+    #: Retries of a failed LLM request (the SDK's; each costs the caller time on the line).
+    max_retries: int = Field(default=1, ge=0, le=5)
 
     def resolved_model(self) -> str:
         model = self.model or os.environ.get("VOICEFN_LLM_MODEL") or os.environ.get("OPENAI_MODEL")

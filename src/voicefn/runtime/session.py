@@ -147,11 +147,12 @@ class CallSession:
         self.language = language or agent.language
         settings = agent.llm
         self.model = settings.resolved_model()
+        self._owns_llm = llm is None
         self.llm = llm or openai.AsyncOpenAI(
             base_url=settings.resolved_base_url(),
             api_key=settings.resolved_api_key(),
             timeout=settings.timeout_s,
-            max_retries=1,
+            max_retries=settings.max_retries,
         )
         self.functions: dict[str, Function] = {
             f.name: f for f in agent.functions if f.phase == "in_call"
@@ -169,6 +170,24 @@ class CallSession:
         self._first_token_wait: list[ExecutionRecord] = []
 
     # ------------------------------------------------------------------ public API
+
+    async def __aenter__(self) -> CallSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """End the session: stop the turn in progress, let sent functions finish, close the
+        LLM client if the session made it."""
+        self.interrupt()
+        if self._producer is not None:
+            await asyncio.gather(self._producer, return_exceptions=True)
+        pending = [c.task for c in self._pending if c.task is not None]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        if self._owns_llm:
+            await self.llm.close()
 
     async def start(self) -> AsyncIterator[Event]:
         """The welcome message, if the agent has one."""

@@ -1,0 +1,467 @@
+"""The call runtime against the real openai SDK talking to a scripted local LLM server, and real
+function servers on 127.0.0.1. Nothing of ours is patched."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import pytest
+
+from servers import LocalServer, running_server
+from voicefn import CallContext, Executor
+from voicefn.runtime import (
+    AgentMessage,
+    AgentTextDelta,
+    CallEnded,
+    CallSession,
+    ErrorEvent,
+    Filler,
+    FunctionFinished,
+    FunctionStarted,
+    SmsRequested,
+    TransferRequested,
+    TurnFinished,
+    TurnInterrupted,
+    load_agent,
+)
+from voicefn.testing import Reply, ScriptedLLM, error_reply, text, tool_call
+
+
+def http_fn(
+    server: LocalServer,
+    name: str = "check_order",
+    path: str = "/echo",
+    method: str = "POST",
+    **extra: Any,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "description": f"{name} description",
+        "filler": {"en": "Let me check that for you.", "hi": "मैं देखता हूँ।"},
+        "parameters": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string", "description": "The order ID"}},
+            "required": ["order_id"],
+        },
+        "action": {
+            "type": "http",
+            "method": method,
+            "url": server.url + path,
+            "param": {"order_id": "%(order_id)s"},
+        },
+        **extra,
+    }
+
+
+def agent_doc(llm: ScriptedLLM, functions: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": "test-agent",
+        "system_prompt": "You help {customer_name}.",
+        "variables": {"customer_name": "Ana"},
+        "llm": {
+            "model": "scripted",
+            "base_url": llm.base_url,
+            "max_tool_rounds": 3,
+            "max_retries": 0,
+        },
+        "functions": functions,
+        **extra,
+    }
+
+
+async def collect(events) -> list[Any]:
+    return [ev async for ev in events]
+
+
+def of(kind, events):
+    return [e for e in events if isinstance(e, kind)]
+
+
+@pytest.fixture
+async def ex():
+    async with Executor(allow_private_network=True) as executor:
+        yield executor
+
+
+_open: list[CallSession] = []
+
+
+@pytest.fixture
+async def llm():
+    with ScriptedLLM() as scripted:
+        yield scripted
+        while _open:
+            await _open.pop().aclose()
+
+
+def session_for(llm, ex, functions, context=None, **extra) -> CallSession:
+    session = CallSession(
+        load_agent(agent_doc(llm, functions, **extra)), executor=ex, context=context
+    )
+    _open.append(session)
+    return session
+
+
+async def test_text_turn_streams_and_records_history(llm, ex, server):
+    llm.push(text("Hello Ana, how can I help?", chunk_size=4))
+    session = session_for(llm, ex, [http_fn(server)])
+    events = await collect(session.turn("hi"))
+    deltas = of(AgentTextDelta, events)
+    assert len(deltas) > 1
+    assert "".join(d.text for d in deltas) == "Hello Ana, how can I help?"
+    assert of(AgentMessage, events)[0].text == "Hello Ana, how can I help?"
+    assert isinstance(events[-1], TurnFinished)
+    request = llm.requests[0]
+    assert request["stream"] is True
+    assert request["messages"][0] == {"role": "system", "content": "You help Ana."}
+    assert request["messages"][-1] == {"role": "user", "content": "hi"}
+    assert request["tools"][0]["function"]["name"] == "check_order"
+    assert "url" not in json.dumps(request["tools"])
+    assert session.messages[-1] == {"role": "assistant", "content": "Hello Ana, how can I help?"}
+
+
+async def test_context_filled_parameters_are_hidden_from_the_llm(llm, ex, server):
+    fn = http_fn(server)
+    fn["parameters"]["properties"]["from_number"] = {"type": "string", "description": "caller"}
+    fn["parameters"]["required"].append("from_number")
+    fn["action"]["param"]["phone"] = "%(from_number)s"
+    llm.push(Reply(tool_calls=[tool_call("check_order", {"order_id": "A1"})]), text("Done."))
+    session = session_for(llm, ex, [fn], context=CallContext(from_number="+15550001"))
+    await collect(session.turn("order A1"))
+    params = llm.requests[0]["tools"][0]["function"]["parameters"]
+    assert "from_number" not in params["properties"]
+    assert params["required"] == ["order_id"]
+    assert server.received[-1].json == {"order_id": "A1", "phone": "+15550001"}
+
+
+async def test_tool_call_path_filler_request_result_answer(llm, ex, server):
+    llm.push(
+        Reply(
+            tool_calls=[tool_call("check_order", {"order_id": "ORD-1"}, id="call_1")], chunk_size=3
+        ),
+        text("Your order is on its way."),
+    )
+    session = session_for(llm, ex, [http_fn(server)])
+    events = await collect(session.turn("where is ORD-1?"))
+    kinds = [type(e) for e in events]
+    assert (
+        kinds.index(Filler)
+        < kinds.index(FunctionStarted)
+        < kinds.index(FunctionFinished)
+        < kinds.index(AgentMessage)
+    )
+    assert of(Filler, events)[0].text == "Let me check that for you."
+    finished = of(FunctionFinished, events)[0]
+    assert finished.result.ok
+    assert finished.tool_call_id == "call_1"
+    assert server.received[-1].json == {"order_id": "ORD-1"}
+    second = llm.requests[1]["messages"]
+    assert second[-2]["role"] == "assistant"
+    assert second[-2]["tool_calls"][0]["id"] == "call_1"
+    assert json.loads(second[-2]["tool_calls"][0]["function"]["arguments"]) == {"order_id": "ORD-1"}
+    assert second[-1]["role"] == "tool"
+    assert second[-1]["tool_call_id"] == "call_1"
+    assert json.loads(second[-1]["content"])["json"] == {"order_id": "ORD-1"}
+    record = session.executions[0]
+    assert record.timings.time_to_filler_ms is not None
+    assert record.timings.time_to_request_ms is not None
+    assert record.timings.request_ms is not None
+    assert record.timings.time_to_first_token_ms is not None
+
+
+async def test_filler_in_the_calls_language(llm, ex, server):
+    llm.push(Reply(tool_calls=[tool_call("check_order", {"order_id": "1"})]), text("ठीक है"))
+    session = CallSession(
+        load_agent(agent_doc(llm, [http_fn(server)])), executor=ex, language="hi-IN"
+    )
+    _open.append(session)
+    events = await collect(session.turn("order 1"))
+    assert of(Filler, events)[0].text == "मैं देखता हूँ।"
+
+
+async def test_no_filler_when_the_agent_already_spoke_in_that_response(llm, ex, server):
+    llm.push(
+        Reply(text="Sure, checking.", tool_calls=[tool_call("check_order", {"order_id": "1"})]),
+        text("Done."),
+    )
+    session = session_for(llm, ex, [http_fn(server)])
+    events = await collect(session.turn("order 1"))
+    assert of(Filler, events) == []
+    assert len(of(FunctionFinished, events)) == 1
+
+
+async def test_request_starts_before_the_filler_could_finish_and_before_the_stream_ends(
+    llm, ex, server
+):
+    # The LLM holds the stream open for 1.5 s after the arguments are complete; a spoken filler
+    # takes ~1.5 s too. The function's request must reach the server long before either ends.
+    llm.push(
+        Reply(tool_calls=[tool_call("check_order", {"order_id": "1"})], hold_after_tool_args_s=1.5),
+        text("ok"),
+    )
+    session = session_for(llm, ex, [http_fn(server)])
+    filler_at = None
+    async for ev in session.turn("order 1"):
+        if isinstance(ev, Filler):
+            filler_at = time.perf_counter()
+    assert filler_at is not None
+    arrived = server.received[0].arrived_at
+    assert arrived - filler_at < 0.75
+    assert arrived < llm.request_times[1] - 1.0  # well before the next LLM request
+
+
+async def test_missing_required_argument_sends_nothing_and_tells_the_llm(llm, ex, server):
+    llm.push(Reply(tool_calls=[tool_call("check_order", {})]), text("What is your order ID?"))
+    session = session_for(llm, ex, [http_fn(server)])
+    events = await collect(session.turn("where is my order"))
+    result = of(FunctionFinished, events)[0].result
+    assert result.error == "missing_arguments"
+    assert server.received == []
+    tool_msg = llm.requests[1]["messages"][-1]
+    assert "Ask the caller for: order_id (The order ID)" in tool_msg["content"]
+
+
+async def test_malformed_arguments_become_a_result(llm, ex, server):
+    llm.push(Reply(tool_calls=[tool_call("check_order", '{"order_id": ')]), text("Sorry?"))
+    session = session_for(llm, ex, [http_fn(server)])
+    events = await collect(session.turn("order"))
+    assert of(FunctionFinished, events)[0].result.error == "invalid_arguments"
+    assert server.received == []
+    assert of(AgentMessage, events)[0].text == "Sorry?"
+
+
+async def test_several_tool_calls_run_concurrently_and_return_in_order(llm, ex, server):
+    slow = http_fn(server, name="slow_a", path="/slow?ms=400")
+    slow_b = http_fn(server, name="slow_b", path="/slow?ms=400")
+    llm.push(
+        Reply(
+            tool_calls=[
+                tool_call("slow_b", {"order_id": "b"}, id="cb"),
+                tool_call("slow_a", {"order_id": "a"}, id="ca"),
+            ]
+        ),
+        text("Both done."),
+    )
+    session = session_for(llm, ex, [slow, slow_b])
+    t0 = time.perf_counter()
+    events = await collect(session.turn("both"))
+    elapsed = time.perf_counter() - t0
+    assert [f.tool_call_id for f in of(FunctionFinished, events)] == ["cb", "ca"]
+    assert elapsed < 0.75  # 2 x 400 ms sequentially would be > 0.8 s
+    tool_ids = [m["tool_call_id"] for m in llm.requests[1]["messages"] if m["role"] == "tool"]
+    assert tool_ids == ["cb", "ca"]
+
+
+async def test_tool_rounds_are_capped(llm, ex, server):
+    for i in range(3):
+        llm.push(Reply(tool_calls=[tool_call("check_order", {"order_id": str(i)})]))
+    llm.push(text("Let me stop there."))
+    session = session_for(llm, ex, [http_fn(server)])
+    events = await collect(session.turn("loop"))
+    assert len(of(FunctionFinished, events)) == 3
+    assert llm.requests[3]["tool_choice"] == "none"
+    assert all("tool_choice" not in r for r in llm.requests[:3])
+    assert of(TurnFinished, events)[0].rounds == 4
+
+
+async def test_side_effecting_call_is_not_sent_twice(llm, ex, server):
+    args = {"order_id": "A"}
+    llm.push(Reply(tool_calls=[tool_call("check_order", args)]), text("Booked."))
+    llm.push(Reply(tool_calls=[tool_call("check_order", args)]), text("Already booked."))
+    session = session_for(llm, ex, [http_fn(server)])
+    await collect(session.turn("book"))
+    events = await collect(session.turn("book again"))
+    finished = of(FunctionFinished, events)[0]
+    assert finished.deduplicated
+    assert len(server.received) == 1
+    assert "not sent again" in llm.requests[3]["messages"][-1]["content"]
+
+
+async def test_get_calls_and_allowed_repeats_are_sent_again(llm, ex, server):
+    functions = [
+        http_fn(server, name="lookup", method="GET"),
+        http_fn(server, name="ping", allow_repeat=True),
+    ]
+    for name in ("lookup", "lookup", "ping", "ping"):
+        llm.push(Reply(tool_calls=[tool_call(name, {"order_id": "A"})]), text("ok"))
+    session = session_for(llm, ex, functions)
+    for _ in range(4):
+        await collect(session.turn("again"))
+    assert len(server.received) == 4
+
+
+async def test_interruption_keeps_the_sent_function_and_a_valid_history(llm, ex, server):
+    slow = http_fn(server, path="/slow?ms=300")
+    llm.push(
+        Reply(
+            tool_calls=[tool_call("check_order", {"order_id": "A"}, id="call_x")],
+            hold_after_tool_args_s=2.0,
+        ),
+        text("Now, about your new question."),
+    )
+    session = session_for(llm, ex, [slow])
+    events = []
+    async for ev in session.turn("order A"):
+        events.append(ev)
+        if isinstance(ev, FunctionStarted):
+            session.interrupt()  # the caller barges in while the LLM is still streaming
+    assert isinstance(events[-1], TurnInterrupted)
+    assert events[-1].pending_functions == ["check_order"]
+    events2 = await collect(session.turn("actually, something else"))
+    assert len(server.received) == 1  # not re-sent
+    assert of(FunctionFinished, events2)[0].tool_call_id == "call_x"
+    msgs = llm.requests[1]["messages"]
+    roles = [m["role"] for m in msgs]
+    assert roles[-3:] == ["assistant", "tool", "user"]
+    assert msgs[-3]["tool_calls"][0]["id"] == "call_x"
+    assert msgs[-2]["tool_call_id"] == "call_x"
+    assert json.loads(msgs[-2]["content"])["slow"] is True
+    assert msgs[-1]["content"] == "actually, something else"
+
+
+async def test_interrupted_text_is_kept_as_what_was_said(llm, ex, server):
+    llm.push(
+        Reply(text="Let me tell you a very long story about orders", chunk_size=5, delay_s=0.05),
+        text("Sure."),
+    )
+    session = session_for(llm, ex, [http_fn(server)])
+    said = []
+    async for ev in session.turn("hello"):
+        if isinstance(ev, AgentTextDelta):
+            said.append(ev.text)
+            if len(said) == 2:
+                session.interrupt()
+    await collect(session.turn("stop"))
+    history = llm.requests[1]["messages"]
+    assert history[-2]["role"] == "assistant"
+    assert history[-2]["content"].startswith("".join(said))
+    assert len(history[-2]["content"]) < len("Let me tell you a very long story about orders")
+
+
+async def test_llm_error_is_an_event_and_the_call_goes_on(llm, ex, server):
+    llm.push(error_reply(500, "overloaded"), text("Back again."))
+    session = session_for(llm, ex, [http_fn(server)])
+    events = await collect(session.turn("hello"))
+    err = of(ErrorEvent, events)[0]
+    assert "500" in (err.detail or "")
+    events = await collect(session.turn("hello?"))
+    assert of(AgentMessage, events)[0].text == "Back again."
+
+
+async def test_unknown_function_name_lists_the_real_ones(llm, ex, server):
+    llm.push(Reply(tool_calls=[tool_call("check_oder", {"order_id": "1"})]), text("oops"))
+    session = session_for(llm, ex, [http_fn(server)])
+    events = await collect(session.turn("x"))
+    result = of(FunctionFinished, events)[0].result
+    assert result.error == "unknown_function"
+    assert "check_order" in result.content
+
+
+# ------------------------------------------------------------------------------ builtins
+
+
+def builtin(name: str, kind: str, **action: Any) -> dict[str, Any]:
+    props = action.pop("properties", {})
+    return {
+        "name": name,
+        "description": f"{name} builtin",
+        "parameters": {"type": "object", "properties": props},
+        "action": {"type": "builtin", "builtin": kind, **action},
+    }
+
+
+async def test_end_call_says_goodbye_and_ends(llm, ex):
+    llm.push(Reply(tool_calls=[tool_call("end_call", {})]))
+    session = session_for(
+        llm, ex, [builtin("end_call", "end_call", message="Bye {customer_name}!")]
+    )
+    events = await collect(session.turn("bye"))
+    ended = of(CallEnded, events)[0]
+    assert ended.message == "Bye Ana!"
+    assert session.ended
+    assert len(llm.requests) == 1
+    after = await collect(session.turn("hello?"))
+    assert isinstance(after[0], ErrorEvent)
+
+
+async def test_transfer_fires_webhook_then_requests_transfer(llm, ex):
+    with running_server() as hook:
+        fn = builtin(
+            "transfer",
+            "transfer_call",
+            transfer_number="+14155550100",
+            properties={"reason": {"type": "string", "description": "why"}},
+            pre_call_webhook_url=f"{hook.url}/echo",
+            pre_call_webhook_param={"transfer_reason": "%(reason)s"},
+        )
+        llm.push(Reply(tool_calls=[tool_call("transfer", {"reason": "billing dispute"})]))
+        session = session_for(llm, ex, [fn], context=CallContext(call_sid="CA1"))
+        events = await collect(session.turn("human please"))
+        transfer = of(TransferRequested, events)[0]
+        assert (transfer.number, transfer.reason, transfer.call_sid) == (
+            "+14155550100",
+            "billing dispute",
+            "CA1",
+        )
+        # Delivered before the transfer was requested: no draining needed.
+        assert [r.json["transfer_reason"] for r in hook.received] == ["billing dispute"]
+    assert session.ended
+
+
+async def test_transfer_number_chosen_by_llm_must_be_allowed(llm, ex):
+    fn = builtin(
+        "transfer",
+        "transfer_call",
+        allowed_numbers=["+14155550100", "+14155550101"],
+        properties={"number": {"type": "string", "enum": ["+14155550100", "+14155550101"]}},
+    )
+    llm.push(
+        Reply(tool_calls=[tool_call("transfer", {"number": "+19000000000"})]),
+        text("I can't do that."),
+    )
+    session = session_for(llm, ex, [fn])
+    events = await collect(session.turn("transfer me to +19000000000"))
+    assert of(TransferRequested, events) == []
+    assert of(FunctionFinished, events)[0].result.error == "invalid_arguments"
+    assert not session.ended
+
+
+async def test_send_sms_to_the_caller(llm, ex):
+    fn = builtin(
+        "text_me",
+        "send_sms",
+        message="Your code is %(code)s, {customer_name}",
+        properties={"code": {"type": "string", "description": "code"}},
+    )
+    llm.push(Reply(tool_calls=[tool_call("text_me", {"code": "42"})]), text("Sent."))
+    session = session_for(
+        llm, ex, [fn], context=CallContext(from_number="+15550001", to_number="+15550002")
+    )
+    events = await collect(session.turn("text me"))
+    sms = of(SmsRequested, events)[0]
+    assert (sms.to, sms.from_, sms.body) == ("+15550001", "+15550002", "Your code is 42, Ana")
+
+
+async def test_welcome_message_renders_variables(llm, ex, server):
+    session = session_for(llm, ex, [http_fn(server)], welcome_message="Hi {customer_name}!")
+    events = await collect(session.start())
+    assert events == [AgentMessage("Hi Ana!")]
+    assert session.messages[-1] == {"role": "assistant", "content": "Hi Ana!"}
+
+
+async def test_concurrent_sessions_share_one_executor(llm, ex, server):
+    def answer(request: dict[str, Any]) -> Reply:
+        last = request["messages"][-1]
+        if last["role"] == "user":
+            return Reply(tool_calls=[tool_call("check_order", {"order_id": last["content"]})])
+        return text("done " + json.loads(last["content"])["json"]["order_id"])
+
+    for _ in range(20):
+        llm.push(answer)
+    sessions = [session_for(llm, ex, [http_fn(server)]) for _ in range(10)]
+    results = await asyncio.gather(*(collect(s.turn(f"o{i}")) for i, s in enumerate(sessions)))
+    finals = sorted(of(AgentMessage, evs)[0].text for evs in results)
+    assert finals == sorted(f"done o{i}" for i in range(10))
