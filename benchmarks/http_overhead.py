@@ -182,6 +182,7 @@ class Side:
     rps: list[float] = field(default_factory=list)
     p50_cn: list[float] = field(default_factory=list)
     p99_cn: list[float] = field(default_factory=list)
+    cpu_cn: list[float] = field(default_factory=list)  # this process's CPU ns per request
     failures: int = 0
 
 
@@ -249,7 +250,9 @@ async def phase_cn(
         order.reverse()
     for name in order:
         gc.collect()
+        cpu = time.process_time_ns()
         rps, values, failures = await concurrent(calls[name], requests, concurrency)
+        sides[name].cpu_cn.append((time.process_time_ns() - cpu) / requests)
         values.sort()
         side = sides[name]
         side.rps.append(rps)
@@ -328,6 +331,7 @@ def report(
         ("throughput_c" + str(c), f"throughput @ c={c}", "req/s", 1.0, ex.rps, base.rps),
         (f"latency_p50_c{c}", f"latency p50 @ c={c}", "us", 1e-3, ex.p50_cn, base.p50_cn),
         (f"latency_p99_c{c}", f"latency p99 @ c={c}", "us", 1e-3, ex.p99_cn, base.p99_cn),
+        (f"cpu_per_request_c{c}", f"client CPU/req @ c={c}", "us", 1e-3, ex.cpu_cn, base.cpu_cn),
     ]
     metrics: dict[str, Any] = {}
     for key, label, unit, scale, e_rounds, b_rounds in rows:
@@ -398,13 +402,13 @@ def print_table(data: dict[str, Any]) -> None:
         f"{cfg['rounds_concurrent']} rounds at c={cfg['concurrency']}; medians over rounds"
     )
     print()
-    header = f"{'metric':<22} {'unit':<6} {'executor':>10} {'baseline':>10} {'ratio':>7}  rounds"
+    header = f"{'metric':<24} {'unit':<6} {'executor':>10} {'baseline':>10} {'ratio':>7}  rounds"
     print(header)
     print("-" * len(header))
     for m in data["metrics"].values():
         lo, hi = m["ratio_per_round_min_max"]
         print(
-            f"{m['label']:<22} {m['unit']:<6} {m['executor']:>10.1f} {m['baseline']:>10.1f} "
+            f"{m['label']:<24} {m['unit']:<6} {m['executor']:>10.1f} {m['baseline']:>10.1f} "
             f"{m['ratio']:>7.3f}  {lo:.3f}..{hi:.3f}"
         )
     lo, hi = data["added_overhead_p50_c1_us_per_round_min_max"]
@@ -413,7 +417,10 @@ def print_table(data: dict[str, Any]) -> None:
         f"added overhead at p50, c=1: {data['added_overhead_p50_c1_us']:+.1f} us per request "
         f"(rounds: {lo:+.1f}..{hi:+.1f})"
     )
-    print("ratio = executor / baseline (latency: lower is better; throughput: higher is better)")
+    print(
+        "ratio = executor / baseline (latency, CPU: lower is better; throughput: higher is "
+        "better). client CPU/req: this process only (the server is another process)."
+    )
     print()
     print("targets (information only):")
     for t in data["targets"].values():

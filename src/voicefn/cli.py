@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from .dialects import DIALECTS, Report, dump, read_documents, validate
 from .executor import Executor
 from .redaction import REDACTED
 from .validation import FunctionValidationError, Problem
+
+if TYPE_CHECKING:
+    from .telephony.twilio import TwilioTelephony
 
 app = typer.Typer(
     help="voicefn: custom functions for voice AI agents: validate, convert, import and run them.",
@@ -315,7 +318,7 @@ def call_cmd(
     """Have a text call with an agent: its words, fillers, function calls and results."""
     from .runtime.agent import load_agent
     from .runtime.session import CallSession
-    from .runtime.simulator import Telephony, run_call, script_reader, stdin_reader
+    from .runtime.simulator import run_call, script_reader, stdin_reader
 
     try:
         agent = load_agent(agent_file)
@@ -336,15 +339,21 @@ def call_cmd(
             }
         )
     lines = script.read_text(encoding="utf-8").splitlines() if script else None
-    telephony: Telephony | None = None
+    telephony: TwilioTelephony | None = None
     if twilio:
-        from .telephony.twilio import TwilioTelephony
+        from .telephony.twilio import TelephonyError, TwilioTelephony
 
-        telephony = TwilioTelephony.from_env()
+        try:
+            telephony = TwilioTelephony.from_env()
+        except TelephonyError as exc:
+            err.print(f"[red]error[/red]: {escape(str(exc))}")
+            raise typer.Exit(2) from None
 
     async def go() -> dict[str, Any]:
-        async with Executor(allow_private_network=allow_private_network, allow=allow or ()) as ex:
-            session = CallSession(agent, executor=ex, context=_context(var), language=language)
+        async with (
+            Executor(allow_private_network=allow_private_network, allow=allow or ()) as ex,
+            CallSession(agent, executor=ex, context=_context(var), language=language) as session,
+        ):
             reader = script_reader(lines) if lines is not None else stdin_reader(out)
             shown = None if as_json else out
             if lines is not None and not as_json:
@@ -356,6 +365,9 @@ def call_cmd(
     except ValueError as exc:
         err.print(f"[red]error[/red]: {escape(str(exc))}")
         raise typer.Exit(2) from None
+    finally:
+        if telephony is not None:
+            telephony.close()
     if as_json:
         _print_json(summary)
 
