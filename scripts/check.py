@@ -23,7 +23,17 @@ def run(title: str, *cmd: str) -> None:
 
 def main() -> None:
     run("ruff", str(BIN / "ruff"), "check", "src", "tests", "benchmarks", "examples", "scripts")
-    run("ruff format", str(BIN / "ruff"), "format", "--check", "src", "tests", "benchmarks", "examples", "scripts")
+    run(
+        "ruff format",
+        str(BIN / "ruff"),
+        "format",
+        "--check",
+        "src",
+        "tests",
+        "benchmarks",
+        "examples",
+        "scripts",
+    )
     run("mypy", str(BIN / "mypy"))
     run("pytest", str(BIN / "pytest"), *sys.argv[1:])
 

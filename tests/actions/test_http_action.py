@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from servers import LocalServer, running_server
 from voicefn import CallContext, Executor, Function, load_function
+
+from servers import LocalServer, running_server
 
 TOKEN = "Bearer sk_live_SECRET_123456"
 

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from servers import LocalServer, running_server
 from voicefn import CallContext, Executor
 from voicefn.runtime import (
     AgentMessage,
@@ -28,6 +27,8 @@ from voicefn.runtime import (
     load_agent,
 )
 from voicefn.testing import Reply, ScriptedLLM, error_reply, text, tool_call
+
+from servers import LocalServer, running_server
 
 
 def http_fn(

@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import yaml
-from servers import running_server
 from typer.testing import CliRunner
 
 from voicefn.cli import app
 from voicefn.testing import Reply, ScriptedLLM, text, tool_call
 from voicefn.testing.twilio_server import FakeTwilio
+
+from servers import running_server
 
 runner = CliRunner()
 
@@ -30,7 +31,12 @@ def write_agent(tmp_path: Path, llm: ScriptedLLM, server_url: str) -> Path:
                     "required": ["order_id"],
                 },
                 "key": "custom_task",
-                "value": {"method": "GET", "url": f"{server_url}/echo", "param": {"order_id": "%(order_id)s"}, "api_token": "Bearer sk_SIM_SECRET"},
+                "value": {
+                    "method": "GET",
+                    "url": f"{server_url}/echo",
+                    "param": {"order_id": "%(order_id)s"},
+                    "api_token": "Bearer sk_SIM_SECRET",
+                },
             }
         )
     )
@@ -45,8 +51,15 @@ def write_agent(tmp_path: Path, llm: ScriptedLLM, server_url: str) -> Path:
             {
                 "name": "transfer_to_human",
                 "description": "Transfer to a human",
-                "parameters": {"type": "object", "properties": {"reason": {"type": "string", "description": "why"}}},
-                "action": {"type": "builtin", "builtin": "transfer_call", "transfer_number": "+14155550100"},
+                "parameters": {
+                    "type": "object",
+                    "properties": {"reason": {"type": "string", "description": "why"}},
+                },
+                "action": {
+                    "type": "builtin",
+                    "builtin": "transfer_call",
+                    "transfer_number": "+14155550100",
+                },
             },
         ],
     }
@@ -65,7 +78,21 @@ def test_scripted_call_prints_transcript_and_json_summary(tmp_path):
         agent = write_agent(tmp_path, llm, api.url)
         script = tmp_path / "script.txt"
         script.write_text("Where is ORD-7?\n\nI want a person.\nThis line is never reached.\n")
-        res = runner.invoke(app, ["call", str(agent), "--script", str(script), "--json", "--allow-private-network", "--var", "customer_name=Bruce", "--var", "call_sid=CA77"])
+        res = runner.invoke(
+            app,
+            [
+                "call",
+                str(agent),
+                "--script",
+                str(script),
+                "--json",
+                "--allow-private-network",
+                "--var",
+                "customer_name=Bruce",
+                "--var",
+                "call_sid=CA77",
+            ],
+        )
         assert res.exit_code == 0, res.output
         summary = json.loads(res.stdout)
         assert api.received[0].query == {"order_id": ["ORD-7"]}
@@ -86,11 +113,16 @@ def test_scripted_call_prints_transcript_and_json_summary(tmp_path):
 
 def test_human_transcript_shows_function_calls(tmp_path):
     with ScriptedLLM() as llm, running_server() as api:
-        llm.push(Reply(tool_calls=[tool_call("check_order_status", {"order_id": "ORD-7"})]), text("Shipped."))
+        llm.push(
+            Reply(tool_calls=[tool_call("check_order_status", {"order_id": "ORD-7"})]),
+            text("Shipped."),
+        )
         agent = write_agent(tmp_path, llm, api.url)
         script = tmp_path / "s.txt"
         script.write_text("Where is ORD-7?\n")
-        res = runner.invoke(app, ["call", str(agent), "--script", str(script), "--allow-private-network"])
+        res = runner.invoke(
+            app, ["call", str(agent), "--script", str(script), "--allow-private-network"]
+        )
     assert res.exit_code == 0, res.output
     out = res.stdout
     assert "you> Where is ORD-7?" in out
@@ -110,7 +142,19 @@ def test_twilio_carries_out_the_transfer(tmp_path, monkeypatch):
         monkeypatch.setenv("TWILIO_ACCOUNT_SID", twilio.account_sid)
         monkeypatch.setenv("TWILIO_AUTH_TOKEN", twilio.auth_token)
         monkeypatch.setenv("TWILIO_API_BASE_URL", twilio.base_url)
-        res = runner.invoke(app, ["call", str(agent), "--script", str(script), "--twilio", "--var", "call_sid=CA0123456789abcdef0123456789abcdef", "--json"])
+        res = runner.invoke(
+            app,
+            [
+                "call",
+                str(agent),
+                "--script",
+                str(script),
+                "--twilio",
+                "--var",
+                "call_sid=CA0123456789abcdef0123456789abcdef",
+                "--json",
+            ],
+        )
         assert res.exit_code == 0, res.output
         calls = [r for r in twilio.requests if "/Calls/" in r.path]
     assert len(calls) == 1
@@ -120,7 +164,20 @@ def test_twilio_carries_out_the_transfer(tmp_path, monkeypatch):
 
 def test_invalid_agent_lists_problems(tmp_path):
     bad = tmp_path / "agent.yaml"
-    bad.write_text(yaml.safe_dump({"name": "x", "llm": {"model": "m"}, "functions": [{"name": "bad name", "action": {"type": "http", "method": "GET", "url": "https://x.example"}}]}))
+    bad.write_text(
+        yaml.safe_dump(
+            {
+                "name": "x",
+                "llm": {"model": "m"},
+                "functions": [
+                    {
+                        "name": "bad name",
+                        "action": {"type": "http", "method": "GET", "url": "https://x.example"},
+                    }
+                ],
+            }
+        )
+    )
     res = runner.invoke(app, ["call", str(bad), "--script", "/dev/null"])
     assert res.exit_code == 1
     assert "$.functions[0].name" in res.output
