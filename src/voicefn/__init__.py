@@ -7,7 +7,8 @@ from .dialects.llm import llm_parameters
 from .egress import EgressDenied, EgressPolicy
 from .executor import Executor
 from .results import RequestRecord, Timings, ToolResult
-from .spec import Function, HttpAction
+from .runtime import Agent, CallSession, LLMSettings, load_agent
+from .spec import BuiltinAction, Function, HttpAction
 from .validation import FunctionValidationError, Problem
 
 __version__ = "0.1.0"
@@ -15,14 +16,18 @@ __version__ = "0.1.0"
 __all__ = [
     "DIALECTS",
     "SYSTEM_VARIABLES",
+    "Agent",
     "ArgumentError",
+    "BuiltinAction",
     "CallContext",
+    "CallSession",
     "EgressDenied",
     "EgressPolicy",
     "Executor",
     "Function",
     "FunctionValidationError",
     "HttpAction",
+    "LLMSettings",
     "Problem",
     "Report",
     "RequestRecord",
@@ -32,6 +37,7 @@ __all__ = [
     "bind",
     "dump",
     "llm_parameters",
+    "load_agent",
     "load_function",
     "load_functions",
     "validate",
