@@ -419,7 +419,7 @@ def print_table(data: dict[str, Any]) -> None:
     )
     print(
         "ratio = executor / baseline (latency, CPU: lower is better; throughput: higher is "
-        "better). client CPU/req: this process only (the server is another process)."
+        "better)\nclient CPU/req: this process only (the server is another process)"
     )
     print()
     print("targets (information only):")

@@ -8,6 +8,7 @@ Routes (any method):
   /text            200 text/plain
   /badjson         200 application/json with a body that is not JSON
   /empty           204
+  /set-cookie      200 with a Set-Cookie header
   /redirect?to=<url>&code=<n>   redirect
   /reset           closes the connection without an answer (RST)
 """
@@ -132,6 +133,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, "plain words, naïve café".encode(), "text/plain; charset=utf-8")
         elif path == "/badjson":
             self._reply(200, b'{"unterminated": ', "application/json")
+        elif path == "/set-cookie":
+            self._reply(200, b"{}", extra={"Set-Cookie": "session=tenant-a-secret; Path=/"})
         elif path == "/empty":
             self.send_response(204)
             self.end_headers()

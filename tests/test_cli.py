@@ -217,7 +217,7 @@ def test_quickstart_runs_as_documented():
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert '"status":"shipped"' in proc.stdout
+    assert '"status": "shipped"' in proc.stdout
     assert "missing_arguments" in proc.stdout
-    assert '"booking_id":"APT-1001"' in proc.stdout
+    assert '"booking_id": "APT-1001"' in proc.stdout
     assert "demo-token" not in proc.stdout

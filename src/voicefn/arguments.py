@@ -53,12 +53,54 @@ class _Plan:
     validator: Draft202012Validator
     properties: dict[str, Any]
     required: tuple[str, ...]
+    #: name -> (python types, enum or None) when every property is a plain typed scalar:
+    #: then a value that passes isinstance needs no full JSON Schema validation.
+    simple: dict[str, tuple[tuple[type, ...], tuple[Any, ...] | None]] | None
+
+
+_SIMPLE_KEYS = frozenset({"type", "description", "enum", "default", "title", "examples"})
+_PY_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "number": (int, float),
+    "boolean": (bool,),
+}
+
+
+def _simple_checks(
+    props: dict[str, Any],
+) -> dict[str, tuple[tuple[type, ...], tuple[Any, ...] | None]] | None:
+    checks = {}
+    for name, schema in props.items():
+        if not isinstance(schema, dict) or not set(schema) <= _SIMPLE_KEYS:
+            return None
+        kind = schema.get("type")
+        if kind not in _PY_TYPES:
+            return None
+        enum = schema.get("enum")
+        checks[name] = (_PY_TYPES[kind], tuple(enum) if isinstance(enum, list) else None)
+    return checks
+
+
+def _passes_simple(
+    values: dict[str, Any], checks: dict[str, tuple[tuple[type, ...], tuple[Any, ...] | None]]
+) -> bool:
+    for name, value in values.items():
+        types, enum = checks[name]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            return False
+        if enum is not None and value not in enum:
+            return False
+    return True
 
 
 def _build_plan(function: Function) -> _Plan:
     schema = dict(function.parameters)
     schema.pop("required", None)  # missing values are reported by us, with what to ask for
-    return _Plan(Draft202012Validator(schema), function.properties, tuple(function.required))
+    props = function.properties
+    return _Plan(
+        Draft202012Validator(schema), props, tuple(function.required), _simple_checks(props)
+    )
 
 
 _plan: PerObjectCache[Function, _Plan] = PerObjectCache(_build_plan)
@@ -167,6 +209,8 @@ def bind(
             f"Then call {function.name} again with every required value.",
             missing=missing,
         )
+    if plan.simple is not None and _passes_simple(values, plan.simple):
+        return bound
     errors = sorted(plan.validator.iter_errors(values), key=lambda e: list(e.absolute_path))
     if errors:
         detail = "; ".join(

@@ -26,6 +26,13 @@ from .results import DEFAULT_RESULT_MAX_BYTES, Timings, ToolResult, error_conten
 from .spec import BuiltinAction, Function, HttpAction
 
 
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that stores nothing."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 class Executor:
     """Runs functions. Create one per process and share it: it owns the connection pool.
 
@@ -61,6 +68,8 @@ class Executor:
             timeout=None,  # each function's timeout_ms bounds the whole request instead
             trust_env=False,
         )
+        # One client, many tenants: never keep cookies one API set for another's requests.
+        self.client._cookies = _NoCookies()
         self.http = HttpRunner(
             self.client, max_response_bytes=max_response_bytes, result_max_bytes=result_max_bytes
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 
@@ -13,6 +14,7 @@ _SENSITIVE = re.compile(
 _NOT_SENSITIVE = frozenset({"idempotency-key"})
 
 
+@functools.lru_cache(maxsize=1024)
 def is_sensitive_header(name: str) -> bool:
     lowered = name.lower()
     return lowered not in _NOT_SENSITIVE and _SENSITIVE.search(lowered) is not None

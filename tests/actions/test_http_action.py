@@ -492,3 +492,13 @@ async def test_error_body_is_kept_small(ex):
     assert isinstance(cut, str)
     assert len(cut.encode()) < ERROR_BODY_MAX_BYTES + 100
     assert cut.endswith("bytes]")
+
+
+async def test_cookies_set_by_one_api_never_reach_another_request(server, ex):
+    # One Executor serves many tenants: a Set-Cookie must not be replayed on later requests.
+    assert (await ex.run(make(server, path="/set-cookie", method="GET", param={}), {})).ok
+    redirect = make(server, method="GET", path=f"/redirect?to={server.url}/echo", param={})
+    assert (await ex.run(redirect, {})).ok  # httpx adds client cookies on redirect hops
+    assert (await ex.run(make(server, method="GET", param={}), {})).ok
+    assert [r.path for r in server.received] == ["/set-cookie", "/redirect", "/echo", "/echo"]
+    assert all("cookie" not in {k.lower() for k in r.headers} for r in server.received)

@@ -51,11 +51,16 @@ class _Failure(Exception):
 
 @dataclass(frozen=True, slots=True)
 class _Plan:
+    """Everything about a function's request that does not depend on the call: built once."""
+
     method: str
     url_parts: list[str | Specifier | Variable]
+    url: httpx.URL | None  # parsed once when the URL has no placeholders
     param: Template | None
     headers: dict[str, str]  # static headers, with the token as Authorization
+    record_headers: dict[str, str]  # the same, redacted, for the RequestRecord
     header_templates: dict[str, Template]
+    has_content_type: bool
     form: bool
     timeout_s: float
     redactor: Redactor
@@ -63,7 +68,11 @@ class _Plan:
 
 def _build(function: Function) -> _Plan:
     a = function.http
-    headers: dict[str, str] = {"User-Agent": USER_AGENT}
+    headers: dict[str, str] = {
+        "Accept": "*/*",
+        "Accept-Encoding": "gzip, deflate",
+        "User-Agent": USER_AGENT,
+    }
     templated: dict[str, Template] = {}
     form = False
     for name, value in a.headers.items():
@@ -78,15 +87,21 @@ def _build(function: Function) -> _Plan:
         for name in [h for h in headers if h.lower() == "authorization"]:
             del headers[name]
         headers["Authorization"] = token
+    redactor = Redactor(function_secrets(token, a.headers))
+    parts = parse_string(a.url)
+    static_url = len(parts) == 1 and isinstance(parts[0], str)
     return _Plan(
         method=a.method,
-        url_parts=parse_string(a.url),
+        url_parts=parts,
+        url=httpx.URL(a.url) if static_url else None,
         param=Template(a.param) if a.param is not None else None,
         headers=headers,
+        record_headers=redactor.headers(headers),
         header_templates=templated,
+        has_content_type=any(h.lower() == "content-type" for h in headers),
         form=form,
         timeout_s=a.timeout_ms / 1000,
-        redactor=Redactor(function_secrets(token, a.headers)),
+        redactor=redactor,
     )
 
 
@@ -153,7 +168,7 @@ class HttpRunner:
     def build_request(self, inv: Invocation) -> tuple[httpx.Request, RequestRecord]:
         plan = plan_for(inv.function)
         values, variables = inv.values, inv.variables
-        url = render_url(plan.url_parts, values, variables)
+        url = plan.url or httpx.URL(render_url(plan.url_parts, values, variables))
         if plan.param is None:
             rendered: Any = {k: v for k, v in values.items() if k in inv.function.properties}
         else:
@@ -161,19 +176,20 @@ class HttpRunner:
             if rendered is OMIT:
                 rendered = None
         headers = dict(plan.headers)
+        record_headers = dict(plan.record_headers)
+        ctx = inv.context
+        dynamic = {"X-Voicefn-Call-Id": ctx.call_id}
+        if ctx.agent_id:
+            dynamic["X-Voicefn-Agent-Id"] = ctx.agent_id
         for name, tpl in plan.header_templates.items():
             headers[name] = str(tpl.render(values, variables))
-        ctx = inv.context
-        headers["X-Voicefn-Call-Id"] = ctx.call_id
-        headers["X-Voicefn-Execution-Id"] = ctx.execution_id
-        if ctx.agent_id:
-            headers["X-Voicefn-Agent-Id"] = ctx.agent_id
+            record_headers.update(plan.redactor.headers({name: headers[name]}))
         kwargs: dict[str, Any] = {}
         if plan.method in QUERY_METHODS:
             if isinstance(rendered, dict) and rendered:
                 kwargs["params"] = {k: _query_value(v) for k, v in rendered.items()}
         else:
-            headers["Idempotency-Key"] = idempotency_key(
+            dynamic["Idempotency-Key"] = idempotency_key(
                 ctx.call_id, inv.tool_call_id, inv.function.name
             )
             if plan.form and isinstance(rendered, dict):
@@ -182,14 +198,17 @@ class HttpRunner:
                 kwargs["content"] = json.dumps(
                     rendered, ensure_ascii=False, allow_nan=False
                 ).encode()
-                if not any(h.lower() == "content-type" for h in headers):
-                    headers["Content-Type"] = "application/json"
-        request = self.client.build_request(plan.method, url, headers=headers, **kwargs)
+                if not plan.has_content_type:
+                    dynamic["Content-Type"] = "application/json"
+        headers.update(dynamic)
+        record_headers.update(dynamic)
+        # Built directly (not client.build_request): no client-level cookies or defaults apply.
+        request = httpx.Request(plan.method, url, headers=headers, **kwargs)
         redact = plan.redactor
         record = RequestRecord(
             method=plan.method,
             url=redact.text(str(request.url)) if redact else str(request.url),
-            headers=redact.headers(headers),
+            headers=record_headers,
             body=rendered if plan.method not in QUERY_METHODS else None,
         )
         return request, record
@@ -290,7 +309,9 @@ class HttpRunner:
             content = error_content({"ok": True, "status": status})
         elif isinstance(data, str):
             content = data
-        else:
+        elif "\n" not in text:
+            content = text.strip()  # already compact: no need to serialise again
+        else:  # pretty-printed: compact it, whitespace costs the LLM tokens
             content = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
         result.content, result.truncated = bounded(content, self.result_max_bytes)
         return result

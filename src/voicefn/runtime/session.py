@@ -94,11 +94,10 @@ class _Round:
     first_token_ms: float | None = None
 
 
-def _canonical_arguments(raw: str) -> str:
-    try:
-        return json.dumps(json.loads(raw or "{}"), sort_keys=True, separators=(",", ":"))
-    except json.JSONDecodeError:
-        return raw
+def _canonical(arguments: dict[str, Any] | str) -> str:
+    if isinstance(arguments, str):
+        return arguments
+    return json.dumps(arguments, sort_keys=True, separators=(",", ":"))
 
 
 def _complete_object(raw: str) -> bool:
@@ -334,7 +333,7 @@ class CallSession:
             self._announce(call, rnd, emit)
         call.started_at = time.perf_counter()
         function = self.functions.get(call.name)
-        emit(FunctionStarted(call.name, call.id, _parsed(call.arguments)))
+        arguments = _parsed(call.arguments)
         if function is None:
             names = ", ".join(self.functions) or "none"
             payload = {
@@ -345,16 +344,17 @@ class CallSession:
                 call.name, False, error_content(payload), payload, error="unknown_function"
             )
             call.task = _completed(result)
-            return
-        key = (call.name, _canonical_arguments(call.arguments))
-        previous = self._done.get(key)
-        if previous is not None and not function.repeatable:
-            call.deduplicated = True
-            call.task = _completed(previous)
-            return
-        call.task = asyncio.create_task(
-            self.executor.run(function, call.arguments, self.context, tool_call_id=call.id)
-        )
+        else:
+            key = (call.name, _canonical(arguments))
+            previous = self._done.get(key)
+            if previous is not None and not function.repeatable:
+                call.deduplicated = True
+                call.task = _completed(previous)
+            else:  # scheduled before the event below, so the request goes out first
+                call.task = asyncio.create_task(
+                    self.executor.run(function, arguments, self.context, tool_call_id=call.id)
+                )
+        emit(FunctionStarted(call.name, call.id, arguments))
 
     def _commit_round(self, rnd: _Round) -> None:
         """The assistant message with its tool calls goes into the history; results follow."""
@@ -434,7 +434,7 @@ class CallSession:
         self.executions.append(record)
         self._first_token_wait.append(record)
         if result.ok and result.request is not None and not call.deduplicated:
-            self._done[(call.name, _canonical_arguments(call.arguments))] = result
+            self._done[(call.name, _canonical(_parsed(call.arguments)))] = result
         emit(FunctionFinished(call.name, call.id, result, latency, timings, call.deduplicated))
         if result.ok and result.directive and not call.deduplicated:
             self._carry_out(result.directive, call.name, emit)
