@@ -221,3 +221,66 @@ def test_quickstart_runs_as_documented():
     assert "missing_arguments" in proc.stdout
     assert '"booking_id": "APT-1001"' in proc.stdout
     assert "demo-token" not in proc.stdout
+
+
+SEED_CURL = """curl --location 'https://api.yourbank.com/accounts/balance?account_id=ACC-991042&phone=%2B919876543210' \\
+--header 'Authorization: Bearer fin_api_key_001' \\
+--header 'X-Request-Source: voice-agent'"""
+
+
+def test_from_curl_to_bolna_by_default_and_other_dialects():
+    res = runner.invoke(app, ["from-curl", SEED_CURL, "--name", "get_account_balance"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["key"] == "custom_task"
+    assert doc["name"] == "get_account_balance"
+    assert doc["value"]["url"] == "https://api.yourbank.com/accounts/balance"
+    assert doc["value"]["api_token"] == "Bearer fin_api_key_001"
+    assert doc["value"]["headers"] == {"X-Request-Source": "voice-agent"}
+    assert doc["value"]["param"] == {"account_id": "%(account_id)s", "phone": "%(phone)s"}
+    openai = runner.invoke(app, ["from-curl", "-", "--to", "openai"], input=SEED_CURL)
+    assert openai.exit_code == 0, openai.output
+    tool = json.loads(openai.stdout)
+    assert set(tool["function"]["parameters"]["properties"]) == {"account_id", "phone"}
+    assert "fin_api_key_001" not in openai.stdout
+
+
+def test_from_curl_names_unsupported_flags_and_rejects_garbage():
+    res = runner.invoke(app, ["from-curl", "curl -k -F file=@a.png https://api.example.com/upload"])
+    assert "-k" in res.stderr
+    assert "-F" in res.stderr or "--form" in res.stderr
+    bad = runner.invoke(app, ["from-curl", "not a curl command"])
+    assert bad.exit_code == 1
+    assert "error" in bad.stderr
+
+
+def test_interactive_call_reads_the_callers_lines_from_the_terminal(tmp_path):
+    from voicefn.testing import ScriptedLLM, text
+
+    with ScriptedLLM() as llm:
+        llm.push(text("Hello there!"), text("Bye now."))
+        agent = tmp_path / "agent.json"
+        agent.write_text(
+            json.dumps(
+                {
+                    "name": "a",
+                    "welcome_message": "Welcome!",
+                    "llm": {"model": "m", "base_url": llm.base_url, "max_retries": 0},
+                }
+            )
+        )
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "voicefn"), "call", str(agent)],
+            input="hi\nbye\n/quit\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert proc.returncode == 0, proc.stderr
+    assert "Welcome!" in proc.stdout
+    assert "Hello there!" in proc.stdout
+    assert "Bye now." in proc.stdout
+    assert [m["content"] for m in llm.requests[1]["messages"] if m["role"] == "user"] == [
+        "hi",
+        "bye",
+    ]

@@ -45,6 +45,7 @@ class Transcript:
         self.console = console
         self.lines: list[dict[str, Any]] = []
         self._streaming = False
+        self._streamed = False
 
     def _print(self, text: str = "", **kw: Any) -> None:
         if self.console is not None:
@@ -55,6 +56,7 @@ class Transcript:
 
     def event(self, ev: Event) -> None:
         if isinstance(ev, AgentTextDelta):
+            self._streamed = True
             if not self._streaming:
                 self._print("[bold cyan]agent:[/bold cyan] ", end="")
                 self._streaming = True
@@ -66,6 +68,9 @@ class Transcript:
         if isinstance(ev, AgentMessage):
             if ev.text:
                 self.lines.append({"speaker": "agent", "text": ev.text})
+                if not self._streamed:  # e.g. the welcome message: it was not streamed
+                    self._print(f"[bold cyan]agent:[/bold cyan] {escape(ev.text)}")
+            self._streamed = False
         elif isinstance(ev, Filler):
             self.lines.append({"speaker": "agent", "text": ev.text, "filler": True})
             self._print(f"[cyan]agent (filler):[/cyan] [italic]{escape(ev.text)}[/italic]")
