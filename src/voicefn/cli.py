@@ -42,6 +42,17 @@ VarOpt = Annotated[
     ),
 ]
 
+PrivateOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-private-network", help="Allow loopback/private addresses (local development)."
+    ),
+]
+AllowOpt = Annotated[
+    list[str] | None,
+    typer.Option("--allow", help="Allow a host or CIDR despite the egress policy (repeatable)."),
+]
+
 
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
@@ -206,18 +217,8 @@ def invoke_cmd(
         str, typer.Option("--args", help="The arguments as the LLM would send them (JSON).")
     ] = "{}",
     var: VarOpt = None,
-    allow_private_network: Annotated[
-        bool,
-        typer.Option(
-            "--allow-private-network", help="Allow loopback/private addresses (local development)."
-        ),
-    ] = False,
-    allow: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow", help="Allow a host or CIDR despite the egress policy (repeatable)."
-        ),
-    ] = None,
+    allow_private_network: PrivateOpt = False,
+    allow: AllowOpt = None,
     https_only: Annotated[
         bool, typer.Option("--https-only", help="Refuse plain-http URLs.")
     ] = False,
@@ -288,18 +289,8 @@ def call_cmd(
     script: Annotated[
         Path | None, typer.Option("--script", help="A scripted caller: one line per turn.")
     ] = None,
-    allow_private_network: Annotated[
-        bool,
-        typer.Option(
-            "--allow-private-network", help="Allow loopback/private addresses (local development)."
-        ),
-    ] = False,
-    allow: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--allow", help="Allow a host or CIDR despite the egress policy (repeatable)."
-        ),
-    ] = None,
+    allow_private_network: PrivateOpt = False,
+    allow: AllowOpt = None,
     model: Annotated[
         str | None, typer.Option("--model", help="Override the agent's LLM model.")
     ] = None,
