@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .actions.code import SandboxMode
 from .context import SYSTEM_VARIABLES, CallContext
 from .dialects import DIALECTS, Report, dump, read_documents, validate
 from .executor import Executor
@@ -46,6 +47,14 @@ PrivateOpt = Annotated[
     bool,
     typer.Option(
         "--allow-private-network", help="Allow loopback/private addresses (local development)."
+    ),
+]
+SandboxOpt = Annotated[
+    str,
+    typer.Option(
+        "--sandbox",
+        help="How customer code runs: isolated (default; refuses if the host cannot isolate) or "
+        "unsafe-process (weaker, an explicit operator choice).",
     ),
 ]
 AllowOpt = Annotated[
@@ -160,6 +169,18 @@ def validate_cmd(
     raise typer.Exit(0 if all(r.ok for r in reports) else 1)
 
 
+def _sandbox_mode(value: str) -> SandboxMode:
+    if value == "isolated":
+        return "isolated"
+    if value == "unsafe-process":
+        err.print(
+            "[yellow]warning[/yellow]: --sandbox unsafe-process: customer code runs WITHOUT "
+            "namespace isolation (rlimits only); use it only for code you trust"
+        )
+        return "unsafe-process"
+    raise typer.BadParameter("use isolated or unsafe-process", param_hint="--sandbox")
+
+
 def _check_dialect(to: str) -> str:
     if to not in DIALECTS:
         raise typer.BadParameter(
@@ -222,6 +243,7 @@ def invoke_cmd(
     https_only: Annotated[
         bool, typer.Option("--https-only", help="Refuse plain-http URLs.")
     ] = False,
+    sandbox: SandboxOpt = "isolated",
     webhook_url: Annotated[
         str | None,
         typer.Option(
@@ -243,6 +265,7 @@ def invoke_cmd(
             "allow_private_network": allow_private_network,
             "allow": allow or (),
             "https_only": https_only,
+            "sandbox_mode": _sandbox_mode(sandbox),
         }
 
         async def go() -> Any:
@@ -291,6 +314,7 @@ def call_cmd(
     ] = None,
     allow_private_network: PrivateOpt = False,
     allow: AllowOpt = None,
+    sandbox: SandboxOpt = "isolated",
     model: Annotated[
         str | None, typer.Option("--model", help="Override the agent's LLM model.")
     ] = None,
@@ -342,7 +366,11 @@ def call_cmd(
 
     async def go() -> dict[str, Any]:
         async with (
-            Executor(allow_private_network=allow_private_network, allow=allow or ()) as ex,
+            Executor(
+                allow_private_network=allow_private_network,
+                allow=allow or (),
+                sandbox_mode=_sandbox_mode(sandbox),
+            ) as ex,
             CallSession(agent, executor=ex, context=_context(var), language=language) as session,
         ):
             reader = script_reader(lines) if lines is not None else stdin_reader(out)
@@ -373,6 +401,127 @@ def _echoing(
         return line
 
     return next_line
+
+
+@app.command("generate")
+def generate_cmd(
+    description: Annotated[str, typer.Argument(help="What the function should do, in words.")],
+    lang: Annotated[
+        str, typer.Option("--lang", help="python (pre/in-call) or javascript (post-call).")
+    ] = "python",
+    args: Annotated[
+        str | None,
+        typer.Option(
+            "--args",
+            help="Sample arguments (JSON) for the test run; default: the model proposes them.",
+        ),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="LLM model (default: VOICEFN_LLM_MODEL).")
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option("--base-url", help="OpenAI-compatible endpoint (default: OPENAI_BASE_URL)."),
+    ] = None,
+    max_attempts: Annotated[
+        int, typer.Option("--max-attempts", min=1, max=10, help="Tries before giving up.")
+    ] = 3,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Also write the code to this file.")
+    ] = None,
+    sandbox: Annotated[
+        str,
+        typer.Option(
+            "--sandbox",
+            help="isolated (default) or unsafe-process (weaker; an explicit operator choice).",
+        ),
+    ] = "isolated",
+    allow_private_network: PrivateOpt = False,
+    allow: AllowOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Generate a Python or JavaScript function with an LLM, check it and run it once in the sandbox."""
+    import openai
+
+    from .generate import generate
+    from .runtime.agent import LLMSettings
+
+    if lang not in ("python", "javascript"):
+        raise typer.BadParameter("use python or javascript", param_hint="--lang")
+    mode = _sandbox_mode(sandbox)
+    try:
+        sample = json.loads(args) if args is not None else None
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--args") from None
+    settings = LLMSettings(model=model, base_url=base_url)
+    try:
+        resolved_model = settings.resolved_model()
+    except ValueError as exc:
+        err.print(f"[red]error[/red]: {escape(str(exc))}; or pass --model")
+        raise typer.Exit(2) from None
+
+    async def go() -> Any:
+        llm = openai.AsyncOpenAI(
+            base_url=settings.resolved_base_url(),
+            api_key=settings.resolved_api_key(),
+            max_retries=1,
+        )
+        try:
+            async with Executor(
+                allow_private_network=allow_private_network,
+                allow=allow or (),
+                sandbox_mode=mode,
+            ) as ex:
+                return await generate(
+                    description,
+                    language=lang,  # type: ignore[arg-type]
+                    llm=llm,
+                    model=resolved_model,
+                    executor=ex,
+                    arguments=sample,
+                    max_attempts=max_attempts,
+                )
+        finally:
+            await llm.close()
+
+    try:
+        generated = asyncio.run(go())
+    except openai.APIError as exc:
+        err.print(f"[red]error[/red]: the LLM request failed: {escape(str(exc))}")
+        raise typer.Exit(1) from None
+    if out_file is not None and generated.code:
+        out_file.write_text(generated.code, encoding="utf-8")
+    if as_json:
+        _print_json(
+            {
+                "ok": generated.ok,
+                "language": generated.language,
+                "code": generated.code,
+                "arguments": generated.arguments,
+                "result": generated.result,
+                "attempts": [
+                    {"problems": a.problems, "error": a.error, "result": a.result}
+                    for a in generated.attempts
+                ],
+            }
+        )
+    else:
+        for i, attempt in enumerate(generated.attempts, 1):
+            verdict = "[green]ok[/green]" if attempt.ok else "[red]rejected[/red]"
+            out.print(f"[bold]attempt {i}[/bold]: {verdict}")
+            for problem in attempt.problems:
+                out.print(f"  - {escape(problem)}")
+            if attempt.error:
+                out.print(f"  - run failed: {escape(attempt.error)}")
+        out.print(f"[bold]code[/bold] ({generated.language})")
+        out.print(escape(generated.code))
+        out.print(
+            f"[bold]ran with[/bold] {escape(json.dumps(generated.arguments, ensure_ascii=False))}"
+        )
+        out.print(
+            f"[bold]returned[/bold] {escape(json.dumps(generated.result, ensure_ascii=False))}"
+        )
+    raise typer.Exit(0 if generated.ok else 1)
 
 
 def main() -> None:

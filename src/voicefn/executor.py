@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from .actions.base import Invocation
+from .actions.base import Action, Invocation
 from .actions.builtins import BuiltinRunner
+from .actions.code import CodeRunner, SandboxMode
 from .actions.http import HttpRunner
 from .actions.webhooks import WebhookSender
 from .arguments import ArgumentError, bind
@@ -54,6 +55,7 @@ class Executor:
         max_connections: int = 200,
         webhook_timeout_ms: int = 10_000,
         transfer_webhook_wait_ms: int = 1500,
+        sandbox_mode: SandboxMode = "isolated",
     ) -> None:
         self.egress = egress or EgressPolicy.from_strings(
             allow, allow_private_network=allow_private_network, https_only=https_only
@@ -74,6 +76,7 @@ class Executor:
             self.client, max_response_bytes=max_response_bytes, result_max_bytes=result_max_bytes
         )
         self.builtins = BuiltinRunner()
+        self.code = CodeRunner(self.client, mode=sandbox_mode, result_max_bytes=result_max_bytes)
         self.transfer_webhook_wait_s = transfer_webhook_wait_ms / 1000
         self.webhooks = WebhookSender(self.client, webhook_timeout_ms / 1000)
 
@@ -90,6 +93,7 @@ class Executor:
 
     async def aclose(self, webhook_grace_s: float = 2.0) -> None:
         await self.webhooks.drain(webhook_grace_s)
+        await self.code.aclose()
         await self.client.aclose()
 
     async def run(
@@ -131,7 +135,14 @@ class Executor:
                 # A transfer's webhook exists to tell the customer's system *before* the call
                 # moves (seed 002): wait for it briefly, never fail the transfer for it.
                 await asyncio.wait({hook}, timeout=self.transfer_webhook_wait_s)
-        runner = self.http if isinstance(function.action, HttpAction) else self.builtins
+        action = function.action
+        runner: Action
+        if isinstance(action, HttpAction):
+            runner = self.http
+        elif isinstance(action, BuiltinAction):
+            runner = self.builtins
+        else:
+            runner = self.code
         await runner.run(inv)
         result.timings.total_ms = (time.perf_counter() - started) * 1000
         return result

@@ -50,6 +50,9 @@ class ToolResult:
     ignored_arguments: list[str] = field(default_factory=list)
     #: For builtin functions: what the host must do (end, transfer, send an SMS).
     directive: dict[str, Any] | None = None
+    #: For code functions: the lines the code logged, and how the sandbox ran it.
+    logs: list[dict[str, Any]] = field(default_factory=list)
+    sandbox: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

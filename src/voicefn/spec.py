@@ -92,6 +92,33 @@ class BuiltinAction(_Model):
     pre_call_webhook_url: str | None = None
 
 
+class _CodeAction(_Model):
+    """Customer code run in the sandbox (seed 000/003's advanced mode). Treated as hostile."""
+
+    code: str
+    #: The function to call in ``code``; by default the one named like the Function.
+    entrypoint: str | None = None
+    timeout_ms: Annotated[int, Field(gt=0, le=MAX_TIMEOUT_MS)] = DEFAULT_TIMEOUT_MS
+    memory_mb: Annotated[int, Field(ge=32, le=2048)] = 256
+    pre_call_webhook_param: dict[str, Any] | None = None
+    pre_call_webhook_url: str | None = None
+
+
+class PythonAction(_CodeAction):
+    """``async def name(ctx: RunContext, ...) -> dict`` (pre-call and in-call functions)."""
+
+    type: Literal["python"] = "python"
+
+
+class JavaScriptAction(_CodeAction):
+    """``async function name(data)`` with axios, moment and lodash (post-call functions)."""
+
+    type: Literal["javascript"] = "javascript"
+
+
+Action = HttpAction | BuiltinAction | PythonAction | JavaScriptAction
+
+
 class Function(_Model):
     """One tool an agent can use."""
 
@@ -100,7 +127,7 @@ class Function(_Model):
     phase: str = "in_call"
     parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object", "properties": {}})
     filler: Filler | None = None
-    action: HttpAction | BuiltinAction = Field(discriminator="type")
+    action: Action = Field(discriminator="type")
     #: May the same call (same arguments) run twice in one conversation? ``None``: only GETs.
     allow_repeat: bool | None = None
 

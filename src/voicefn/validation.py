@@ -372,9 +372,15 @@ def _check_action(
     if kind == "builtin":
         _check_builtin(action, props, variables, out)
         return
+    if kind in ("python", "javascript"):
+        _check_code(kind, action, out)
+        return
     if kind != "http":
         out.add(
-            ("action", "type"), f"unsupported action type {kind!r}", "use 'http' or 'builtin'", kind
+            ("action", "type"),
+            f"unsupported action type {kind!r}",
+            "use 'http', 'builtin', 'python' or 'javascript'",
+            kind,
         )
         return
     method = action.get("method")
@@ -459,6 +465,20 @@ def _check_action(
                     f'add "{pname}": "%({pname})s" to param, or remove the parameter',
                     severity="warning",
                 )
+
+
+def _check_code(kind: str, action: dict[str, Any], out: _Collector) -> None:
+    """Customer code is checked statically (never run here): its contract, line by line."""
+    from .sandbox.contract import check_javascript, check_python
+
+    code, entry = action.get("code"), action.get("entrypoint")
+    if not isinstance(code, str) or not isinstance(entry, str | None):
+        return  # the model's own type errors report these
+    check = check_python if kind == "python" else check_javascript
+    _, problems = check(code, entrypoint=entry)
+    for p in problems:
+        where = f"line {p.line}: " if p.line else ""
+        out.add(("action", "code"), f"{where}{p.message}", p.fix, severity=p.severity)
 
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")

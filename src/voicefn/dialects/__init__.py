@@ -18,7 +18,7 @@ import yaml
 from ..context import CallContext
 from ..spec import Function
 from ..validation import FunctionValidationError, Problem, validate_document
-from . import bolna, call2me, callkaro, llm, native
+from . import bolna, call2me, callkaro, code, llm, native
 
 LOADABLE: dict[str, ModuleType] = {
     "voicefn": native,
@@ -55,6 +55,9 @@ def detect(data: Any) -> str | None:
     """The dialect a document is written in, or None."""
     if not isinstance(data, dict):
         return None
+    source = code.detect(data)
+    if source is not None:
+        return source
     if data.get("type") == "function":
         return "openai" if "function" in data else "openai-responses"
     if "input_schema" in data:
@@ -76,6 +79,19 @@ def validate(
 ) -> Report:
     """Validate a document in any loadable dialect; every problem is reported at once."""
     name = dialect or detect(data)
+    if name in code.NAMES and isinstance(data, dict):
+        doc, problems = code.to_canonical(data)
+        if any(p.severity == "error" for p in problems):
+            return Report(name, None, problems, source)  # the code's own lines say it all
+        function, more = validate_document(doc, variables=variables)
+        # The document's check of the same code would repeat each line under $.action.code.
+        problems += [p for p in more if p.path != "$.action.code"]
+        return Report(
+            name,
+            None if any(p.severity == "error" for p in problems) else function,
+            problems,
+            source,
+        )
     if name is None or name not in LOADABLE:
         if name in llm.NAMES:
             msg = "this is an LLM tool schema: it says what the LLM sees but not what to call"
@@ -99,6 +115,8 @@ def read_documents(path: str | Path) -> list[Any]:
     """The function documents in a JSON or YAML file: one object, or a list of them."""
     p = Path(path)
     text = p.read_text(encoding="utf-8")
+    if p.suffix.lower() in code.SUFFIXES:
+        return [code.source_document(text, code.SUFFIXES[p.suffix.lower()])]
     try:
         data = yaml.safe_load(text) if p.suffix.lower() in (".yaml", ".yml") else json.loads(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:

@@ -76,7 +76,7 @@ def from_function(f: Function) -> tuple[dict[str, Any], list[str]]:
     if isinstance(f.action, BuiltinAction):  # "same schema, no url needed"
         doc = {"name": f.action.builtin, "description": f.description, "parameters": f.parameters}
         return doc, [f"the builtin's configuration ({f.name})"]
-    a = f.action
+    a = f.http
     lost: list[str] = repeat_loss(f)
     if f.phase != "in_call":
         lost.append(f"phase {f.phase!r}")

@@ -1,0 +1,177 @@
+"""Customer code (advanced mode): Python and JavaScript functions, run in the sandbox.
+
+The code never runs in this process. Each language has a sandbox (``voicefn.sandbox.python``,
+``voicefn.sandbox.javascript``) that is started on first use. The code's HTTP requests come back
+here through the ``egress`` callback and go out on the Executor's client, so the same egress
+policy applies to them as to HTTP functions: checked on the address actually connected to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import time
+from typing import Any, Literal
+
+import httpx
+
+from ..egress import EgressDenied
+from ..results import ToolResult, bounded, error_content
+from ..spec import JavaScriptAction, PythonAction
+from .base import Invocation
+
+SandboxMode = Literal["isolated", "unsafe-process"]
+EGRESS_TIMEOUT_S = 10.0
+EGRESS_MAX_BODY = 1 << 20
+
+
+class CodeRunner:
+    """``async run(invocation) -> ToolResult`` for ``python`` and ``javascript`` actions."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        mode: SandboxMode = "isolated",
+        result_max_bytes: int = 16 * 1024,
+    ) -> None:
+        self.client = client
+        self.mode: SandboxMode = mode
+        self.result_max_bytes = result_max_bytes
+        self._sandboxes: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    async def _sandbox(self, language: str) -> Any:
+        async with self._lock:
+            sandbox = self._sandboxes.get(language)
+            if sandbox is None:
+                if language == "python":
+                    from ..sandbox.python import PythonSandbox
+
+                    sandbox = PythonSandbox(mode=self.mode)
+                else:
+                    from ..sandbox.javascript import JavaScriptSandbox
+
+                    sandbox = JavaScriptSandbox(mode=self.mode)
+                await sandbox.start()
+                self._sandboxes[language] = sandbox
+            return sandbox
+
+    async def aclose(self) -> None:
+        for sandbox in self._sandboxes.values():
+            await sandbox.aclose()
+        self._sandboxes.clear()
+
+    async def egress(self, request: dict[str, Any]) -> dict[str, Any]:
+        """One HTTP request from sandboxed code. Everything in ``request`` is untrusted."""
+        try:
+            method = str(request.get("method", "GET")).upper()
+            url = str(request["url"])
+            headers = [(str(k), str(v)) for k, v in list(request.get("headers") or [])[:100]]
+            body = base64.b64decode(str(request.get("body") or ""), validate=True)
+        except (KeyError, TypeError, ValueError):
+            return {"error": "malformed request"}
+        try:
+            async with asyncio.timeout(EGRESS_TIMEOUT_S):
+                req = httpx.Request(method, url, headers=headers, content=body)
+                response = await self.client.send(req, stream=True)
+                try:
+                    chunks, size = [], 0
+                    async for chunk in response.aiter_bytes():
+                        size += len(chunk)
+                        if size > EGRESS_MAX_BODY:
+                            return {"error": f"response larger than {EGRESS_MAX_BODY} bytes"}
+                        chunks.append(chunk)
+                finally:
+                    await response.aclose()
+        except EgressDenied as exc:
+            return {"error": f"refused by the egress policy: {exc.reason}"}
+        except TimeoutError:
+            return {"error": f"no response within {EGRESS_TIMEOUT_S:.0f} s"}
+        except httpx.InvalidURL as exc:
+            return {"error": f"invalid URL: {exc}"}
+        except httpx.HTTPError as exc:
+            return {"error": f"request failed: {type(exc).__name__}"}
+        return {
+            "status": response.status_code,
+            "headers": [list(h) for h in response.headers.multi_items()],
+            "body": base64.b64encode(b"".join(chunks)).decode(),
+        }
+
+    async def run(self, inv: Invocation) -> ToolResult:
+        action = inv.function.action
+        assert isinstance(action, PythonAction | JavaScriptAction)
+        result = inv.result
+        entry = action.entrypoint or inv.function.name
+        ctx = inv.context
+        call = {
+            "agent_id": ctx.agent_id,
+            "call_sid": ctx.call_sid,
+            "execution_id": ctx.execution_id,
+            "from_number": ctx.from_number,
+            "to_number": ctx.to_number,
+        }
+        tenant = ctx.agent_id or "default"
+        started = time.perf_counter()
+        result.timings.time_to_request_ms = (started - inv.started) * 1000
+        try:
+            sandbox = await self._sandbox(action.type)
+            if isinstance(action, PythonAction):
+                from ..sandbox.python import Limits as PyLimits
+
+                arguments = {k: v for k, v in inv.values.items() if k in inv.function.properties}
+                context = {"call": call, "variables": dict(ctx.variables)}
+                outcome = await sandbox.run(
+                    action.code,
+                    entry,
+                    arguments,
+                    context,
+                    egress=self.egress,
+                    limits=PyLimits(timeout_s=action.timeout_ms / 1000, memory_mb=action.memory_mb),
+                    tenant=tenant,
+                )
+            else:
+                from ..sandbox.javascript import Limits as JsLimits
+
+                data = {
+                    "call": call,
+                    "variables": dict(ctx.variables),
+                    **{k: v for k, v in inv.values.items() if k not in call},
+                }
+                outcome = await sandbox.run(
+                    action.code,
+                    entry,
+                    data,
+                    egress=self.egress,
+                    limits=JsLimits(timeout_s=action.timeout_ms / 1000, memory_mb=action.memory_mb),
+                    tenant=tenant,
+                )
+        except Exception as exc:  # SandboxUnavailable and friends: say so, never run unsandboxed
+            return self._fail(inv, "unavailable", str(exc), None)
+        result.timings.request_ms = (time.perf_counter() - started) * 1000
+        result.logs = list(outcome.logs)
+        result.sandbox = {
+            "mode": self.mode,
+            "stopped_by": outcome.stopped_by,
+            "http": outcome.http,
+            "timings": outcome.timings,
+        }
+        if not outcome.ok:
+            return self._fail(inv, outcome.error or "failed", outcome.detail, outcome.stopped_by)
+        result.ok = True
+        result.data = outcome.value
+        text = json.dumps(outcome.value, ensure_ascii=False, separators=(",", ":"))
+        result.content, result.truncated = bounded(text, self.result_max_bytes)
+        return result
+
+    def _fail(self, inv: Invocation, reason: str, detail: str, layer: str | None) -> ToolResult:
+        result = inv.result
+        payload: dict[str, Any] = {"error": "function_failed", "reason": reason, "detail": detail}
+        result.ok = False
+        result.error = "function_failed"
+        result.data = payload
+        result.content, result.truncated = bounded(error_content(payload), self.result_max_bytes)
+        if layer and result.sandbox is None:
+            result.sandbox = {"mode": self.mode, "stopped_by": layer}
+        return result
