@@ -9,6 +9,7 @@ Routes (any method):
   /badjson         200 application/json with a body that is not JSON
   /empty           204
   /set-cookie      200 with a Set-Cookie header
+  /profile         200, a pre-call result: variables and a system prompt
   /redirect?to=<url>&code=<n>   redirect
   /reset           closes the connection without an answer (RST)
 """
@@ -133,6 +134,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, "plain words, naïve café".encode(), "text/plain; charset=utf-8")
         elif path == "/badjson":
             self._reply(200, b'{"unterminated": ', "application/json")
+        elif path == "/profile":  # a pre-call lookup: who is calling?
+            payload = {
+                "variables": {"customer_name": "Bruce", "tier": "gold"},
+                "system_prompt": "VIP {customer_name} ({tier}), caller {from_number}.",
+            }
+            self._reply(200, json.dumps(payload).encode())
         elif path == "/set-cookie":
             self._reply(200, b"{}", extra={"Set-Cookie": "session=tenant-a-secret; Path=/"})
         elif path == "/empty":

@@ -466,3 +466,51 @@ async def test_concurrent_sessions_share_one_executor(llm, ex, server):
     results = await asyncio.gather(*(collect(s.turn(f"o{i}")) for i, s in enumerate(sessions)))
     finals = sorted(of(AgentMessage, evs)[0].text for evs in results)
     assert finals == sorted(f"done o{i}" for i in range(10))
+
+
+async def test_pre_call_functions_shape_the_prompt_and_variables(llm, ex, server):
+    pre = {
+        "name": "load_profile",
+        "phase": "pre_call",
+        "parameters": {
+            "type": "object",
+            "properties": {"from_number": {"type": "string"}},
+            "required": ["from_number"],
+        },
+        "action": {
+            "type": "http",
+            "method": "GET",
+            "url": f"{server.url}/profile",
+            "param": {"phone": "%(from_number)s"},
+        },
+    }
+    llm.push(text("Hello Bruce."))
+    session = session_for(
+        llm,
+        ex,
+        [pre, http_fn(server)],
+        context=CallContext(from_number="+1555"),
+        welcome_message="Hi {customer_name}!",
+    )
+    events = await collect(session.start())
+    assert [type(e) for e in events] == [FunctionStarted, FunctionFinished, AgentMessage]
+    assert events[-1].text == "Hi Bruce!"
+    assert server.received[0].query == {"phone": ["+1555"]}
+    await collect(session.turn("hello"))
+    assert llm.requests[0]["messages"][0]["content"] == "VIP Bruce (gold), caller +1555."
+    assert [t["function"]["name"] for t in llm.requests[0]["tools"]] == [
+        "check_order"
+    ]  # pre-call ones are not tools
+
+
+async def test_failing_pre_call_function_is_reported_and_the_call_goes_on(llm, ex, server):
+    pre = {
+        "name": "load_profile",
+        "phase": "pre_call",
+        "parameters": {"type": "object", "properties": {}},
+        "action": {"type": "http", "method": "GET", "url": f"{server.url}/status/503"},
+    }
+    session = session_for(llm, ex, [pre], welcome_message="Hi {customer_name}!")
+    events = await collect(session.start())
+    assert not of(FunctionFinished, events)[0].result.ok
+    assert events[-1] == AgentMessage("Hi Ana!")

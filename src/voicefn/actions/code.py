@@ -121,6 +121,10 @@ class CodeRunner:
                 from ..sandbox.python import Limits as PyLimits
 
                 arguments = {k: v for k, v in inv.values.items() if k in inv.function.properties}
+                for name, schema in inv.function.properties.items():
+                    # `x: str | None` has no Python default: its schema default (null) fills it.
+                    if name not in arguments and isinstance(schema, dict) and "default" in schema:
+                        arguments[name] = schema["default"]
                 context = {"call": call, "variables": dict(ctx.variables)}
                 outcome = await sandbox.run(
                     action.code,

@@ -156,11 +156,10 @@ class CallSession:
         self.functions: dict[str, Function] = {
             f.name: f for f in agent.functions if f.phase == "in_call"
         }
-        self.tools = [llm_tool(f, "openai", self.context) for f in self.functions.values()]
-        variables = self.context.as_variables()
-        self.messages: list[dict[str, Any]] = [
-            {"role": "system", "content": render_text(agent.system_prompt, variables)}
-        ]
+        self.system_prompt = agent.system_prompt
+        self.tools: list[dict[str, Any]] = []
+        self.messages: list[dict[str, Any]] = [{"role": "system", "content": ""}]
+        self._refresh()
         self.executions: list[ExecutionRecord] = []
         self.ended = False
         self._done: dict[tuple[str, str], ToolResult] = {}
@@ -188,8 +187,48 @@ class CallSession:
         if self._owns_llm:
             await self.llm.close()
 
+    def _refresh(self) -> None:
+        """Tools and system prompt from the current context (pre-call functions may change it)."""
+        self.tools = [llm_tool(f, "openai", self.context) for f in self.functions.values()]
+        variables = self.context.as_variables()
+        self.messages[0] = {"role": "system", "content": render_text(self.system_prompt, variables)}
+
     async def start(self) -> AsyncIterator[Event]:
-        """The welcome message, if the agent has one."""
+        """Before the first turn: run the pre-call functions, then say the welcome message.
+
+        A pre-call function (any action) gets its arguments from the call context; when its
+        result is an object, ``variables`` (an object) are merged into the call's variables and
+        ``system_prompt`` (a string) replaces the prompt. A failing one is reported and skipped.
+        """
+        for function in self.agent.functions:
+            if function.phase != "pre_call":
+                continue
+            call = _Call(-1, id=f"pre_call_{function.name}", name=function.name, arguments="{}")
+            call.started_at = time.perf_counter()
+            yield FunctionStarted(function.name, call.id, {})
+            result = await self.executor.run(function, {}, self.context, tool_call_id=call.id)
+            latency = (time.perf_counter() - call.started_at) * 1000
+            timings = ExecutionTimings(
+                None, result.timings.time_to_request_ms, result.timings.request_ms
+            )
+            self.executions.append(
+                ExecutionRecord(
+                    function.name,
+                    call.id,
+                    {},
+                    result.ok,
+                    result.error,
+                    result.status,
+                    latency,
+                    timings,
+                    False,
+                    result.content,
+                    time.perf_counter(),
+                )
+            )
+            yield FunctionFinished(function.name, call.id, result, latency, timings)
+            if result.ok and isinstance(result.data, dict):
+                self._apply_pre_call(result.data)
         if self.agent.welcome_message:
             text = render_text(self.agent.welcome_message, self.context.as_variables())
             self.messages.append({"role": "assistant", "content": text})
@@ -217,6 +256,24 @@ class CallSession:
                     if isinstance(item, TurnInterrupted):
                         break
             self._producer = None
+
+    def _apply_pre_call(self, data: dict[str, Any]) -> None:
+        variables = data.get("variables")
+        if isinstance(variables, dict):
+            ctx = self.context
+            self.context = CallContext(
+                agent_id=ctx.agent_id,
+                call_sid=ctx.call_sid,
+                execution_id=ctx.execution_id,
+                from_number=ctx.from_number,
+                to_number=ctx.to_number,
+                variables={**ctx.variables, **{str(k): v for k, v in variables.items()}},
+                webhook_url=ctx.webhook_url,
+            )
+        prompt = data.get("system_prompt")
+        if isinstance(prompt, str) and prompt.strip():
+            self.system_prompt = prompt
+        self._refresh()
 
     def interrupt(self) -> None:
         """Cancel the turn in progress (caller barge-in). Functions already sent are not
