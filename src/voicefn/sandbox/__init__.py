@@ -1,0 +1,1 @@
+"""Customer code (advanced mode): static contract checks and the per-language sandboxes."""
