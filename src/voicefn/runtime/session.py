@@ -133,14 +133,10 @@ class CallSession:
         self.agent = agent
         self.executor = executor
         ctx = context or CallContext()
-        merged = {**agent.variables, **ctx.variables}
-        self.context = CallContext(
+        self.context = replace(
+            ctx,
             agent_id=ctx.agent_id or agent.name,
-            call_sid=ctx.call_sid,
-            execution_id=ctx.execution_id,
-            from_number=ctx.from_number,
-            to_number=ctx.to_number,
-            variables=merged,
+            variables={**agent.variables, **ctx.variables},
             webhook_url=ctx.webhook_url or agent.webhook_url,
         )
         self.language = language or agent.language
@@ -260,16 +256,8 @@ class CallSession:
     def _apply_pre_call(self, data: dict[str, Any]) -> None:
         variables = data.get("variables")
         if isinstance(variables, dict):
-            ctx = self.context
-            self.context = CallContext(
-                agent_id=ctx.agent_id,
-                call_sid=ctx.call_sid,
-                execution_id=ctx.execution_id,
-                from_number=ctx.from_number,
-                to_number=ctx.to_number,
-                variables={**ctx.variables, **{str(k): v for k, v in variables.items()}},
-                webhook_url=ctx.webhook_url,
-            )
+            merged = {**self.context.variables, **{str(k): v for k, v in variables.items()}}
+            self.context = replace(self.context, variables=merged)
         prompt = data.get("system_prompt")
         if isinstance(prompt, str) and prompt.strip():
             self.system_prompt = prompt
