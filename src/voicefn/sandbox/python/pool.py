@@ -1,0 +1,487 @@
+"""Worker processes (one zygote each, inside bubblewrap) and the per-tenant pool of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from . import policy
+from .host import run_as
+from .protocol import ProtocolError, clean_text, decode_json
+
+log = logging.getLogger("voicefn.sandbox.python")
+
+Mode = Literal["isolated", "unsafe-process"]
+WORKER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
+START_TIMEOUT_S = 30.0
+_FALLBACK_BASELINE = 96 << 20
+_ids = itertools.count(1)
+
+
+class WorkerError(RuntimeError):
+    """A worker could not start or died (``str`` is safe to show)."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    mode: Mode
+    bwrap: str
+    python: str
+    uid: int | None
+    packages: tuple[tuple[str, str], ...]
+    seccomp_module: str | None  # host path of the python3-seccomp extension, when available
+    child_limits: policy.ChildLimits = field(default_factory=policy.ChildLimits)
+
+    def argv_env(self, control_fd: int) -> tuple[list[str], dict[str, str]]:
+        if self.mode == "isolated":
+            argv = policy.bwrap_argv(
+                bwrap=self.bwrap,
+                python=self.python,
+                worker_file=WORKER_FILE,
+                packages=self.packages,
+                seccomp_file=self.seccomp_module,
+                control_fd=control_fd,
+            )
+            return argv, {}
+        site_dirs = list(dict.fromkeys(os.path.dirname(path) for _, path in self.packages))
+        return policy.python_argv(self.python, WORKER_FILE, control_fd), policy.worker_env(
+            site_dirs
+        )
+
+    def init_message(self) -> dict[str, Any]:
+        module = self.seccomp_module
+        if module is not None and self.mode == "isolated":
+            module = policy.sandbox_seccomp_path(module)
+        return {
+            "t": "init",
+            "seccomp_module": module,
+            "seccomp": policy.seccomp_policy() if module else None,
+            "child_limits": self.child_limits.to_json(),
+        }
+
+
+@dataclass
+class ChildPipes:
+    """The supervisor's ends of one pre-forked child's pipes (it owns and closes them)."""
+
+    cid: int
+    to_child: int
+    from_child: int
+    stdio: int
+
+    def close(self) -> None:
+        for fd in (self.to_child, self.from_child, self.stdio):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.to_child = self.from_child = self.stdio = -1
+
+
+class Worker:
+    """One sandboxed zygote process and its control socket."""
+
+    def __init__(self, config: WorkerConfig) -> None:
+        self.id = next(_ids)
+        self.config = config
+        self.tenant: str | None = None
+        self.last_used = time.monotonic()
+        self.cold_start_ms = 0.0
+        self.baseline_bytes = _FALLBACK_BASELINE
+        self.alive = False
+        self.proc: asyncio.subprocess.Process | None = None
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._hello: asyncio.Future[dict[str, Any]] | None = None
+        self._ready: asyncio.Queue[ChildPipes | None] = asyncio.Queue()
+        self._exits: dict[int, asyncio.Future[dict[str, Any] | None]] = {}
+        self._stderr = bytearray()
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._hello = loop.create_future()
+        parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            argv, env = self.config.argv_env(child.fileno())
+            who = run_as(self.config.uid)
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                pass_fds=(child.fileno(),),
+                start_new_session=True,
+                cwd="/",
+                env=env,
+                user=who.user,
+                group=who.group,
+                extra_groups=who.extra_groups,
+            )
+        except OSError as exc:
+            parent.close()
+            raise WorkerError(f"could not start the sandbox worker ({exc.strerror})") from None
+        except BaseException:
+            parent.close()
+            raise
+        finally:
+            child.close()
+        self.alive = True
+        self._sock = parent
+        parent.setblocking(False)
+        loop.add_reader(parent.fileno(), self._on_control)
+        self._spawn_task(self._drain_stderr())
+        try:
+            parent.send(_encode(self.config.init_message()))
+            hello = await asyncio.wait_for(self._hello, START_TIMEOUT_S)
+        except (OSError, TimeoutError, WorkerError) as exc:
+            why = clean_text(bytes(self._stderr[-600:]).decode("utf-8", "replace"), 600)
+            self.kill()
+            raise WorkerError(
+                f"the sandbox worker did not start ({type(exc).__name__}): {why}"
+            ) from None
+        except BaseException:  # cancelled while starting
+            self.kill()
+            raise
+        if self.config.seccomp_module is not None and hello.get("seccomp") is not True:
+            self.kill()
+            raise WorkerError("the sandbox worker could not load python3-seccomp")
+        self.baseline_bytes = self._measure_baseline(int(hello.get("pid", 0)))
+        self.request_spawn()
+        self.cold_start_ms = (time.perf_counter() - started) * 1000
+
+    def kill(self) -> None:
+        """Kill the whole worker (its process group; bwrap's pid namespace takes the rest)."""
+        was_alive = self.alive
+        self.alive = False
+        if self.proc is not None and self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.proc.pid, signal.SIGKILL)
+        if self._sock is not None:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        while not self._ready.empty():
+            pipes = self._ready.get_nowait()
+            if pipes is not None:
+                pipes.close()
+        self._ready.put_nowait(None)
+        for fut in self._exits.values():
+            if not fut.done():
+                fut.set_result(None)
+        if self._hello is not None and not self._hello.done():
+            self._hello.set_exception(WorkerError("the sandbox worker exited"))
+        if was_alive and self.proc is not None:
+            self._spawn_task(self.proc.wait())
+
+    async def close(self, grace_s: float = 1.0) -> None:
+        """Stop politely (the zygote kills its children and exits on EOF), then kill."""
+        if self.alive and self.proc is not None and self._sock is not None:
+            if self._loop is not None:
+                self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.proc.wait()), grace_s)
+        self.kill()
+        await self.wait_closed()
+
+    @property
+    def finished(self) -> bool:
+        """Its process was reaped and nothing of it is still running here."""
+        return not self.alive and not self._tasks
+
+    async def wait_closed(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    # -- children ----------------------------------------------------------------------
+
+    def request_spawn(self) -> None:
+        self._control({"t": "spawn"})
+
+    def kill_child(self, cid: int) -> None:
+        self._control({"t": "kill", "id": cid})
+
+    async def take_child(self, wait_s: float) -> ChildPipes:
+        if not self.alive:
+            raise WorkerError("the sandbox worker is not running")
+        pipes = await asyncio.wait_for(self._ready.get(), wait_s)
+        if pipes is None:
+            self._ready.put_nowait(None)
+            raise WorkerError("the sandbox worker exited")
+        assert self._loop is not None
+        self._exits[pipes.cid] = self._loop.create_future()
+        return pipes
+
+    def exit_future(self, cid: int) -> asyncio.Future[dict[str, Any] | None]:
+        return self._exits[cid]
+
+    def forget(self, cid: int) -> None:
+        self._exits.pop(cid, None)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _spawn_task(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain_stderr(self) -> None:
+        assert self.proc is not None
+        assert self.proc.stderr is not None
+        while chunk := await self.proc.stderr.read(1 << 16):
+            if len(self._stderr) < 16384:
+                self._stderr += chunk[: 16384 - len(self._stderr)]
+
+    def _control(self, msg: dict[str, Any]) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.send(_encode(msg))
+        except OSError:
+            self.kill()
+
+    def _on_control(self) -> None:
+        if self._sock is None:
+            return
+        try:
+            data, fds, _flags, _addr = socket.recv_fds(self._sock, 1 << 16, 4)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, fds = b"", []
+        if not data:
+            for fd in fds:
+                os.close(fd)
+            self.kill()
+            return
+        try:
+            msg = decode_json(data)
+            if not isinstance(msg, dict):
+                raise ProtocolError("not an object")
+            self._dispatch(msg, fds)
+        except (ProtocolError, KeyError, TypeError, ValueError):
+            for fd in fds:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            log.warning("sandbox worker %s sent a malformed control message; killed", self.id)
+            self.kill()
+
+    def _dispatch(self, msg: dict[str, Any], fds: list[int]) -> None:
+        kind = msg.get("t")
+        if kind == "ready":
+            if len(fds) != 3 or not isinstance(msg.get("id"), int):
+                raise ProtocolError("bad ready message")
+            self._ready.put_nowait(ChildPipes(msg["id"], fds[0], fds[1], fds[2]))
+            return
+        for fd in fds:
+            os.close(fd)
+        if kind == "hello":
+            if self._hello is not None and not self._hello.done():
+                self._hello.set_result(msg)
+        elif kind == "exit":
+            fut = self._exits.get(int(msg["id"]))
+            if fut is not None and not fut.done():
+                fut.set_result(_exit_info(msg))
+        else:
+            raise ProtocolError(f"unknown control message {kind!r}")
+
+    def _measure_baseline(self, ns_pid: int) -> int:
+        """The zygote's address space (VmSize), read from the host's /proc."""
+        if self.proc is None:
+            return _FALLBACK_BASELINE
+        for pid in _descendants(self.proc.pid):
+            status = _read(f"/proc/{pid}/status")
+            fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+            nspid = fields.get("NSpid", "").split()
+            if not nspid or int(nspid[-1]) != ns_pid or "VmSize" not in fields:
+                continue
+            if self.config.mode == "isolated" and len(nspid) < 2:
+                continue
+            return int(fields["VmSize"].split()[0]) * 1024
+        return _FALLBACK_BASELINE
+
+
+def _exit_info(msg: dict[str, Any]) -> dict[str, Any]:
+    def num(key: str) -> float:
+        value = msg.get(key)
+        return (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+        )
+
+    code, sig = msg.get("code"), msg.get("signal")
+    return {
+        "code": code if isinstance(code, int) else None,
+        "signal": sig if isinstance(sig, int) else None,
+        "cpu_s": num("cpu_s"),
+        "maxrss_kb": num("maxrss_kb"),
+    }
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError:
+        return ""
+
+
+def _descendants(root: int, depth: int = 4) -> list[int]:
+    found: list[int] = [root]
+    frontier = [root]
+    for _ in range(depth):
+        nxt: list[int] = []
+        for pid in frontier:
+            for tid in (
+                os.listdir(f"/proc/{pid}/task") if os.path.isdir(f"/proc/{pid}/task") else []
+            ):
+                nxt += [int(c) for c in _read(f"/proc/{pid}/task/{tid}/children").split()]
+        found += nxt
+        frontier = nxt
+    return found
+
+
+def _encode(msg: dict[str, Any]) -> bytes:
+    import json
+
+    return json.dumps(msg, separators=(",", ":")).encode()
+
+
+class WorkerPool:
+    """Warm spare workers, plus workers assigned to one tenant each (never shared).
+
+    A tenant's invocation takes one of its idle workers, else a warm spare (which then belongs
+    to that tenant; a new spare starts in the background), else starts one (a cold start). At
+    ``max_workers``, the least recently used idle worker of another tenant is stopped.
+    """
+
+    def __init__(self, config: WorkerConfig, *, warm: int, max_workers: int) -> None:
+        self.config = config
+        self.warm = warm
+        self.max_workers = max(max_workers, warm, 1)
+        self._spares: list[tuple[Worker, asyncio.Task[None]]] = []
+        self._idle: dict[str, list[Worker]] = {}
+        self._all: set[Worker] = set()
+        self._dying: set[Worker] = set()
+        self._changed = asyncio.Event()
+        self._closed = False
+
+    async def start(self) -> None:
+        self._replenish()
+        results = await asyncio.gather(*(task for _, task in self._spares), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    def _replenish(self) -> None:
+        while not self._closed and len(self._spares) < self.warm:
+            # warm spares come first: a tenant's idle worker is only defense in depth (every
+            # invocation is a fresh child anyway), so the least recently used one makes room
+            if len(self._all) >= self.max_workers and not self._evict(None):
+                break
+            worker = Worker(self.config)
+            self._all.add(worker)
+            self._spares.append((worker, asyncio.ensure_future(worker.start())))
+
+    async def acquire(self, tenant: str) -> Worker:
+        while True:
+            if self._closed:
+                raise WorkerError("the sandbox is closed")
+            idle = self._idle.get(tenant)
+            while idle:
+                worker = idle.pop()
+                if worker.alive:
+                    return worker
+                self._discard(worker)
+            if self._spares:
+                worker, task = self._spares.pop(0)
+                self._replenish()
+                try:
+                    await task
+                except WorkerError:
+                    self._discard(worker)
+                    raise
+                worker.tenant = tenant
+                return worker
+            if len(self._all) < self.max_workers:
+                worker = Worker(self.config)
+                worker.tenant = tenant
+                self._all.add(worker)
+                try:
+                    await worker.start()
+                except BaseException:
+                    self._discard(worker)
+                    raise
+                return worker
+            if not self._evict(tenant):
+                self._changed.clear()
+                await self._changed.wait()
+
+    def _evict(self, tenant: str | None) -> bool:
+        candidates = [w for t, ws in self._idle.items() if t != tenant for w in ws]
+        if not candidates:
+            return False
+        victim = min(candidates, key=lambda w: w.last_used)
+        assert victim.tenant is not None
+        self._idle[victim.tenant].remove(victim)
+        victim.kill()
+        self._discard(victim)
+        return True
+
+    def release(self, worker: Worker, *, healthy: bool) -> None:
+        worker.last_used = time.monotonic()
+        if healthy and worker.alive and not self._closed and worker.tenant is not None:
+            self._idle.setdefault(worker.tenant, []).append(worker)
+        else:
+            worker.kill()
+            self._discard(worker)
+            self._replenish()
+        self._changed.set()
+
+    def _discard(self, worker: Worker) -> None:
+        self._all.discard(worker)
+        # keep it until its process is reaped, so that aclose() can wait for it
+        self._dying = {w for w in self._dying if not w.finished}
+        self._dying.add(worker)
+        self._changed.set()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        workers = list(self._all)
+        for _, task in self._spares:
+            task.cancel()
+        await asyncio.gather(*(t for _, t in self._spares), return_exceptions=True)
+        await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
+        await asyncio.gather(*(w.wait_closed() for w in self._dying), return_exceptions=True)
+        self._dying.clear()
+        self._spares.clear()
+        self._idle.clear()
+        self._all.clear()
+        self._changed.set()
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "workers": len(self._all),
+            "spares": len(self._spares),
+            "idle": sum(len(ws) for ws in self._idle.values()),
+        }
+
+
+def site_dirs(packages: Sequence[tuple[str, str]]) -> list[str]:
+    return list(dict.fromkeys(os.path.dirname(path) for _, path in packages))
