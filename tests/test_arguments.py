@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicefn import ArgumentError, CallContext, Function, bind, llm_parameters
+from voicefn import ArgumentError, CallContext, Function, bind, llm_parameters, load_function
 from voicefn.arguments import parse_arguments
 
 FAST = settings(max_examples=150, deadline=None)
@@ -378,3 +378,21 @@ def test_non_finite_numbers_are_invalid_arguments(raw: str) -> None:
     with pytest.raises(ArgumentError) as info:
         bind(FN, raw)
     assert info.value.code == "invalid_arguments"
+
+
+def test_union_types_in_a_schema_bind_and_validate() -> None:
+    fn = load_function(
+        {
+            "name": "f",
+            "description": "d",
+            "parameters": {
+                "type": "object",
+                "properties": {"note": {"type": ["string", "null"], "description": "n"}},
+            },
+            "action": {"type": "http", "method": "POST", "url": "https://api.example.com/x"},
+        }
+    )
+    assert bind(fn, {"note": "hi"}).values == {"note": "hi"}
+    with pytest.raises(ArgumentError) as err:
+        bind(fn, {"note": 5.5})
+    assert err.value.code == "invalid_arguments"

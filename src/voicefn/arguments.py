@@ -75,7 +75,7 @@ def _simple_checks(
         if not isinstance(schema, dict) or not set(schema) <= _SIMPLE_KEYS:
             return None
         kind = schema.get("type")
-        if kind not in _PY_TYPES:
+        if not isinstance(kind, str) or kind not in _PY_TYPES:
             return None
         enum = schema.get("enum")
         checks[name] = (_PY_TYPES[kind], tuple(enum) if isinstance(enum, list) else None)

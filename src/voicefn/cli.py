@@ -287,6 +287,20 @@ def invoke_cmd(
                 out.print(f"  [{style}]{escape(k)}: {escape(v)}[/{style}]")
             if r.body is not None:
                 out.print("  " + escape(json.dumps(r.body, ensure_ascii=False)))
+        elif result.sandbox is not None:
+            box = result.sandbox
+            out.print(f"[bold]sandbox[/bold]  {box.get('mode')} ({function.action.type})")
+            for req in box.get("http") or []:
+                status = req.get("status", req.get("error"))
+                out.print(
+                    f"  [dim]{escape(str(req.get('method')))} {escape(str(req.get('url')))} -> {escape(str(status))}[/dim]"
+                )
+            for line in result.logs:
+                out.print(
+                    f"  [dim]log {escape(str(line.get('level')))}: {escape(str(line.get('message')))}[/dim]"
+                )
+            if box.get("stopped_by"):
+                out.print(f"  [yellow]stopped by: {escape(str(box['stopped_by']))}[/yellow]")
         else:
             out.print("[bold]request[/bold]  not sent")
         if result.from_context:
