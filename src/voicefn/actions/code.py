@@ -86,7 +86,7 @@ class CodeRunner:
                 finally:
                     await response.aclose()
         except EgressDenied as exc:
-            return {"error": f"refused by the egress policy: {exc.reason}"}
+            return {"error": f"refused by the egress policy: {exc.reason}", "denied": True}
         except TimeoutError:
             return {"error": f"no response within {EGRESS_TIMEOUT_S:.0f} s"}
         except httpx.InvalidURL as exc:

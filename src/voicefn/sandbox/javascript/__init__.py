@@ -1,0 +1,17 @@
+"""Run customers' post-call JavaScript functions (hostile code) behind a real boundary.
+
+One Deno process per tenant (kept warm) inside bubblewrap -- no network, no host files but Deno,
+its libraries and the vendored axios/moment/lodash -- as an unprivileged uid in its own cgroup
+memory limit; each job in a fresh pre-warmed Worker with ``deno.permissions: "none"``; HTTP only
+through the caller's ``egress`` callback. See ``ISOLATION.md`` beside this file::
+
+    sandbox = JavaScriptSandbox()
+    await sandbox.start()          # SandboxUnavailable says what the host is missing
+    outcome = await sandbox.run(code, "postCall", call_data, egress=policy_checked_egress,
+                                tenant=agent_id)
+"""
+
+from ._host import SandboxUnavailable
+from .supervisor import Egress, JavaScriptSandbox, Limits, Outcome
+
+__all__ = ["Egress", "JavaScriptSandbox", "Limits", "Outcome", "SandboxUnavailable"]

@@ -1,0 +1,263 @@
+"""What the JavaScript sandbox needs from the host: the Deno binary, bubblewrap, the shared
+libraries Deno links against, a sandbox uid, and (where writable) cgroup v1 memory/pids limits."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import itertools
+import os
+import re
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_BWRAP",
+    "PACKAGE_DIR",
+    "SANDBOX_UID",
+    "Cgroup",
+    "CgroupParents",
+    "SandboxUnavailable",
+    "find_deno",
+    "library_binds",
+    "tree_rss_bytes",
+]
+
+DEFAULT_BWRAP = "/usr/bin/bwrap"
+SANDBOX_UID = 65534  # "nobody": used when the supervisor runs as root
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+_UNSAFE_HINT = (
+    'Or pass mode="unsafe-process" to JavaScriptSandbox to run Deno without namespaces '
+    "(an explicit, weaker choice: Worker permissions only, and every Outcome says so)."
+)
+
+
+class SandboxUnavailable(RuntimeError):
+    """The isolated JavaScript sandbox cannot run on this host; the message says what is missing,
+    how to get it, and that ``mode="unsafe-process"`` is the explicit weaker alternative."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"JavaScript sandbox unavailable: {what} {_UNSAFE_HINT}")
+        self.what = what
+
+
+def find_deno(explicit: str | None) -> str:
+    """The Deno binary: ``explicit``, else the PyPI ``deno`` package's, else ``deno`` on PATH."""
+    if explicit is not None:
+        if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
+            return os.path.abspath(explicit)
+        raise SandboxUnavailable(
+            f"the Deno binary {explicit!r} does not exist or is not executable."
+        )
+    with contextlib.suppress(ImportError, FileNotFoundError, AttributeError, TypeError):
+        module = importlib.import_module("deno")
+        with contextlib.suppress(FileNotFoundError):
+            path = str(module.find_deno_bin())
+            if os.access(path, os.X_OK):
+                return path
+        # The package imported from a virtualenv by another interpreter: <venv>/bin/deno.
+        venv_bin = Path(str(module.__file__)).resolve().parents[4] / "bin" / "deno"
+        if os.access(venv_bin, os.X_OK):
+            return str(venv_bin)
+    found = shutil.which("deno")
+    if found:
+        return found
+    raise SandboxUnavailable(
+        "no Deno binary was found. Install it with `pip install 'deno>=2.0'` (the PyPI package "
+        "ships the binary) or pass deno=/path/to/deno."
+    )
+
+
+_LDD_LINE = re.compile(r"(?:=>\s*)?(/\S+)\s+\(0x[0-9a-f]+\)")
+
+
+def library_binds(binary: str) -> list[str]:
+    """bubblewrap arguments that make ``binary``'s shared libraries (and nothing else) visible.
+
+    Uses ``ldd``; if that is unavailable, falls back to binding the library directories.
+    """
+    paths: list[str] = []
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        done = subprocess.run(
+            ["ldd", binary], capture_output=True, text=True, timeout=10, check=False, env={}
+        )
+        if done.returncode == 0:
+            paths = [m.group(1) for m in _LDD_LINE.finditer(done.stdout)]
+    args: list[str] = []
+    if paths:
+        for path in dict.fromkeys(paths):
+            real = os.path.realpath(path)
+            if os.path.isfile(real):
+                args += ["--ro-bind", real, path]
+        return args
+    for path in ("/lib", "/lib64", "/usr/lib", "/usr/lib64"):
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    return args
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants (0 if gone)."""
+    total = 0
+    todo = [pid]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            with open(f"/proc/{current}/status", encoding="ascii", errors="replace") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as fh:
+                    todo.extend(int(x) for x in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+# ------------------------------------------------------------------------------- cgroups
+
+_PREFIX = "voicefn-js-"
+_counter = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class CgroupParents:
+    """Writable cgroup v1 directories (the supervisor's own cgroups) to create children under."""
+
+    memory: Path
+    pids: Path | None
+
+    @classmethod
+    def detect(cls) -> CgroupParents | None:
+        """The supervisor's own v1 memory (and pids) cgroups, if it may create children there.
+
+        Needs root: with cgroup v1 an unprivileged supervisor cannot delegate. Limits are then
+        V8's heap limit and the supervisor's RSS watchdog instead.
+        """
+        if os.geteuid() != 0:
+            return None
+        own: dict[str, str] = {}
+        try:
+            with open("/proc/self/cgroup", encoding="ascii") as fh:
+                for line in fh:
+                    parts = line.rstrip("\n").split(":", 2)
+                    if len(parts) == 3:
+                        for controller in parts[1].split(","):
+                            own[controller] = parts[2]
+        except OSError:
+            return None
+
+        def parent(controller: str, probe: str) -> Path | None:
+            if controller not in own:
+                return None
+            path = Path("/sys/fs/cgroup", controller) / own[controller].lstrip("/")
+            if (path / probe).exists() and os.access(path, os.W_OK):
+                return path
+            return None
+
+        memory = parent("memory", "memory.limit_in_bytes")
+        if memory is None:
+            return None
+        parents = cls(memory=memory, pids=parent("pids", "cgroup.procs"))
+        parents.remove_stale()
+        return parents
+
+    def remove_stale(self) -> None:
+        """Remove empty cgroups left by supervisors that died (their pid is in the name)."""
+        for base in (self.memory, self.pids):
+            if base is None:
+                continue
+            with contextlib.suppress(OSError):
+                for entry in base.iterdir():
+                    if not entry.name.startswith(_PREFIX):
+                        continue
+                    owner = entry.name[len(_PREFIX) :].split("-", 1)[0]
+                    if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+                        with contextlib.suppress(OSError):
+                            entry.rmdir()
+
+    def create(self, memory_bytes: int, pids_max: int, owner_uid: int | None) -> Cgroup:
+        name = f"{_PREFIX}{os.getpid()}-{next(_counter)}"
+        dirs: list[Path] = []
+        try:
+            mem = self.memory / name
+            mem.mkdir()
+            dirs.append(mem)
+            (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
+            for optional, value in (
+                ("memory.memsw.limit_in_bytes", str(memory_bytes)),
+                ("memory.swappiness", "0"),
+            ):
+                with contextlib.suppress(OSError):
+                    (mem / optional).write_text(value)
+            if self.pids is not None:
+                pids = self.pids / name
+                pids.mkdir()
+                dirs.append(pids)
+                (pids / "pids.max").write_text(str(pids_max))
+            if owner_uid is not None:
+                for d in dirs:
+                    os.chown(d / "cgroup.procs", owner_uid, -1)
+        except OSError:
+            Cgroup(dirs).remove()
+            raise
+        return Cgroup(dirs)
+
+
+class Cgroup:
+    """One tenant process's cgroups (memory first, then pids)."""
+
+    def __init__(self, dirs: list[Path]) -> None:
+        self.dirs = dirs
+
+    @property
+    def procs_files(self) -> list[str]:
+        return [str(d / "cgroup.procs") for d in self.dirs]
+
+    def oom_kills(self) -> int:
+        """The kernel's count of OOM kills in the memory cgroup (-1 if unreadable)."""
+        try:
+            text = (self.dirs[0] / "memory.oom_control").read_text()
+        except (OSError, IndexError):
+            return -1
+        match = re.search(r"^oom_kill (\d+)$", text, re.MULTILINE)
+        if match:
+            return int(match.group(1))
+        try:
+            return int((self.dirs[0] / "memory.failcnt").read_text())
+        except (OSError, ValueError):
+            return -1
+
+    def kill_all(self) -> None:
+        for d in self.dirs:
+            try:
+                pids = (d / "cgroup.procs").read_text().split()
+            except OSError:
+                continue
+            for pid in pids:
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+
+    def remove(self) -> bool:
+        """Remove the cgroups (they must be empty); True when all are gone."""
+        gone = True
+        for d in reversed(self.dirs):
+            try:
+                d.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                gone = False
+        return gone

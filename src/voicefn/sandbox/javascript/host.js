@@ -1,0 +1,296 @@
+// voicefn JavaScript sandbox: the host (main isolate) of one tenant's Deno process.
+//
+// Trusted code, but it shares a process with hostile workers, so the Python supervisor treats
+// everything it sends as untrusted. It connects to the supervisor over a Unix socket (the only
+// thing it may reach: `--allow-net=unix:<socket>`), keeps one pre-warmed Worker ready
+// (`deno.permissions: "none"`), runs each job in a fresh Worker, forwards the job's fetch()
+// calls and console output, and terminates the Worker when the job ends or at its deadline.
+//
+// Frames on the socket, both ways: 4-byte big-endian length, then UTF-8 JSON.
+"use strict";
+
+const SOCKET = Deno.args[0];
+const WORKER_URL = new URL("./worker.js", import.meta.url);
+const MAX_IN_FRAME = 64 << 20; // from the supervisor: code + data + response bodies
+const MAX_LOG_MESSAGE = 4000;
+const MAX_REQUEST_BODY_B64 = 6 << 20;
+const MAX_URL = 8192;
+const MAX_HEADERS = 100;
+const MAX_HEADER_CHARS = 8192;
+const METHOD = /^[A-Z]{1,16}$/;
+const LEVELS = new Set(["log", "info", "debug", "warn", "error"]);
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+const conn = await Deno.connect({ transport: "unix", path: SOCKET });
+
+// ------------------------------------------------------------------------------- framing
+
+let writing = Promise.resolve();
+
+function send(msg) {
+  const body = encoder.encode(JSON.stringify(msg));
+  const frame = new Uint8Array(4 + body.length);
+  new DataView(frame.buffer).setUint32(0, body.length);
+  frame.set(body, 4);
+  writing = writing.then(async () => {
+    let off = 0;
+    while (off < frame.length) off += await conn.write(frame.subarray(off));
+  }).catch(() => Deno.exit(70));
+  return writing;
+}
+
+async function readExactly(n) {
+  const buf = new Uint8Array(n);
+  let off = 0;
+  while (off < n) {
+    const got = await conn.read(buf.subarray(off));
+    if (got === null) return null;
+    off += got;
+  }
+  return buf;
+}
+
+async function* frames() {
+  for (;;) {
+    const head = await readExactly(4);
+    if (head === null) return;
+    const len = new DataView(head.buffer).getUint32(0);
+    if (len > MAX_IN_FRAME) throw new Error("frame too large");
+    const body = await readExactly(len);
+    if (body === null) return;
+    yield JSON.parse(decoder.decode(body));
+  }
+}
+
+// ------------------------------------------------------------------------------- workers
+
+function spawnWorker() {
+  const worker = new Worker(WORKER_URL, {
+    type: "module",
+    name: "voicefn-job",
+    deno: { permissions: "none" },
+  });
+  const slot = { worker, job: null, dead: false };
+  slot.ready = new Promise((resolve, reject) => {
+    slot.resolveReady = resolve;
+    slot.rejectReady = reject;
+  });
+  worker.onmessage = (event) => onWorkerMessage(slot, event.data);
+  worker.onmessageerror = (event) => {
+    event.preventDefault?.();
+    if (slot.job) finish(slot.job, { ok: false, error: "invalid_output", detail: "a message from the function could not be read" });
+  };
+  worker.onerror = (event) => {
+    // An uncaught error or unhandled rejection inside the worker. Never let it reach the host.
+    event.preventDefault();
+    const detail = clip(String(event.message ?? "uncaught error"), 600);
+    if (!slot.job) {
+      slot.dead = true;
+      slot.rejectReady(new Error(detail));
+      return;
+    }
+    finish(slot.job, { ok: false, error: "exception", detail, layer: layerOf(detail) });
+  };
+  return slot;
+}
+
+let spare = null;
+
+function warmSpare() {
+  if (spare === null) {
+    spare = spawnWorker();
+    spare.ready.catch(() => {});
+  }
+}
+
+async function takeWorker() {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    warmSpare();
+    const slot = spare;
+    spare = null;
+    try {
+      await slot.ready;
+      return slot;
+    } catch (err) {
+      try { slot.worker.terminate(); } catch { /* already gone */ }
+      if (attempt === 1) throw err;
+    }
+  }
+  throw new Error("unreachable");
+}
+
+// ------------------------------------------------------------------------------- jobs
+
+let current = null;
+
+function clip(text, n) {
+  return text.length > n ? text.slice(0, n) + "…" : text;
+}
+
+function layerOf(detail) {
+  if (/NotCapable|PermissionDenied|Requires \w+ access/.test(detail)) return "deno-permissions";
+  if (/--no-remote|--no-npm|remote specifier|npm specifier|jsr specifier/.test(detail)) return "deno-no-remote";
+  return undefined;
+}
+
+function finish(job, result) {
+  if (job.finished) return;
+  job.finished = true;
+  clearTimeout(job.timer);
+  if (job.slot) {
+    job.slot.job = null;
+    try { job.slot.worker.terminate(); } catch { /* already gone */ }
+  }
+  if (current === job) current = null;
+  send({ t: "result", id: job.id, ...result });
+  // Warm the next worker after the result is out, so it costs the next job nothing.
+  setTimeout(warmSpare, 0);
+}
+
+function isInt(v) {
+  return Number.isSafeInteger(v) && v >= 0;
+}
+
+async function startJob(msg) {
+  if (current !== null) {
+    send({ t: "result", id: msg.id, ok: false, error: "crashed", detail: "the sandbox was busy" });
+    return;
+  }
+  const job = {
+    id: msg.id,
+    finished: false,
+    slot: null,
+    logs: 0,
+    http: 0,
+    maxLogs: isInt(msg.max_log_lines) ? msg.max_log_lines : 200,
+    maxHttp: isInt(msg.max_http_requests) ? msg.max_http_requests : 20,
+    maxOutput: isInt(msg.max_output_bytes) ? msg.max_output_bytes : 1 << 20,
+  };
+  current = job;
+  const timeoutMs = Number.isFinite(msg.timeout_ms) && msg.timeout_ms > 0 ? msg.timeout_ms : 10000;
+  // The deadline counts from here, including waiting for the warm worker.
+  job.timer = setTimeout(() => {
+    finish(job, {
+      ok: false,
+      error: "timeout",
+      detail: `the function did not finish within ${Math.round(timeoutMs) / 1000} s`,
+      layer: "wall-clock",
+    });
+  }, timeoutMs);
+  let slot;
+  try {
+    slot = await takeWorker();
+  } catch (err) {
+    finish(job, { ok: false, error: "crashed", detail: clip("the worker did not start: " + String(err?.message ?? err), 600) });
+    return;
+  }
+  if (job.finished) {
+    try { slot.worker.terminate(); } catch { /* gone */ }
+    return;
+  }
+  job.slot = slot;
+  slot.job = job;
+  slot.worker.postMessage({
+    t: "job",
+    code: msg.code,
+    entrypoint: msg.entrypoint,
+    data: msg.data,
+    max_output_bytes: job.maxOutput,
+  });
+}
+
+function onWorkerMessage(slot, m) {
+  if (m === null || typeof m !== "object") return;
+  if (m.t === "ready" && slot.job === null) {
+    slot.resolveReady();
+    return;
+  }
+  const job = slot.job;
+  if (!job || job.finished) return;
+  if (m.t === "log") {
+    job.logs += 1;
+    if (job.logs > job.maxLogs) {
+      if (job.logs === job.maxLogs + 1) send({ t: "log", id: job.id, level: "warn", message: "[sandbox] further log lines dropped" });
+      return;
+    }
+    const level = LEVELS.has(m.level) ? m.level : "log";
+    const message = typeof m.message === "string" ? clip(m.message, MAX_LOG_MESSAGE) : "";
+    send({ t: "log", id: job.id, level, message });
+  } else if (m.t === "fetch") {
+    if (!isInt(m.rid)) return;
+    const bad = checkRequest(m);
+    if (bad) {
+      slot.worker.postMessage({ t: "fetch_result", rid: m.rid, error: bad });
+      return;
+    }
+    job.http += 1;
+    // The supervisor decides about the limit (it ends the job); this only bounds the traffic.
+    if (job.http > job.maxHttp + 1) return;
+    send({ t: "fetch", id: job.id, rid: m.rid, method: m.method, url: m.url, headers: m.headers, body: m.body });
+  } else if (m.t === "done") {
+    if (m.ok === true) {
+      if (typeof m.json !== "string") {
+        finish(job, { ok: false, error: "invalid_output", detail: "the return value is not JSON" });
+      } else if (m.json.length > job.maxOutput || encoder.encode(m.json).length > job.maxOutput) {
+        finish(job, { ok: false, error: "invalid_output", detail: `the return value is larger than ${job.maxOutput} bytes`, layer: "output-limit" });
+      } else {
+        finish(job, { ok: true, json: m.json });
+      }
+    } else {
+      const error = m.error === "invalid_output" ? "invalid_output" : "exception";
+      const detail = typeof m.detail === "string" ? clip(m.detail, 600) : "the function failed";
+      const layer = m.layer === "output-limit" ? m.layer : layerOf(detail);
+      finish(job, { ok: false, error, detail, layer });
+    }
+  }
+}
+
+function checkRequest(m) {
+  if (typeof m.method !== "string" || !METHOD.test(m.method)) return "bad method";
+  if (typeof m.url !== "string" || m.url.length === 0 || m.url.length > MAX_URL) return "bad or too long URL";
+  if (!Array.isArray(m.headers) || m.headers.length > MAX_HEADERS) return "too many headers";
+  for (const pair of m.headers) {
+    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "string" || typeof pair[1] !== "string"
+      || pair[0].length > MAX_HEADER_CHARS || pair[1].length > MAX_HEADER_CHARS) return "bad headers";
+  }
+  if (typeof m.body !== "string" || m.body.length > MAX_REQUEST_BODY_B64) return "request body too large";
+  return null;
+}
+
+function onSupervisorMessage(msg) {
+  if (msg === null || typeof msg !== "object") return;
+  if (msg.t === "run") {
+    startJob(msg);
+  } else if (msg.t === "fetch_result") {
+    const job = current;
+    if (job && job.id === msg.id && job.slot && !job.finished) {
+      job.slot.worker.postMessage({ t: "fetch_result", rid: msg.rid, status: msg.status, headers: msg.headers, body: msg.body, error: msg.error });
+    }
+  } else if (msg.t === "stop") {
+    const job = current;
+    if (job && job.id === msg.id) {
+      finish(job, { ok: false, error: typeof msg.error === "string" ? msg.error : "crashed", detail: typeof msg.detail === "string" ? msg.detail : "stopped", layer: typeof msg.layer === "string" ? msg.layer : undefined });
+    }
+  } else if (msg.t === "ping") {
+    send({ t: "pong", n: msg.n });
+  }
+}
+
+// ------------------------------------------------------------------------------- main
+
+warmSpare();
+try {
+  await spare.ready;
+} catch (err) {
+  await send({ t: "fatal", detail: clip(String(err?.message ?? err), 600) });
+  Deno.exit(71);
+}
+await send({ t: "ready" });
+try {
+  for await (const msg of frames()) onSupervisorMessage(msg);
+} catch {
+  Deno.exit(72);
+}
+Deno.exit(0);
