@@ -103,3 +103,37 @@ async def test_a_crash_in_customer_code_is_a_result_and_the_next_call_works(tmp_
     assert "ZeroDivisionError" in failed.data["detail"]
     assert fine.ok
     assert json.loads(fine.content) == {"status": "success", "x": 0.25}
+
+
+JS_SOURCE = """
+async function pushToCrm(data) {
+  const followUp = moment.utc("2026-11-22T10:00:00Z").add(3, "days").format("YYYY-MM-DD");
+  const res = await axios.post("URL/echo", {
+    phone: _.get(data, "call.from_number"),
+    outcome: _.get(data, "variables.outcome", "unknown"),
+    follow_up: followUp,
+  });
+  console.log("crm answered", res.status);
+  return { status: "success", sent: res.data.json };
+}
+"""
+
+
+async def test_javascript_post_call_function_with_axios_moment_lodash(tmp_path, server):
+    path = tmp_path / "crm.js"
+    path.write_text(JS_SOURCE.replace("URL", server.url))
+    fn = load_function(path)
+    assert (fn.name, fn.phase, fn.action.type) == ("pushToCrm", "post_call", "javascript")
+    ctx = CallContext(call_sid="CA9", from_number="+15550001", variables={"outcome": "booked"})
+    async with Executor(allow_private_network=True) as ex, Executor() as strict:
+        result = await ex.run(fn, {}, ctx)
+        blocked = await strict.run(fn, {}, ctx)  # default policy: loopback refused
+    assert result.ok, result.content
+    sent = {"phone": "+15550001", "outcome": "booked", "follow_up": "2026-11-25"}
+    assert json.loads(result.content) == {"status": "success", "sent": sent}
+    assert server.received[0].json == sent
+    assert result.logs[0]["message"] == "crm answered 200"
+    assert not blocked.ok
+    assert blocked.sandbox is not None
+    assert blocked.sandbox["stopped_by"] == "egress-policy"
+    assert len(server.received) == 1
