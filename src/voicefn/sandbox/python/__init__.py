@@ -12,7 +12,8 @@ caller's ``egress`` callback::
 """
 
 from .host import HostSupport, SandboxUnavailable, check_host
-from .supervisor import Egress, Limits, Outcome, PythonSandbox
+from .invocation import Egress, Limits, Outcome
+from .supervisor import PythonSandbox
 
 __all__ = [
     "Egress",

@@ -29,6 +29,9 @@ SANDBOX_PACKAGES: tuple[str, ...] = (
     "certifi",
     "typing_extensions",  # anyio needs it on Python 3.11
 )
+#: The worker's own code (``sandboxed/`` beside this file), bound and importable like them.
+WORKER_PACKAGE = "sandboxed"
+WORKER_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), WORKER_PACKAGE)
 DEFAULT_BWRAP = "/usr/bin/bwrap"
 DEFAULT_PYTHON = "/usr/bin/python3"
 _PROBE_TIMEOUT_S = 20.0
@@ -279,7 +282,8 @@ def check_host(
 
 
 def package_paths() -> list[tuple[str, str]]:
-    """(name, host directory) of each package in :data:`SANDBOX_PACKAGES`, from this process."""
+    """(name, host path) of each package in :data:`SANDBOX_PACKAGES`, from this process, and of
+    the worker's own package (:data:`WORKER_PACKAGE`)."""
     found: list[tuple[str, str]] = []
     for name in SANDBOX_PACKAGES:
         module = importlib.import_module(name)
@@ -288,4 +292,5 @@ def package_paths() -> list[tuple[str, str]]:
             raise SandboxUnavailable(f"the package {name!r} has no files to mount into the sandbox")
         path = os.path.dirname(os.path.abspath(file)) if file.endswith("__init__.py") else file
         found.append((name if os.path.isdir(path) else os.path.basename(path), path))
+    found.append((WORKER_PACKAGE, WORKER_PACKAGE_DIR))
     return found

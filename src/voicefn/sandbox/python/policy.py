@@ -1,7 +1,8 @@
 """What the Python sandbox allows: the seccomp allow-list, the rlimits and the bubblewrap argv.
 
-Everything here is data built on the host and handed to the worker (``worker.py``), which only
-applies it. Keeping it here keeps the policy reviewable and testable in one place.
+Everything here is data built on the host and handed to the worker (``worker.py`` and the
+``sandboxed`` package), which only applies it. Keeping it here keeps the policy reviewable and
+testable in one place.
 
 The seccomp filter is an ALLOW-list for x86-64 (other architectures and the x32 ABI hit the
 filter's bad-arch action, which kills the process). Anything not listed is refused with EPERM;

@@ -1,0 +1,226 @@
+"""The zygote (one per worker) and the lockdown of each child it forks (one per invocation).
+
+Zygote: reads its init message from the control socket, patches httpx, warms up (see
+:mod:`.warmup`), then waits. On ``spawn`` it forks a child and hands the supervisor the child's
+three pipes (SCM_RIGHTS); on ``kill`` it kills a child; when a child ends it reports how (exit
+code / signal / CPU / RSS). It never reads or writes a child's pipes.
+
+Child: keeps only its pipes (fd 3 in, fd 4 out, fd 1/2 -> a captured pipe), makes a fresh event
+loop, waits for its ``run`` message, applies rlimits and the seccomp filter, runs
+``await entrypoint(ctx, **arguments)`` once (:func:`.runtime.invoke`), sends ``result`` or
+``error``, and exits. No state survives to the next invocation: the next child is a fresh fork of
+the zygote.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import fcntl
+import gc
+import importlib.util
+import json
+import os
+import random
+import resource
+import select
+import signal
+import socket
+import sys
+import threading
+from typing import Any, NoReturn
+
+from .channel import Channel, encode, read_frame_blocking
+from .egress import patch_httpx
+from .runtime import invoke
+from .warmup import warm_up
+
+IN_FD = 3
+OUT_FD = 4
+CONTROL_MAX = 1 << 20
+CHILD_FAILED = 70
+
+
+def load_seccomp_module(path: str | None) -> Any:
+    if not path:
+        return None
+    spec = importlib.util.spec_from_file_location("seccomp", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def build_filter(sc: Any, policy: dict[str, Any], pid: int) -> Any:
+    """The seccomp filter described by ``policy`` (see ``policy.seccomp_policy`` on the host)."""
+    filt = sc.SyscallFilter(sc.ERRNO(int(policy["default_errno"])))
+    filt.set_attr(sc.Attr.ACT_BADARCH, sc.KILL_PROCESS)
+    filt.set_attr(sc.Attr.CTL_TSYNC, 1)
+    filt.set_attr(sc.Attr.CTL_OPTIMIZE, 2)
+    actions = {"allow": sc.ALLOW, "kill": sc.KILL_PROCESS, "enosys": sc.ERRNO(errno.ENOSYS)}
+    ops = {"eq": sc.EQ, "ne": sc.NE}
+    for action, name, arg_rules in policy["rules"]:
+        args = []
+        for rule in arg_rules:
+            value = pid if rule[2] == "$pid" else int(rule[2])
+            if rule[1] == "masked_eq":
+                args.append(sc.Arg(int(rule[0]), sc.MASKED_EQ, int(rule[3]), value))
+            else:
+                args.append(sc.Arg(int(rule[0]), ops[rule[1]], value))
+        try:
+            filt.add_rule(actions[action], name, *args)
+        except (ValueError, RuntimeError, OSError):
+            continue  # a syscall this libseccomp does not know: the default (EPERM) applies
+    return filt
+
+
+class Zygote:
+    def __init__(self, ctrl: socket.socket, init: dict[str, Any]) -> None:
+        self.ctrl = ctrl
+        self.seccomp = load_seccomp_module(init.get("seccomp_module"))
+        self.policy: dict[str, Any] | None = init.get("seccomp") if self.seccomp else None
+        self.child_limits: dict[str, int] = dict(init.get("child_limits") or {})
+        self.by_pidfd: dict[int, tuple[int, int]] = {}
+        self.alive: dict[int, int] = {}  # child id -> pid
+        self.next_id = 0
+        self.poller = select.poll()
+
+    def send(self, msg: dict[str, Any], fds: list[int] | None = None) -> None:
+        if fds:
+            socket.send_fds(self.ctrl, [encode(msg)], fds)
+        else:
+            self.ctrl.send(encode(msg))
+
+    def serve(self) -> NoReturn:
+        self.poller.register(self.ctrl.fileno(), select.POLLIN)
+        self.send({"t": "hello", "pid": os.getpid(), "seccomp": self.seccomp is not None})
+        while True:
+            for fd, _event in self.poller.poll():
+                if fd == self.ctrl.fileno():
+                    self.on_control()
+                else:
+                    self.reap(fd)
+
+    def on_control(self) -> None:
+        try:
+            data = self.ctrl.recv(CONTROL_MAX)
+        except OSError:
+            data = b""
+        if not data:
+            self.shutdown()
+        msg = json.loads(data)
+        kind = msg.get("t")
+        if kind == "spawn":
+            self.spawn()
+        elif kind == "kill":
+            pid = self.alive.get(int(msg.get("id", -1)))
+            if pid is not None:
+                os.kill(pid, signal.SIGKILL)
+        elif kind == "exit":
+            self.shutdown()
+
+    def shutdown(self) -> NoReturn:
+        for pid in self.alive.values():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        os._exit(0)
+
+    def reap(self, pidfd: int) -> None:
+        cid, pid = self.by_pidfd.pop(pidfd)
+        self.poller.unregister(pidfd)
+        os.close(pidfd)
+        _, status, usage = os.wait4(pid, 0)
+        self.alive.pop(cid, None)
+        self.send(
+            {
+                "t": "exit",
+                "id": cid,
+                "code": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
+                "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "maxrss_kb": usage.ru_maxrss,
+            }
+        )
+
+    def spawn(self) -> None:
+        to_r, to_w = os.pipe()
+        from_r, from_w = os.pipe()
+        io_r, io_w = os.pipe()
+        self.next_id += 1
+        cid = self.next_id
+        pid = os.fork()
+        if pid == 0:
+            code = CHILD_FAILED
+            try:
+                code = self.child(to_r, from_w, io_w)
+            finally:
+                os._exit(code)
+        for fd in (to_r, from_w, io_w):
+            os.close(fd)
+        pidfd = os.pidfd_open(pid)
+        self.by_pidfd[pidfd] = (cid, pid)
+        self.alive[cid] = pid
+        self.poller.register(pidfd, select.POLLIN)
+        try:
+            self.send({"t": "ready", "id": cid}, [to_w, from_r, io_r])
+        finally:
+            for fd in (to_w, from_r, io_r):
+                os.close(fd)
+
+    # -- the child ----------------------------------------------------------------------
+
+    def child(self, to_r: int, from_w: int, io_w: int) -> int:
+        os.dup2(io_w, 1)
+        os.dup2(io_w, 2)
+        high_in = fcntl.fcntl(to_r, fcntl.F_DUPFD, 100)
+        high_out = fcntl.fcntl(from_w, fcntl.F_DUPFD, 100)
+        os.dup2(high_in, IN_FD)
+        os.dup2(high_out, OUT_FD)
+        os.closerange(OUT_FD + 1, 1 << 16)  # the control socket, the other children's pipes
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        random.seed()  # never share the zygote's random state between invocations
+        loop = asyncio.new_event_loop()  # its wake-up socketpair must exist before the filter
+        asyncio.set_event_loop(loop)
+        filt = build_filter(self.seccomp, self.policy, os.getpid()) if self.policy else None
+        run = read_frame_blocking(IN_FD)
+        if run is None or run.get("t") != "run":
+            return 0
+        self.apply_limits(run.get("limits") or {})
+        if filt is not None:
+            filt.load()
+        loop.run_until_complete(invoke(Channel(IN_FD, OUT_FD), run))
+        return 0
+
+    def apply_limits(self, limits: dict[str, Any]) -> None:
+        as_bytes = int(limits["as_bytes"])
+        cpu = max(1, int(limits["cpu_s"]))
+        settings = {
+            resource.RLIMIT_AS: as_bytes,
+            resource.RLIMIT_FSIZE: 0,
+            resource.RLIMIT_CORE: 0,
+            resource.RLIMIT_MEMLOCK: 0,
+            resource.RLIMIT_MSGQUEUE: 0,
+            resource.RLIMIT_NOFILE: int(self.child_limits.get("nofile", 64)),
+            resource.RLIMIT_NPROC: int(self.child_limits.get("nproc", 48)),
+        }
+        for which, value in settings.items():
+            resource.setrlimit(which, (value, value))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+        threading.stack_size(int(self.child_limits.get("thread_stack_bytes", 1 << 20)))
+
+
+def main() -> None:
+    ctrl = socket.socket(fileno=int(sys.argv[1]))
+    ctrl.setblocking(True)
+    data = ctrl.recv(CONTROL_MAX)
+    if not data:
+        return
+    init = json.loads(data)
+    patch_httpx()
+    warm_up()
+    zygote = Zygote(ctrl, init)
+    gc.collect()
+    gc.freeze()  # fewer copy-on-write faults in the children
+    zygote.serve()
