@@ -11,7 +11,7 @@ through the caller's ``egress`` callback. See ``ISOLATION.md`` beside this file:
                                 tenant=agent_id)
 """
 
-from ._host import SandboxUnavailable
-from .supervisor import Egress, JavaScriptSandbox, Limits, Outcome
+from .api import Egress, Limits, Outcome, SandboxUnavailable
+from .supervisor import JavaScriptSandbox
 
 __all__ = ["Egress", "JavaScriptSandbox", "Limits", "Outcome", "SandboxUnavailable"]

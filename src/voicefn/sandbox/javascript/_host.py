@@ -14,13 +14,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from .api import SandboxUnavailable
+
 __all__ = [
     "DEFAULT_BWRAP",
     "PACKAGE_DIR",
     "SANDBOX_UID",
     "Cgroup",
     "CgroupParents",
-    "SandboxUnavailable",
     "find_deno",
     "library_binds",
     "tree_rss_bytes",
@@ -29,20 +30,6 @@ __all__ = [
 DEFAULT_BWRAP = "/usr/bin/bwrap"
 SANDBOX_UID = 65534  # "nobody": used when the supervisor runs as root
 PACKAGE_DIR = Path(__file__).resolve().parent
-
-_UNSAFE_HINT = (
-    'Or pass mode="unsafe-process" to JavaScriptSandbox to run Deno without namespaces '
-    "(an explicit, weaker choice: Worker permissions only, and every Outcome says so)."
-)
-
-
-class SandboxUnavailable(RuntimeError):
-    """The isolated JavaScript sandbox cannot run on this host; the message says what is missing,
-    how to get it, and that ``mode="unsafe-process"`` is the explicit weaker alternative."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(f"JavaScript sandbox unavailable: {what} {_UNSAFE_HINT}")
-        self.what = what
 
 
 def find_deno(explicit: str | None) -> str:

@@ -1,0 +1,227 @@
+"""How a tenant's Deno process is launched: the checks at start, and its command line.
+
+:func:`prepare` checks the host once (the Deno binary, the sandbox's files, bubblewrap, and
+that bubblewrap really starts Deno) and returns the :class:`LaunchConfig`;
+:func:`tenant_argv` is the command line of one tenant's process: ``/bin/sh`` joining the
+cgroups and setting rlimits, then bubblewrap (isolated mode), then ``deno run host.js``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ._host import PACKAGE_DIR, SANDBOX_UID, CgroupParents, find_deno, library_binds
+from ._protocol import clean
+from .api import Mode, SandboxUnavailable
+
+HOST_JS = PACKAGE_DIR / "host.js"
+WORKER_JS = PACKAGE_DIR / "worker.js"
+VENDOR_DIR = PACKAGE_DIR / "vendor"
+
+# The environment of the process (bubblewrap clears it again for Deno).
+TENANT_ENV = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "DENO_DIR": "/nonexistent"}
+_PROBE_TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    mode: Mode
+    deno: str
+    bwrap: str
+    lib_binds: tuple[str, ...]
+    cgroups: CgroupParents | None
+    uid: int | None  # drop to this uid (when the supervisor is root)
+    workdir: Path  # where the sockets are created
+
+
+def run_as(uid: int | None) -> dict[str, Any]:
+    """``create_subprocess_exec`` arguments that drop to ``uid`` (none if ``uid`` is None)."""
+    if uid is None:
+        return {}
+    return {"user": uid, "group": uid, "extra_groups": []}
+
+
+async def prepare(mode: Mode, deno: str | None, bwrap: str) -> LaunchConfig:
+    """Check the host (and, isolated, that bubblewrap really starts Deno); make the workdir."""
+    deno_bin = await asyncio.to_thread(find_deno, deno)
+    await asyncio.to_thread(_check_files, mode, bwrap)
+    uid = SANDBOX_UID if os.geteuid() == 0 else None
+    lib_binds: tuple[str, ...] = ()
+    if mode == "isolated":
+        lib_binds = tuple(await asyncio.to_thread(library_binds, deno_bin))
+        await _probe(bwrap, deno_bin, lib_binds, uid)
+    cgroups = await asyncio.to_thread(CgroupParents.detect)
+    workdir = Path(tempfile.mkdtemp(prefix="voicefn-js-"))
+    os.chmod(workdir, 0o711)
+    return LaunchConfig(
+        mode=mode,
+        deno=deno_bin,
+        bwrap=bwrap,
+        lib_binds=lib_binds,
+        cgroups=cgroups,
+        uid=uid,
+        workdir=workdir,
+    )
+
+
+def _check_files(mode: Mode, bwrap: str) -> None:
+    for path in (HOST_JS, WORKER_JS, VENDOR_DIR / "axios.js"):
+        if not path.is_file():
+            raise SandboxUnavailable(f"the sandbox file {path} is missing (broken install).")
+    if mode == "isolated" and not (os.path.isfile(bwrap) and os.access(bwrap, os.X_OK)):
+        raise SandboxUnavailable(
+            f"bubblewrap was not found at {bwrap}. Install it (Debian/Ubuntu: "
+            "`apt-get install bubblewrap`) or pass bwrap=/path/to/bwrap."
+        )
+
+
+async def _probe(bwrap: str, deno: str, lib_binds: tuple[str, ...], uid: int | None) -> None:
+    """Run ``deno --version`` in the namespaces every tenant process gets."""
+    argv = [*_bwrap_options(bwrap, deno, lib_binds), "--remount-ro", "/"]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            "/sandbox/deno",
+            "--version",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin"},
+            **run_as(uid),
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), _PROBE_TIMEOUT_S)
+    except (OSError, TimeoutError) as exc:
+        raise SandboxUnavailable(f"bubblewrap could not be run ({exc}).") from exc
+    if proc.returncode != 0 or not out.startswith(b"deno "):
+        message = clean(err.decode("utf-8", "replace").strip(), 300)
+        raise SandboxUnavailable(
+            "bubblewrap could not start Deno in new namespaces "
+            f"({message or f'exit status {proc.returncode}'}). Unprivileged user namespaces "
+            "must be enabled (sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu "
+            "kernel.apparmor_restrict_unprivileged_userns=0), and the Deno binary and this "
+            f"package must be readable by uid {uid if uid is not None else os.getuid()}."
+        )
+
+
+# ------------------------------------------------------------------------------- command line
+
+
+def _bwrap_options(bwrap: str, deno: str, lib_binds: tuple[str, ...]) -> list[str]:
+    """bubblewrap with new namespaces, a clean environment and the Deno binary (+ libraries)."""
+    return [
+        bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--cap-drop",
+        "ALL",
+        "--clearenv",
+        "--setenv",
+        "DENO_DIR",
+        "/nonexistent",
+        "--setenv",
+        "NO_COLOR",
+        "1",
+        "--setenv",
+        "DENO_NO_UPDATE_CHECK",
+        "1",
+        *lib_binds,
+        "--ro-bind",
+        deno,
+        "/sandbox/deno",
+    ]
+
+
+def _deno_argv(
+    deno: str, host: str, worker: str, vendor: str, sock: str, memory_mb: int
+) -> list[str]:
+    """``deno run host.js``: no remote code, and only the socket and the scripts allowed."""
+    return [
+        deno,
+        "run",
+        "--no-prompt",
+        "--no-remote",
+        "--no-npm",
+        "--no-config",
+        "--no-lock",
+        "--cached-only",
+        "--no-code-cache",
+        "--no-check",
+        "--unstable-worker-options",
+        f"--allow-read={worker},{vendor},{sock}",
+        f"--allow-write={sock}",
+        f"--allow-net=unix:{sock}",
+        "--deny-env",
+        "--deny-run",
+        "--deny-ffi",
+        "--deny-sys",
+        f"--v8-flags=--max-old-space-size={memory_mb}",
+        host,
+        sock,
+    ]
+
+
+def tenant_argv(
+    cfg: LaunchConfig, memory_mb: int, socket_path: Path, procs_files: list[str]
+) -> list[str]:
+    """The command line of one tenant's process; its host connects to ``socket_path``."""
+    if cfg.mode == "isolated":
+        sock = "/sandbox/host.sock"
+        deno_cmd = _deno_argv(
+            "/sandbox/deno",
+            "/sandbox/host.js",
+            "/sandbox/worker.js",
+            "/sandbox/vendor",
+            sock,
+            memory_mb,
+        )
+        argv = [
+            *_bwrap_options(cfg.bwrap, cfg.deno, cfg.lib_binds),
+            "--ro-bind",
+            str(HOST_JS),
+            "/sandbox/host.js",
+            "--ro-bind",
+            str(WORKER_JS),
+            "/sandbox/worker.js",
+            "--ro-bind",
+            str(VENDOR_DIR),
+            "/sandbox/vendor",
+            "--ro-bind",
+            str(socket_path),
+            sock,
+            # Deno reads /proc/self/exe (std::env::current_exe) and panics without it; a static
+            # link is enough (only Deno runs in here), so no procfs is mounted.
+            "--symlink",
+            "/sandbox/deno",
+            "/proc/self/exe",
+            "--remount-ro",
+            "/",
+            "--chdir",
+            "/sandbox",
+            *deno_cmd,
+        ]
+    else:
+        argv = _deno_argv(
+            cfg.deno, str(HOST_JS), str(WORKER_JS), str(VENDOR_DIR), str(socket_path), memory_mb
+        )
+    # Join the cgroups before exec, so every descendant is inside from the start; no core
+    # dumps (a V8 OOM aborts), no file writes, bounded descriptors.
+    return [
+        "/bin/sh",
+        "-c",
+        "ulimit -c 0 && ulimit -f 0 && ulimit -n 1024 || exit 124; "
+        'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; '
+        'shift; exec "$@"',
+        "sh",
+        *procs_files,
+        "--",
+        *argv,
+    ]
