@@ -86,7 +86,10 @@ def _passes_simple(
     values: dict[str, Any], checks: dict[str, tuple[tuple[type, ...], tuple[Any, ...] | None]]
 ) -> bool:
     for name, value in values.items():
-        types, enum = checks[name]
+        check = checks.get(name)
+        if check is None:
+            continue  # a post-call function's extra call data: not part of the schema
+        types, enum = check
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
             return False
         if enum is not None and value not in enum:
@@ -183,9 +186,14 @@ def bind(
     values: dict[str, Any] = {}
     bound = Bound(values)
     props = plan.properties
+    # Post-call functions get the call data from the engine (not from an LLM): all of it.
+    keep_extra = function.phase == "post_call"
     for name, value in given.items():
         if name not in props:
-            bound.ignored.append(name)
+            if keep_extra:
+                values[name] = value
+            else:
+                bound.ignored.append(name)
         elif value is not None:
             values[name] = _coerce(value, props[name])
     if context is not None:

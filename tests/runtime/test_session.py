@@ -514,3 +514,33 @@ async def test_failing_pre_call_function_is_reported_and_the_call_goes_on(llm, e
     events = await collect(session.start())
     assert not of(FunctionFinished, events)[0].result.ok
     assert events[-1] == AgentMessage("Hi Ana!")
+
+
+async def test_post_call_javascript_gets_the_transcript_after_hang_up(llm, ex, server):
+    from voicefn.sandbox.python import check_host
+
+    if not check_host().full:
+        pytest.skip("needs bubblewrap + user namespaces")
+    post = {
+        "name": "pushToCrm",
+        "phase": "post_call",
+        "action": {
+            "type": "javascript",
+            "code": "async function pushToCrm(data) {\n"
+            f"  const r = await axios.post('{server.url}/echo', {{lines: data.transcript.length, first: _.get(data, 'transcript[0].text'), tier: data.variables.tier}});\n"
+            "  return {status: 'success', sent: r.data.json};\n}\n",
+        },
+    }
+    llm.push(text("Hello Ana."))
+    session = session_for(
+        llm, ex, [http_fn(server), post], context=CallContext(variables={"tier": "gold"})
+    )
+    await collect(session.turn("hi there"))
+    events = await collect(session.finish())
+    result = of(FunctionFinished, events)[0].result
+    assert result.ok, result.content
+    assert server.received[-1].json == {"lines": 2, "first": "hi there", "tier": "gold"}
+    assert session.transcript() == [
+        {"role": "caller", "text": "hi there"},
+        {"role": "agent", "text": "Hello Ana."},
+    ]

@@ -253,6 +253,53 @@ class CallSession:
                         break
             self._producer = None
 
+    def transcript(self) -> list[dict[str, str]]:
+        """What was said, in order: the caller's and the agent's words (no tool traffic)."""
+        return [
+            {"role": "agent" if m["role"] == "assistant" else "caller", "text": m["content"]}
+            for m in self.messages[1:]
+            if m["role"] in ("user", "assistant") and m.get("content")
+        ]
+
+    async def finish(self) -> AsyncIterator[Event]:
+        """After hang-up: run the post-call functions with the call data (seed 000): ``call``
+        (ids and numbers), ``variables`` and ``transcript``. Each runs once; a failure is
+        reported and the others still run."""
+        ctx = self.context
+        data = {
+            "transcript": self.transcript(),
+            "executions": [
+                {"function": e.function, "ok": e.ok, "content": e.content} for e in self.executions
+            ],
+        }
+        for function in self.agent.functions:
+            if function.phase != "post_call":
+                continue
+            call_id = f"post_call_{function.name}"
+            started = time.perf_counter()
+            yield FunctionStarted(function.name, call_id, {})
+            result = await self.executor.run(function, data, ctx, tool_call_id=call_id)
+            latency = (time.perf_counter() - started) * 1000
+            timings = ExecutionTimings(
+                None, result.timings.time_to_request_ms, result.timings.request_ms
+            )
+            self.executions.append(
+                ExecutionRecord(
+                    function.name,
+                    call_id,
+                    {},
+                    result.ok,
+                    result.error,
+                    result.status,
+                    latency,
+                    timings,
+                    False,
+                    result.content,
+                    time.perf_counter(),
+                )
+            )
+            yield FunctionFinished(function.name, call_id, result, latency, timings)
+
     def _apply_pre_call(self, data: dict[str, Any]) -> None:
         variables = data.get("variables")
         if isinstance(variables, dict):

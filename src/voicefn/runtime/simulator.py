@@ -158,6 +158,7 @@ async def run_call(
         turns += 1
         transcript.caller(line)
         await play(session.turn(line))
+    await play(session.finish())
     return {
         "agent": session.agent.name,
         "turns": turns,
