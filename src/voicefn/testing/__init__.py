@@ -17,26 +17,5 @@ client code runs against it::
 This subpackage uses only the standard library and is not imported by ``import voicefn``.
 """
 
-from .llm_server import (
-    ErrorReply,
-    Reply,
-    ReplyFactory,
-    ScriptedLLM,
-    ScriptItem,
-    ToolCallSpec,
-    error_reply,
-    text,
-    tool_call,
-)
-
-__all__ = [
-    "ErrorReply",
-    "Reply",
-    "ReplyFactory",
-    "ScriptItem",
-    "ScriptedLLM",
-    "ToolCallSpec",
-    "error_reply",
-    "text",
-    "tool_call",
-]
+from .llm_server import *  # noqa: F403
+from .llm_server import __all__ as __all__

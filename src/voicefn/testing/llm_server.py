@@ -31,16 +31,15 @@ import json
 import select
 import socket
 import sys
-import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
+
+from ._http import HANGUP_ERRORS, Disconnected, JSONHandler, LocalHTTPServer
 
 __all__ = [
     "ErrorReply",
@@ -53,8 +52,6 @@ __all__ = [
     "text",
     "tool_call",
 ]
-
-_CONNECTION_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
 
 
 @dataclass(frozen=True)
@@ -186,57 +183,25 @@ ReplyFactory: TypeAlias = Callable[[dict[str, Any]], Reply | ErrorReply]
 ScriptItem: TypeAlias = Reply | ErrorReply | ReplyFactory
 
 
-class _Disconnected(Exception):
-    """The client went away while we were answering."""
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    owner: ScriptedLLM
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        exc = sys.exc_info()[1]
-        if isinstance(exc, _CONNECTION_ERRORS):
-            return
-        self.owner._note_error(f"ScriptedLLM: handler crashed: {exc!r}")
-        traceback.print_exc(file=sys.stderr)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(JSONHandler["ScriptedLLM"]):
     server_version = "ScriptedLLM/1.0"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
 
     def setup(self) -> None:
         super().setup()
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.server.owner._connection_opened(self.connection)
+        self.owner._connection_opened(self.connection)
 
     def finish(self) -> None:
         try:
             super().finish()
         finally:
-            self.server.owner._connection_closed(self.connection)
+            self.owner._connection_closed(self.connection)
 
     # -- plumbing -----------------------------------------------------------------------
 
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
-
-    def _write(self, data: bytes) -> None:
-        try:
-            self.wfile.write(data)
-            self.wfile.flush()
-        except (OSError, ValueError) as exc:
-            raise _Disconnected from exc
-
     def _wait(self, seconds: float) -> None:
-        """Sleep, but notice (and raise `_Disconnected`) if the client closes the connection."""
+        """Sleep, but notice (and raise `Disconnected`) if the client closes the connection."""
         deadline = time.monotonic() + seconds
         while True:
             remaining = deadline - time.monotonic()
@@ -245,33 +210,21 @@ class _Handler(BaseHTTPRequestHandler):
             try:
                 readable, _, _ = select.select([self.connection], [], [], remaining)
             except (OSError, ValueError) as exc:
-                raise _Disconnected from exc
+                raise Disconnected from exc
             if not readable:
                 return
             try:
                 peeked = self.connection.recv(1, socket.MSG_PEEK)
             except OSError as exc:
-                raise _Disconnected from exc
+                raise Disconnected from exc
             if not peeked:
-                raise _Disconnected
+                raise Disconnected
             # The client sent bytes (unexpected mid-response); just sleep out the rest.
             time.sleep(max(0.0, deadline - time.monotonic()))
             return
 
-    def _send_json(
-        self, status: int, payload: Any, headers: Mapping[str, str] | None = None
-    ) -> None:
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
-            self.send_header(key, value)
-        self.end_headers()
-        self._write(body)
-
     def _send_error_json(self, status: int, message: str, type_: str = "server_error") -> None:
-        self._send_json(status, {"error": {"message": message, "type": type_, "code": None}})
+        self.send_json(status, {"error": {"message": message, "type": type_, "code": None}})
 
     # -- routes -------------------------------------------------------------------------
 
@@ -284,17 +237,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _guard(self, fn: Callable[[], None]) -> None:
         try:
             fn()
-        except (_Disconnected, *_CONNECTION_ERRORS):
+        except HANGUP_ERRORS:
             self.close_connection = True
 
     def _get(self) -> None:
-        self._read_body()
+        self.read_body()
         path = urlsplit(self.path).path.rstrip("/")
         if path == "/v1/models":
             model = {"id": "scripted", "object": "model", "created": 0, "owned_by": "voicefn"}
-            self._send_json(200, {"object": "list", "data": [model]})
+            self.send_json(200, {"object": "list", "data": [model]})
         elif path == "/v1/models/scripted":
-            self._send_json(
+            self.send_json(
                 200, {"id": "scripted", "object": "model", "created": 0, "owned_by": "voicefn"}
             )
         else:
@@ -302,9 +255,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _post(self) -> None:
         arrived = time.perf_counter()
-        raw = self._read_body()
+        raw = self.read_body()
         path = urlsplit(self.path).path.rstrip("/")
-        owner = self.server.owner
+        owner = self.owner
         if path != "/v1/chat/completions":
             self._send_error_json(
                 404, f"ScriptedLLM: no route POST {path}", "invalid_request_error"
@@ -346,18 +299,18 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if isinstance(item, ErrorReply):
                 self._wait(item.delay_before_s)
-                self._send_json(item.status, item.body(), item.headers)
+                self.send_json(item.status, item.body(), item.headers)
             elif body.get("stream"):
                 self._stream(number, body, item)
             else:
                 self._wait(item.delay_before_s)
-                self._send_json(200, owner._completion(number, body, item))
-        except (_Disconnected, *_CONNECTION_ERRORS):
+                self.send_json(200, owner._completion(number, body, item))
+        except HANGUP_ERRORS:
             owner._note_disconnect(number)
             self.close_connection = True
 
     def _stream(self, number: int, body: dict[str, Any], reply: Reply) -> None:
-        owner = self.server.owner
+        owner = self.owner
         self._wait(reply.delay_before_s)
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream; charset=utf-8")
@@ -374,15 +327,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self._wait(pause)
             event = b"data: " + data + b"\n\n"
-            self._write(f"{len(event):x}\r\n".encode("ascii") + event + b"\r\n")
-        self._write(b"0\r\n\r\n")
+            self.write(f"{len(event):x}\r\n".encode("ascii") + event + b"\r\n")
+        self.write(b"0\r\n\r\n")
 
 
 def _split(s: str, size: int) -> list[str]:
     return [s[i : i + size] for i in range(0, len(s), size)]
 
 
-class ScriptedLLM:
+class ScriptedLLM(LocalHTTPServer):
     """A threaded OpenAI-compatible HTTP server answering with scripted replies.
 
     Use as a (sync or async) context manager, or call `start` / `close`. Each
@@ -393,6 +346,10 @@ class ScriptedLLM:
     retry consumes another scripted item.
     """
 
+    _handler_class = _Handler
+    _error_if_running = True
+    _not_running_message = "ScriptedLLM is not running (use `with ScriptedLLM() as llm`)"
+
     def __init__(
         self,
         replies: Iterable[ScriptItem] = (),
@@ -400,9 +357,7 @@ class ScriptedLLM:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self._host = host
-        self._port = port
-        self._lock = threading.Condition()
+        super().__init__(host, port)
         self._queue: deque[ScriptItem] = deque(replies)
         self._requests: list[dict[str, Any]] = []
         self._request_times: list[float] = []
@@ -410,71 +365,12 @@ class ScriptedLLM:
         self._disconnected: list[int] = []
         self._ids = itertools.count(1)
         self._connections: set[socket.socket] = set()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle ----------------------------------------------------------------------
-
-    def start(self) -> Self:
-        if self._server is not None:
-            raise RuntimeError("ScriptedLLM is already running")
-        server = _Server((self._host, self._port), _Handler)
-        server.owner = self
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.02},
-            name=f"ScriptedLLM:{server.server_address[1]}",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        """Stop the server, drop open connections and wait (briefly) for handler threads."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        with self._lock:
-            for conn in list(self._connections):
-                with contextlib.suppress(OSError):
-                    conn.shutdown(socket.SHUT_RDWR)
-            self._lock.wait_for(lambda: not self._connections, timeout=2.0)
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    async def __aenter__(self) -> Self:
-        return self.start()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- public API ---------------------------------------------------------------------
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("ScriptedLLM is not running (use `with ScriptedLLM() as llm`)")
-        return int(self._server.server_address[1])
+        return self._bound_port()
 
     @property
     def base_url(self) -> str:
@@ -498,26 +394,22 @@ class ScriptedLLM:
     @property
     def requests(self) -> list[dict[str, Any]]:
         """JSON bodies of the chat-completion requests received so far, in arrival order."""
-        with self._lock:
-            return list(self._requests)
+        return self._snapshot(self._requests)
 
     @property
     def request_times(self) -> list[float]:
         """``time.perf_counter()`` at the arrival of each entry of `requests`."""
-        with self._lock:
-            return list(self._request_times)
+        return self._snapshot(self._request_times)
 
     @property
     def errors(self) -> list[str]:
         """Problems the server answered with an error (empty queue, bad body, factory raised)."""
-        with self._lock:
-            return list(self._errors)
+        return self._snapshot(self._errors)
 
     @property
     def disconnected(self) -> list[int]:
         """1-based numbers of requests whose answer was cut short (client left or dropped)."""
-        with self._lock:
-            return list(self._disconnected)
+        return self._snapshot(self._disconnected)
 
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Block until at least ``count`` requests arrived; raise `TimeoutError` otherwise."""
@@ -529,6 +421,18 @@ class ScriptedLLM:
             return list(self._requests)
 
     # -- server-side helpers (called from handler threads) ------------------------------
+
+    def _server_closed(self) -> None:
+        """Drop open connections and wait (briefly) for their handler threads to finish."""
+        with self._lock:
+            for conn in list(self._connections):
+                with contextlib.suppress(OSError):
+                    conn.shutdown(socket.SHUT_RDWR)
+            self._lock.wait_for(lambda: not self._connections, timeout=2.0)
+
+    def _handler_crashed(self, exc: BaseException) -> None:
+        self._note_error(f"ScriptedLLM: handler crashed: {exc!r}")
+        traceback.print_exception(exc, file=sys.stderr)
 
     def _connection_opened(self, conn: socket.socket) -> None:
         with self._lock:

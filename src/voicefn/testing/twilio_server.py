@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 import secrets
-import threading
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 from urllib.parse import parse_qs, urlsplit
+
+from ._http import JSONHandler, LocalHTTPServer
 
 __all__ = ["FakeTwilio", "RecordedRequest"]
 
@@ -68,13 +66,39 @@ def _twilio_date(when: datetime) -> str:
     return when.strftime("%a, %d %b %Y %H:%M:%S +0000")
 
 
-class FakeTwilio:
+class _Handler(JSONHandler["FakeTwilio"]):
+    server_version = "FakeTwilio/1.0"
+
+    def _serve(self) -> None:
+        body = self.read_body()
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, payload = self.owner._handle(self.command, self.path, headers, body)
+        extra = {"Twilio-Request-Id": new_sid("RQ")}
+        if status == 401:
+            extra["WWW-Authenticate"] = 'Basic realm="Twilio API"'
+        self.send_json(
+            status,
+            payload,
+            extra,
+            content_type="application/json; charset=utf-8",
+            ensure_ascii=True,
+        )
+
+    do_GET = do_POST = do_PUT = do_DELETE = _serve
+
+
+class FakeTwilio(LocalHTTPServer):
     """Threaded HTTP server on 127.0.0.1 (ephemeral port) answering like ``api.twilio.com``.
+
+    Use as a (sync or async) context manager, or call `start` / `close`.
 
     ``known_calls``: if given, only these call SIDs exist (others get 404 / code 20404); if not,
     any call SID is treated as a live call. Calls that were ended (``Status=completed``) answer
     400 / code 21220 to further redirects, as Twilio does.
     """
+
+    _handler_class = _Handler
+    _not_running_message = "FakeTwilio is not started"
 
     def __init__(
         self,
@@ -85,6 +109,7 @@ class FakeTwilio:
         caller: str = "+15005550006",
         callee: str = "+15005550001",
     ) -> None:
+        super().__init__()
         self.account_sid = account_sid or new_sid("AC")
         self.auth_token = auth_token or secrets.token_hex(16)
         self.caller = caller
@@ -97,19 +122,13 @@ class FakeTwilio:
             self.calls[sid] = self._new_call(sid)
         self._failures: list[_Failure] = []
         self._delays: list[float] = []
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- control --------------------------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
         """``http://127.0.0.1:PORT`` - what to use in place of ``https://api.twilio.com``."""
-        if self._server is None:
-            raise RuntimeError("FakeTwilio is not started")
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://{self._host}:{self._bound_port()}"
 
     def fail_next(self, status: int, code: int | None = None, message: str = "Error") -> None:
         """Answer the next request (whatever it is) with this Twilio error. Calls queue up."""
@@ -120,40 +139,6 @@ class FakeTwilio:
         """Wait ``seconds`` before answering the next request (for timeout tests)."""
         with self._lock:
             self._delays.append(seconds)
-
-    def start(self) -> Self:
-        if self._server is not None:
-            return self
-        server = _QuietServer(("127.0.0.1", 0), _make_handler(self))
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def close(self) -> None:
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- behaviour ------------------------------------------------------------------------------
 
@@ -303,12 +288,6 @@ class FakeTwilio:
         return 201, message
 
 
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that gave up (timeout) leaves a broken pipe behind: not worth a traceback.
-        pass
-
-
 def _error(status: int, code: int | None, message: str) -> tuple[int, dict[str, Any]]:
     return status, {
         "code": code,
@@ -320,31 +299,3 @@ def _error(status: int, code: int | None, message: str) -> tuple[int, dict[str, 
 
 def _not_found(path: str) -> tuple[int, dict[str, Any]]:
     return _error(404, 20404, f"The requested resource {path} was not found")
-
-
-def _make_handler(fake: FakeTwilio) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        server_version = "FakeTwilio/1.0"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length > 0 else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            status, payload = fake._handle(self.command, self.path, headers, body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Twilio-Request-Id", new_sid("RQ"))
-            if status == 401:
-                self.send_header("WWW-Authenticate", 'Basic realm="Twilio API"')
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
