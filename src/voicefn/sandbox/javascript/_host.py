@@ -14,7 +14,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .api import SandboxUnavailable
+from .api import unavailable
 
 __all__ = [
     "DEFAULT_BWRAP",
@@ -37,9 +37,7 @@ def find_deno(explicit: str | None) -> str:
     if explicit is not None:
         if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
             return os.path.abspath(explicit)
-        raise SandboxUnavailable(
-            f"the Deno binary {explicit!r} does not exist or is not executable."
-        )
+        raise unavailable(f"the Deno binary {explicit!r} does not exist or is not executable.")
     with contextlib.suppress(ImportError, FileNotFoundError, AttributeError, TypeError):
         module = importlib.import_module("deno")
         with contextlib.suppress(FileNotFoundError):
@@ -53,7 +51,7 @@ def find_deno(explicit: str | None) -> str:
     found = shutil.which("deno")
     if found:
         return found
-    raise SandboxUnavailable(
+    raise unavailable(
         "no Deno binary was found. Install it with `pip install 'deno>=2.0'` (the PyPI package "
         "ships the binary) or pass deno=/path/to/deno."
     )

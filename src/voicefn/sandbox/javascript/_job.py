@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from ...egress import EgressDenied
-from ._protocol import ProtocolError, clean, ms, safe_url, validate_request, validate_response
+from ..common import EgressCalls, ProtocolError, clean_text
 from .api import Egress, ErrorKind, Limits, Outcome
 
 MAX_DETAIL = 600
@@ -30,16 +28,17 @@ class Job:
     ) -> None:
         self.id = job_id
         self.limits = limits
-        self.egress = egress
         self.send = send
         self.logs: list[dict[str, Any]] = []
         self.dropped_logs = 0
-        self.http: list[dict[str, Any]] = []
-        self.http_count = 0
-        self.denied = False
-        self.too_many = False
-        self.tasks: set[asyncio.Task[None]] = set()
         self.deadline = time.monotonic() + limits.timeout_s
+        self.calls = EgressCalls(
+            egress,
+            max_requests=limits.max_http_requests,
+            deadline=self.deadline,
+            reply=self._reply,
+        )
+        self.stop_sent = False
         # the largest frame accepted: a result is JSON text inside JSON (escaping can grow it)
         self.max_frame = max(8 << 20, 6 * limits.max_output_bytes + (1 << 20))
 
@@ -82,80 +81,30 @@ class Job:
         self.logs.append(
             {
                 "level": level if isinstance(level, str) and level in _LEVELS else "log",
-                "message": clean(frame.get("message", ""), MAX_LOG_MESSAGE),
+                "message": clean_text(frame.get("message", ""), MAX_LOG_MESSAGE),
             }
         )
 
     # -- HTTP through egress -------------------------------------------------------------
 
     def _on_fetch(self, frame: dict[str, Any]) -> None:
-        rid = frame.get("rid")
-        if not isinstance(rid, int) or isinstance(rid, bool):
-            raise ProtocolError("an HTTP request without an id")
-        request = validate_request(frame)
-        if isinstance(request, str):
-            raise ProtocolError(request)
-        self.http_count += 1
-        if self.http_count > self.limits.max_http_requests:
-            if not self.too_many:
-                self.too_many = True
-                self.http.append(
-                    {
-                        "method": request["method"],
-                        "url": safe_url(request["url"]),
-                        "error": "too many requests",
-                        "ms": 0.0,
-                    }
-                )
-                self.send(
-                    {
-                        "t": "stop",
-                        "id": self.id,
-                        "error": "too_many_requests",
-                        "detail": f"more than {self.limits.max_http_requests} HTTP requests",
-                        "layer": "request-limit",
-                    }
-                )
-            return
-        task = asyncio.ensure_future(self._egress_call(rid, request))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        if not self.calls.submit(frame.get("rid"), frame) and not self.stop_sent:
+            self.stop_sent = True
+            self.send(
+                {
+                    "t": "stop",
+                    "id": self.id,
+                    "error": "too_many_requests",
+                    "detail": f"more than {self.limits.max_http_requests} HTTP requests",
+                    "layer": "request-limit",
+                }
+            )
 
-    async def _egress_call(self, rid: int, request: dict[str, Any]) -> None:
-        started = time.perf_counter()
-        record: dict[str, Any] = {"method": request["method"], "url": safe_url(request["url"])}
-        self.http.append(record)
-        remaining = max(0.001, self.deadline - time.monotonic())
-        request["timeout"] = round(remaining, 3)
-        try:
-            response = await asyncio.wait_for(self.egress(dict(request)), timeout=remaining)
-            if isinstance(response, dict) and response.get("denied") is True:
-                self.denied = True
-            reply = validate_response(response)
-        except EgressDenied as exc:
-            self.denied = True
-            reply = {"error": f"refused by the egress policy: {clean(str(exc), 300)}"}
-        except TimeoutError:
-            reply = {"error": "the request timed out"}
-        except asyncio.CancelledError:
-            record["error"] = "cancelled"
-            record["ms"] = ms(time.perf_counter() - started)
-            raise
-        except Exception as exc:
-            reply = {"error": f"the request failed ({type(exc).__name__})"}
-        if "error" in reply:
-            record["error"] = reply["error"]
-        else:
-            record["status"] = reply["status"]
-        record["ms"] = ms(time.perf_counter() - started)
-        self.send({"t": "fetch_result", "id": self.id, "rid": rid, **reply})
+    def _reply(self, rid: int, answer: dict[str, Any]) -> None:
+        self.send({"t": "fetch_result", "id": self.id, "rid": rid, **answer})
 
     async def cancel_tasks(self) -> None:
-        tasks = list(self.tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.calls.aclose()
 
     # -- the outcome ---------------------------------------------------------------------
 
@@ -176,18 +125,18 @@ class Job:
                     f"(limit {self.limits.max_log_lines})",
                 }
             )
-        if self.too_many and error != "memory":
+        if self.calls.too_many and error != "memory":
             value, error, stopped_by = None, "too_many_requests", "request-limit"
             detail = f"the function made more than {self.limits.max_http_requests} HTTP requests"
-        if stopped_by is None and self.denied:
+        if stopped_by is None and self.calls.denied:
             stopped_by = "egress-policy"
         return Outcome(
             ok=error is None,
             value=value,
             error=error,
-            detail=clean(detail, MAX_DETAIL),
+            detail=clean_text(detail, MAX_DETAIL),
             logs=logs,
-            http=list(self.http),
+            http=list(self.calls.http),
             stopped_by=stopped_by,
         )
 
@@ -208,12 +157,12 @@ class Job:
                 return self.outcome("invalid_output", "the return value is not valid JSON")
             return self.outcome(None, value=value)
         error = frame.get("error")
-        if error == "too_many_requests" and self.too_many:
+        if error == "too_many_requests" and self.calls.too_many:
             return self.outcome("too_many_requests", "", "request-limit")
         kind: ErrorKind = error if isinstance(error, str) and error in _RESULT_ERRORS else "crashed"  # type: ignore[assignment]
         layer = frame.get("layer")
         return self.outcome(
             kind,
-            clean(frame.get("detail", ""), MAX_DETAIL) or "the function failed",
+            clean_text(frame.get("detail", ""), MAX_DETAIL) or "the function failed",
             layer if isinstance(layer, str) and layer in _JS_LAYERS else None,
         )

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..common import clean_text
 from ._host import PACKAGE_DIR, SANDBOX_UID, CgroupParents, find_deno, library_binds
-from ._protocol import clean
-from .api import Mode, SandboxUnavailable
+from .api import Mode, unavailable
 
 HOST_JS = PACKAGE_DIR / "host.js"
 WORKER_JS = PACKAGE_DIR / "worker.js"
@@ -72,9 +72,9 @@ async def prepare(mode: Mode, deno: str | None, bwrap: str) -> LaunchConfig:
 def _check_files(mode: Mode, bwrap: str) -> None:
     for path in (HOST_JS, WORKER_JS, VENDOR_DIR / "axios.js"):
         if not path.is_file():
-            raise SandboxUnavailable(f"the sandbox file {path} is missing (broken install).")
+            raise unavailable(f"the sandbox file {path} is missing (broken install).")
     if mode == "isolated" and not (os.path.isfile(bwrap) and os.access(bwrap, os.X_OK)):
-        raise SandboxUnavailable(
+        raise unavailable(
             f"bubblewrap was not found at {bwrap}. Install it (Debian/Ubuntu: "
             "`apt-get install bubblewrap`) or pass bwrap=/path/to/bwrap."
         )
@@ -97,10 +97,10 @@ async def _probe(bwrap: str, deno: str, lib_binds: tuple[str, ...], uid: int | N
         )
         out, err = await asyncio.wait_for(proc.communicate(), _PROBE_TIMEOUT_S)
     except (OSError, TimeoutError) as exc:
-        raise SandboxUnavailable(f"bubblewrap could not be run ({exc}).") from exc
+        raise unavailable(f"bubblewrap could not be run ({exc}).") from exc
     if proc.returncode != 0 or not out.startswith(b"deno "):
-        message = clean(err.decode("utf-8", "replace").strip(), 300)
-        raise SandboxUnavailable(
+        message = clean_text(err.decode("utf-8", "replace").strip(), 300)
+        raise unavailable(
             "bubblewrap could not start Deno in new namespaces "
             f"({message or f'exit status {proc.returncode}'}). Unprivileged user namespaces "
             "must be enabled (sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu "

@@ -22,7 +22,7 @@ from typing import Any
 from ._host import Cgroup, tree_rss_bytes
 from ._job import Job
 from ._launch import TENANT_ENV, LaunchConfig, run_as, tenant_argv
-from ._protocol import Eof, ProtocolError, clean, encode, ms, read_frame
+from ._protocol import Eof, ProtocolError, clean_text, encode_frame, ms, read_frame
 from .api import Egress, ErrorKind, Limits, Outcome
 
 log = logging.getLogger("voicefn.sandbox.javascript")
@@ -106,10 +106,12 @@ class TenantProcess:
             self.reader, self.writer = await asyncio.open_unix_connection(sock=conn)
             frame = await asyncio.wait_for(self._read_frame(MAX_READY_FRAME), START_TIMEOUT_S)
             if frame.get("t") != "ready":
-                raise RuntimeError(f"the Deno process failed: {clean(frame.get('detail'), 300)}")
+                raise RuntimeError(
+                    f"the Deno process failed: {clean_text(frame.get('detail'), 300)}"
+                )
         except (OSError, RuntimeError, TimeoutError, Eof, ProtocolError) as exc:
             await self.kill()
-            tail = clean(bytes(self.stderr_tail[-600:]).decode("utf-8", "replace"), 600)
+            tail = clean_text(bytes(self.stderr_tail[-600:]).decode("utf-8", "replace"), 600)
             raise RuntimeError(f"{exc or type(exc).__name__}; stderr: {tail}") from exc
         except asyncio.CancelledError:
             await asyncio.shield(self.kill())
@@ -150,7 +152,7 @@ class TenantProcess:
 
     def send(self, msg: dict[str, Any]) -> None:
         if self.writer is not None and not self.writer.is_closing():
-            self.writer.write(encode(msg))
+            self.writer.write(encode_frame(msg))
 
     async def run(
         self, code: str, entrypoint: str, data_json: str, limits: Limits, egress: Egress

@@ -19,10 +19,10 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
+from ..common import check_mode, clean_text, ms
 from ._host import DEFAULT_BWRAP
 from ._launch import LaunchConfig, prepare
 from ._process import TenantProcess
-from ._protocol import clean, ms
 from .api import Egress, ErrorKind, Limits, Mode, Outcome
 
 __all__ = ["Egress", "ErrorKind", "JavaScriptSandbox", "Limits", "Mode", "Outcome"]
@@ -98,7 +98,7 @@ def _refusal(code: str, entrypoint: str) -> str | None:
     if len(code) > MAX_CODE_CHARS:
         return f"the code is longer than {MAX_CODE_CHARS} characters"
     if not _IDENT.match(entrypoint) or entrypoint in _RESERVED:
-        return f"the entrypoint {clean(entrypoint, 80)!r} is not a JavaScript identifier"
+        return f"the entrypoint {clean_text(entrypoint, 80)!r} is not a JavaScript identifier"
     return None
 
 
@@ -120,9 +120,7 @@ class JavaScriptSandbox:
         bwrap: str = DEFAULT_BWRAP,
         max_processes: int = 32,
     ) -> None:
-        if mode not in ("isolated", "unsafe-process"):
-            raise ValueError(f"mode must be 'isolated' or 'unsafe-process', not {mode!r}")
-        self.mode: Mode = mode
+        self.mode: Mode = check_mode(mode)
         self._deno_arg = deno
         self._bwrap = bwrap
         self.max_processes = max(1, max_processes)
@@ -202,12 +200,13 @@ class JavaScriptSandbox:
         if self._closed:
             raise RuntimeError("the sandbox is closed")
         await self.start()
-        isolation = "isolated" if self.mode == "isolated" else "weak"
         problem = _refusal(code, entrypoint)
         if problem is not None:
-            refused = Outcome(False, None, "exception", problem, isolation=isolation)
+            refused = Outcome(False, None, "exception", problem)
             total = ms(time.perf_counter() - started)
             refused.timings = {"wait_ms": 0.0, "run_ms": 0.0, "total_ms": total}
+            if self.mode != "isolated":
+                refused.mark_weak()
             return refused
 
         process = await self._process(tenant, limits.memory_mb)
@@ -228,7 +227,8 @@ class JavaScriptSandbox:
                 outcome = await process.run(code, entrypoint, data_json, limits, egress)
             finished = time.perf_counter()
             died = not process.alive
-        outcome.isolation = isolation
+        if self.mode != "isolated":
+            outcome.mark_weak()
         outcome.timings = {
             "wait_ms": ms(ready - started),
             "run_ms": ms(finished - ready),

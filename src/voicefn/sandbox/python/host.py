@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from ..common import SandboxUnavailable
+
 __all__ = [
     "SANDBOX_PACKAGES",
     "HostSupport",
@@ -40,10 +42,6 @@ _UNSAFE_HINT = (
     "WEAKER choice: rlimits (+ seccomp where available) only; the function can then read every "
     "file the sandbox uid can read."
 )
-
-
-class SandboxUnavailable(RuntimeError):
-    """The isolated sandbox cannot run here. The message says what is missing and how to get it."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +91,8 @@ class HostSupport:
         """The exception to raise when :attr:`full` is false."""
         what = "; ".join(self.problems) or "unknown reason"
         return SandboxUnavailable(
-            f"The isolated Python sandbox cannot run on this host: {what}. {_UNSAFE_HINT}"
+            f"The isolated Python sandbox cannot run on this host: {what}. {_UNSAFE_HINT}",
+            what=what,
         )
 
 

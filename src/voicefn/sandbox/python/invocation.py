@@ -9,19 +9,17 @@ turns the child's exit (code, signal, CPU time, RSS, as reported by the zygote) 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import json
 import math
 import os
-import re
 import signal
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
+from .. import common
+from ..common import Egress, EgressCalls, ErrorKind, Outcome
 from .pool import ChildPipes, Worker
 from .protocol import (
     Eof,
@@ -33,28 +31,14 @@ from .protocol import (
     is_json_value,
 )
 
-Egress = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
-ErrorKind = Literal[
-    "timeout",
-    "memory",
-    "crashed",
-    "invalid_output",
-    "exception",
-    "too_many_requests",
-    "unavailable",
-]
+__all__ = ["Egress", "ErrorKind", "Invocation", "Limits", "Outcome"]
 
 MAX_HTTP_FRAME = 6 << 20  # a 4 MiB request body, base64, and headers
-MAX_RESPONSE_BODY_B64 = 11 << 20  # ~8 MiB decoded
-MAX_URL = 8192
-MAX_HEADERS = 100
-MAX_HEADER_CHARS = 8192
 MAX_DETAIL = 600
 MAX_LOG_MESSAGE = 4000
 STDIO_LIMIT = 64 * 1024
 EXIT_REPORT_TIMEOUT_S = 2.0
 AS_SLACK_BYTES = 32 << 20
-EGRESS_GRACE_S = 1.0
 MAX_UNREAD_BYTES = 32 << 20
 _LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
 _HINTS = frozenset(
@@ -69,55 +53,19 @@ _HINTS = frozenset(
         "rlimit-nofile",
     }
 )
-_METHOD = re.compile(r"^[A-Z]{1,16}$")
-_DROP_RESPONSE_HEADERS = frozenset(
-    {"content-encoding", "content-length", "transfer-encoding", "connection", "keep-alive"}
-)
 _SIGNAL_NAMES = {int(s): s.name for s in signal.Signals}
 
 
 @dataclass(frozen=True)
-class Limits:
+class Limits(common.Limits):
     """Per-invocation limits. ``memory_mb`` is the address space the function may use on top of
-    the warm interpreter (RLIMIT_AS = the zygote's address space + memory_mb + a small slack)."""
+    the warm interpreter (RLIMIT_AS = the zygote's address space + memory_mb + a small slack);
+    ``cpu_s`` is its CPU time (RLIMIT_CPU, rounded up to whole seconds)."""
+
+    _POSITIVE: ClassVar[tuple[str, ...]] = ("timeout_s", "cpu_s")
 
     timeout_s: float = 5.0
-    memory_mb: int = 256
     cpu_s: float = 5.0
-    max_output_bytes: int = 1 << 20
-    max_log_lines: int = 200
-    max_http_requests: int = 20
-
-    def __post_init__(self) -> None:
-        for name in ("timeout_s", "cpu_s"):
-            value = getattr(self, name)
-            if not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"Limits.{name} must be a positive number, not {value!r}")
-        for name in ("memory_mb", "max_output_bytes", "max_log_lines", "max_http_requests"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-                raise ValueError(f"Limits.{name} must be a non-negative int, not {value!r}")
-        if self.memory_mb < 16:
-            raise ValueError("Limits.memory_mb must be at least 16")
-
-
-@dataclass
-class Outcome:
-    """How one invocation ended. Everything in it is safe to log; ``detail`` to show an LLM."""
-
-    ok: bool
-    value: Any
-    error: str | None
-    detail: str
-    logs: list[dict[str, Any]] = field(default_factory=list)
-    http: list[dict[str, Any]] = field(default_factory=list)
-    stopped_by: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
-    isolation: str = "isolated"  # or "weak" (mode="unsafe-process")
-
-    @property
-    def weakly_isolated(self) -> bool:
-        return self.isolation != "isolated"
 
 
 class Invocation:
@@ -136,15 +84,17 @@ class Invocation:
         self.worker = worker
         self.pipes = pipes
         self.limits = limits
-        self.egress = egress
         self.weak_note = weak_note
         self.started = started
         self.loop = asyncio.get_running_loop()
         self.logs: list[dict[str, Any]] = []
         self.dropped_logs = 0
-        self.http: list[dict[str, Any]] = []
-        self.http_count = 0
-        self.http_tasks: set[asyncio.Task[None]] = set()
+        self.calls = EgressCalls(
+            egress,
+            max_requests=limits.max_http_requests,
+            deadline=time.monotonic() + limits.timeout_s,
+            reply=self._reply,
+        )
         self.worker_healthy = True
         self.child_done = False
         self.writer: asyncio.WriteTransport | None = None
@@ -329,11 +279,11 @@ class Invocation:
             "memory", f"out of memory (limit {self.limits.memory_mb} MB)", "rlimit-as"
         )
 
-    def _fail(self, error: str, detail: str, stopped_by: str | None) -> Outcome:
+    def _fail(self, error: ErrorKind, detail: str, stopped_by: str | None) -> Outcome:
         return self._outcome(False, None, error, detail, stopped_by)
 
     def _outcome(
-        self, ok: bool, value: Any, error: str | None, detail: str, stopped_by: str | None
+        self, ok: bool, value: Any, error: ErrorKind | None, detail: str, stopped_by: str | None
     ) -> Outcome:
         self._collect_stdio()
         if self.dropped_logs:
@@ -353,7 +303,7 @@ class Invocation:
             error=error,
             detail=detail,
             logs=self.logs,
-            http=self.http,
+            http=self.calls.http,
             stopped_by=stopped_by,
             timings={
                 "wait_ms": round((self.ready_at - self.started) * 1000, 3),
@@ -362,8 +312,7 @@ class Invocation:
             },
         )
         if self.weak_note:
-            outcome.isolation = "weak"
-            outcome.detail = f"[WEAKLY isolated: unsafe-process mode] {detail}".strip()
+            outcome.mark_weak()
         return outcome
 
     # -- logs --------------------------------------------------------------------------
@@ -387,63 +336,22 @@ class Invocation:
     # -- egress ------------------------------------------------------------------------
 
     def _http_request(self, msg: dict[str, Any]) -> Outcome | None:
-        rid = msg.get("id")
-        if not isinstance(rid, int) or isinstance(rid, bool):
-            return self._protocol_violation("an HTTP request without an id")
-        request = _validate_request(msg)
-        if isinstance(request, str):
-            return self._protocol_violation(request)
-        self.http_count += 1
-        if self.http_count > self.limits.max_http_requests:
-            self.http.append(
-                {
-                    "method": request["method"],
-                    "url": clean_text(request["url"], 2000),
-                    "error": "too many requests",
-                    "ms": 0.0,
-                }
-            )
-            return self._finish_child(
-                self._fail(
-                    "too_many_requests",
-                    f"the function made more than {self.limits.max_http_requests} HTTP requests",
-                    "request-limit",
-                )
-            )
-        task = asyncio.ensure_future(self._egress_call(rid, request))
-        self.http_tasks.add(task)
-        task.add_done_callback(self.http_tasks.discard)
-        return None
-
-    async def _egress_call(self, rid: int, request: dict[str, Any]) -> None:
-        started = time.perf_counter()
-        record: dict[str, Any] = {
-            "method": request["method"],
-            "url": clean_text(request["url"], 2000),
-        }
-        self.http.append(record)
-        timeout = request.get("timeout")
         try:
-            response = await asyncio.wait_for(
-                self.egress(dict(request)),
-                # a little later than the child's own timeout, so that one fires first
-                timeout=timeout + EGRESS_GRACE_S if isinstance(timeout, float) else None,
+            within_limit = self.calls.submit(msg.get("id"), msg)
+        except ProtocolError as exc:
+            return self._protocol_violation(str(exc))
+        if within_limit:
+            return None
+        return self._finish_child(
+            self._fail(
+                "too_many_requests",
+                f"the function made more than {self.limits.max_http_requests} HTTP requests",
+                "request-limit",
             )
-            reply = _validate_response(response)
-        except TimeoutError:
-            reply = {"error": "the request timed out"}
-        except asyncio.CancelledError:
-            record["error"] = "cancelled"
-            record["ms"] = round((time.perf_counter() - started) * 1000, 3)
-            raise
-        except Exception as exc:
-            reply = {"error": f"the request failed ({type(exc).__name__})"}
-        if "error" in reply:
-            record["error"] = reply["error"]
-        else:
-            record["status"] = reply["status"]
-        record["ms"] = round((time.perf_counter() - started) * 1000, 3)
-        self._send({"t": "http_response", "id": rid, **reply})
+        )
+
+    def _reply(self, rid: int, answer: dict[str, Any]) -> None:
+        self._send({"t": "http_response", "id": rid, **answer})
 
     def _send(self, msg: dict[str, Any]) -> None:
         if self.writer is None or self.writer.is_closing():
@@ -455,8 +363,7 @@ class Invocation:
     # -- cleanup -----------------------------------------------------------------------
 
     def cleanup(self) -> None:
-        for task in list(self.http_tasks):
-            task.cancel()
+        self.calls.cancel()
         if self.reader is not None:
             self.reader.stop()
         if self.stdio is not None:
@@ -465,68 +372,3 @@ class Invocation:
             self.writer.abort()
         self.pipes.close()
         self.worker.forget(self.pipes.cid)
-
-
-def _validate_request(msg: dict[str, Any]) -> dict[str, Any] | str:
-    method, url, headers, body = (
-        msg.get("method"),
-        msg.get("url"),
-        msg.get("headers"),
-        msg.get("body"),
-    )
-    if not isinstance(method, str) or not _METHOD.match(method):
-        return "a bad HTTP method"
-    if not isinstance(url, str) or not url or len(url) > MAX_URL:
-        return "a bad URL"
-    if not isinstance(headers, list) or len(headers) > MAX_HEADERS:
-        return "bad HTTP headers"
-    clean_headers: list[list[str]] = []
-    for pair in headers:
-        if (
-            not isinstance(pair, list)
-            or len(pair) != 2
-            or not all(isinstance(x, str) and len(x) <= MAX_HEADER_CHARS for x in pair)
-        ):
-            return "bad HTTP headers"
-        clean_headers.append([pair[0], pair[1]])
-    if not isinstance(body, str):
-        return "a bad HTTP body"
-    try:
-        base64.b64decode(body, validate=True)
-    except (binascii.Error, ValueError):
-        return "a bad HTTP body"
-    timeout = msg.get("timeout")
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float | None):
-        return "a bad timeout"
-    return {
-        "method": method,
-        "url": url,
-        "headers": clean_headers,
-        "body": body,
-        "timeout": max(0.0, float(timeout))
-        if timeout is not None and math.isfinite(timeout)
-        else None,
-    }
-
-
-def _validate_response(response: Any) -> dict[str, Any]:
-    if not isinstance(response, dict):
-        return {"error": "the egress callback returned no response"}
-    if "error" in response:
-        return {"error": clean_text(response["error"], 500)}
-    status, headers, body = (
-        response.get("status"),
-        response.get("headers", []),
-        response.get("body", ""),
-    )
-    if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
-        return {"error": "the egress callback returned a bad status"}
-    if not isinstance(body, str) or len(body) > MAX_RESPONSE_BODY_B64:
-        return {"error": "the response body is too large or malformed"}
-    clean_headers: list[list[str]] = []
-    for pair in list(headers or [])[:MAX_HEADERS]:
-        if isinstance(pair, list | tuple) and len(pair) == 2:
-            key, value = str(pair[0]), str(pair[1])
-            if key.lower() not in _DROP_RESPONSE_HEADERS:
-                clean_headers.append([key[:MAX_HEADER_CHARS], value[:MAX_HEADER_CHARS]])
-    return {"status": status, "headers": clean_headers, "body": body}

@@ -12,15 +12,15 @@ import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
+from ..common import Mode
 from . import policy
 from .host import run_as
 from .protocol import ProtocolError, clean_text, decode_json
 
 log = logging.getLogger("voicefn.sandbox.python")
 
-Mode = Literal["isolated", "unsafe-process"]
 WORKER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 START_TIMEOUT_S = 30.0
 _FALLBACK_BASELINE = 96 << 20

@@ -7,42 +7,29 @@ JSON, NaN/Infinity, a non-object, or a message of the wrong shape is a protocol 
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import os
-import re
-import struct
 from dataclasses import dataclass
 from typing import Any
 
-HEADER = struct.Struct(">I")
-_CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+from ..common import FRAME_HEADER as HEADER
+from ..common import ProtocolError, clean_text, decode_json, encode_frame
 
-
-class ProtocolError(Exception):
-    """The worker sent something it must not (``str(exc)`` is safe to show)."""
+__all__ = [
+    "Eof",
+    "FrameReader",
+    "ProtocolError",
+    "StdioCollector",
+    "clean_text",
+    "decode_json",
+    "encode_frame",
+    "is_json_value",
+]
 
 
 @dataclass(frozen=True)
 class Eof:
     """The worker closed its end of the pipe."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def decode_json(payload: bytes) -> Any:
-    """Strict JSON: UTF-8 only, no NaN/Infinity, bounded nesting (RecursionError -> error)."""
-    try:
-        return json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise ProtocolError(f"not valid JSON ({type(exc).__name__})") from None
-
-
-def encode_frame(msg: dict[str, Any]) -> bytes:
-    payload = json.dumps(msg, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-    return HEADER.pack(len(payload)) + payload
 
 
 class FrameReader:
@@ -159,14 +146,6 @@ class StdioCollector:
     def lines(self) -> list[str]:
         text = self.data.decode("utf-8", "replace")
         return [line for line in text.splitlines() if line.strip()]
-
-
-def clean_text(value: Any, limit: int) -> str:
-    """A bounded, printable string from untrusted input."""
-    text = value if isinstance(value, str) else str(value)
-    text = text.encode("utf-8", "replace").decode("utf-8")
-    text = _CONTROL_CHARS.sub("?", text)
-    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def is_json_value(value: Any, depth: int = 0) -> bool:

@@ -12,9 +12,10 @@ import logging
 import time
 from typing import Any
 
+from ..common import ErrorKind, Mode, check_mode
 from .host import DEFAULT_BWRAP, DEFAULT_PYTHON, SandboxUnavailable, check_host, package_paths
 from .invocation import Egress, Invocation, Limits, Outcome
-from .pool import Mode, WorkerConfig, WorkerError, WorkerPool
+from .pool import WorkerConfig, WorkerError, WorkerPool
 from .protocol import clean_text, is_json_value
 
 log = logging.getLogger("voicefn.sandbox.python")
@@ -46,9 +47,7 @@ class PythonSandbox:
         bwrap: str = DEFAULT_BWRAP,
         max_workers: int = 8,
     ) -> None:
-        if mode not in ("isolated", "unsafe-process"):
-            raise ValueError(f"mode must be 'isolated' or 'unsafe-process', not {mode!r}")
-        self.mode: Mode = mode
+        self.mode: Mode = check_mode(mode)
         self.warm_workers = max(0, warm_workers)
         self.max_workers = max(1, max_workers)
         self.python = python
@@ -181,7 +180,7 @@ class PythonSandbox:
             outcome.timings["cold_start_ms"] = round(cold_ms, 3)
         return outcome
 
-    def _failure(self, error: str, detail: str, started: float) -> Outcome:
+    def _failure(self, error: ErrorKind, detail: str, started: float) -> Outcome:
         total = round((time.perf_counter() - started) * 1000, 3)
         outcome = Outcome(
             ok=False,
@@ -192,5 +191,5 @@ class PythonSandbox:
             timings={"wait_ms": total, "run_ms": 0.0, "total_ms": total},
         )
         if self._weak_note:
-            outcome.isolation = "weak"
+            outcome.mark_weak()
         return outcome
