@@ -197,34 +197,14 @@ class CallSession:
         ``system_prompt`` (a string) replaces the prompt. A failing one is reported and skipped.
         """
         for function in self.agent.functions:
-            if function.phase != "pre_call":
-                continue
-            call = _Call(-1, id=f"pre_call_{function.name}", name=function.name, arguments="{}")
-            call.started_at = time.perf_counter()
-            yield FunctionStarted(function.name, call.id, {})
-            result = await self.executor.run(function, {}, self.context, tool_call_id=call.id)
-            latency = (time.perf_counter() - call.started_at) * 1000
-            timings = ExecutionTimings(
-                None, result.timings.time_to_request_ms, result.timings.request_ms
-            )
-            self.executions.append(
-                ExecutionRecord(
-                    function.name,
-                    call.id,
-                    {},
-                    result.ok,
-                    result.error,
-                    result.status,
-                    latency,
-                    timings,
-                    False,
-                    result.content,
-                    time.perf_counter(),
-                )
-            )
-            yield FunctionFinished(function.name, call.id, result, latency, timings)
-            if result.ok and isinstance(result.data, dict):
-                self._apply_pre_call(result.data)
+            if function.phase == "pre_call":
+                result = None
+                async for event in self._run_phase(function, {}):
+                    yield event
+                    if isinstance(event, FunctionFinished):
+                        result = event.result
+                if result is not None and result.ok and isinstance(result.data, dict):
+                    self._apply_pre_call(result.data)
         if self.agent.welcome_message:
             text = render_text(self.agent.welcome_message, self.context.as_variables())
             self.messages.append({"role": "assistant", "content": text})
@@ -265,7 +245,6 @@ class CallSession:
         """After hang-up: run the post-call functions with the call data (seed 000): ``call``
         (ids and numbers), ``variables`` and ``transcript``. Each runs once; a failure is
         reported and the others still run."""
-        ctx = self.context
         data = {
             "transcript": self.transcript(),
             "executions": [
@@ -273,32 +252,37 @@ class CallSession:
             ],
         }
         for function in self.agent.functions:
-            if function.phase != "post_call":
-                continue
-            call_id = f"post_call_{function.name}"
-            started = time.perf_counter()
-            yield FunctionStarted(function.name, call_id, {})
-            result = await self.executor.run(function, data, ctx, tool_call_id=call_id)
-            latency = (time.perf_counter() - started) * 1000
-            timings = ExecutionTimings(
-                None, result.timings.time_to_request_ms, result.timings.request_ms
+            if function.phase == "post_call":
+                async for event in self._run_phase(function, data):
+                    yield event
+
+    async def _run_phase(self, function: Function, data: dict[str, Any]) -> AsyncIterator[Event]:
+        """Run a pre- or post-call function once (not an LLM tool call) and record it."""
+        call_id = f"{function.phase}_{function.name}"
+        started = time.perf_counter()
+        yield FunctionStarted(function.name, call_id, {})
+        result = await self.executor.run(function, data, self.context, tool_call_id=call_id)
+        now = time.perf_counter()
+        latency = (now - started) * 1000
+        timings = ExecutionTimings(
+            None, result.timings.time_to_request_ms, result.timings.request_ms
+        )
+        self.executions.append(
+            ExecutionRecord(
+                function.name,
+                call_id,
+                {},
+                result.ok,
+                result.error,
+                result.status,
+                latency,
+                timings,
+                False,
+                result.content,
+                now,
             )
-            self.executions.append(
-                ExecutionRecord(
-                    function.name,
-                    call_id,
-                    {},
-                    result.ok,
-                    result.error,
-                    result.status,
-                    latency,
-                    timings,
-                    False,
-                    result.content,
-                    time.perf_counter(),
-                )
-            )
-            yield FunctionFinished(function.name, call_id, result, latency, timings)
+        )
+        yield FunctionFinished(function.name, call_id, result, latency, timings)
 
     def _apply_pre_call(self, data: dict[str, Any]) -> None:
         variables = data.get("variables")
