@@ -28,95 +28,48 @@ import argparse
 import asyncio
 import gc
 import json
-import math
-import os
 import platform
-import select
 import statistics
-import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 import voicefn
+from _common import (
+    Budget,
+    LoopbackServer,
+    check_order_function,
+    emit,
+    environment,
+    environment_line,
+    percentile,
+    pooled_client,
+)
 
-SERVER = Path(__file__).with_name("_loopback_server.py")
 ARGUMENTS = '{"order_id": "ORD-1"}'
 TOKEN = "Bearer bench-token-0123456789"
 LATENCY_TARGET = 1.10  # executor p50 / baseline p50 at most this
 THROUGHPUT_TARGET = 0.90  # executor req/s / baseline req/s at least this
 
 Call = Callable[[], Awaitable[bool]]
-FailureLog = dict[str, int]  # reason -> count, across the whole run
-
-
-# ------------------------------------------------------------------------------ server
-
-
-class LoopbackServer:
-    """The server process; ``port`` once it listens. Closing its stdin stops it."""
-
-    def __init__(self, max_seconds: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(SERVER), "--port", "0", "--max-seconds", str(max_seconds)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-        )
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 15.0)
-        line = self.proc.stdout.readline().decode().strip() if ready else ""
-        if not line.startswith("PORT "):
-            self.close()
-            raise RuntimeError(f"the loopback server did not start (said {line!r})")
-        self.port = int(line.split()[1])
-
-    def close(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+FailureLog = Counter[str]  # reason -> count, across the whole run
 
 
 # ----------------------------------------------------------------------------- clients
 
 
 def make_function(port: int) -> voicefn.Function:
-    return voicefn.load_function(
-        {
-            "name": "check_order",
-            "description": "Look up an order's status.",
-            "parameters": {
-                "type": "object",
-                "properties": {"order_id": {"type": "string", "description": "the order id"}},
-                "required": ["order_id"],
-            },
-            "action": {
-                "type": "http",
-                "method": "POST",
-                "url": f"http://127.0.0.1:{port}/orders",
-                "param": {"order_id": "%(order_id)s"},
-                "api_token": TOKEN,
-                "headers": {},
-                # Generous, so a stall on a busy host cannot fail executor requests only (the
-                # baseline has no timeout); asyncio.timeout costs the same whatever its length.
-                "timeout_ms": 60_000,
-            },
-        }
+    # Generous timeout, so a stall on a busy host cannot fail executor requests only (the
+    # baseline has no timeout); asyncio.timeout costs the same whatever its length.
+    spec = check_order_function(
+        f"http://127.0.0.1:{port}/orders", api_token=TOKEN, headers={}, timeout_ms=60_000
     )
+    return voicefn.load_function(spec)
 
 
 def executor_call(ex: voicefn.Executor, function: voicefn.Function, failures: FailureLog) -> Call:
@@ -126,20 +79,10 @@ def executor_call(ex: voicefn.Executor, function: voicefn.Function, failures: Fa
         result = await ex.run(function, ARGUMENTS, context, tool_call_id="t1")
         if not result.ok:
             reason = f"{result.error}: {result.content[:200]}"
-            failures[reason] = failures.get(reason, 0) + 1
+            failures[reason] += 1
         return result.ok
 
     return call
-
-
-def baseline_client(max_connections: int) -> httpx.AsyncClient:
-    """What the Executor builds, minus the egress transport: same limits and client options."""
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    return httpx.AsyncClient(
-        limits=limits, follow_redirects=True, max_redirects=5, timeout=None, trust_env=False
-    )
 
 
 def baseline_call(client: httpx.AsyncClient, port: int, failures: FailureLog) -> Call:
@@ -154,23 +97,17 @@ def baseline_call(client: httpx.AsyncClient, port: int, failures: FailureLog) ->
             data = json.loads(response.content.decode("utf-8"))
         except (httpx.HTTPError, ValueError) as exc:
             reason = f"{type(exc).__name__}: {exc}"[:200]
-            failures[reason] = failures.get(reason, 0) + 1
+            failures[reason] += 1
             return False
         if response.status_code != 200:
             reason = f"status {response.status_code}"
-            failures[reason] = failures.get(reason, 0) + 1
+            failures[reason] += 1
         return response.status_code == 200 and data is not None
 
     return call
 
 
 # --------------------------------------------------------------------------- measuring
-
-
-def percentile(sorted_ns: list[int], p: float) -> float:
-    """Nearest-rank percentile of already sorted samples."""
-    index = max(math.ceil(p / 100 * len(sorted_ns)) - 1, 0)
-    return float(sorted_ns[index])
 
 
 @dataclass
@@ -261,15 +198,14 @@ async def phase_cn(
         side.failures += failures
 
 
-async def measure(args: argparse.Namespace, port: int, deadline: float) -> dict[str, Any]:
+async def measure(args: argparse.Namespace, port: int, budget: Budget) -> dict[str, Any]:
     function = make_function(port)
     sides = {"executor": Side(), "baseline": Side()}
-    rounds_done = {"c1": 0, "cn": 0}
     async with (
         voicefn.Executor(allow_private_network=True, max_connections=args.max_connections) as ex,
-        baseline_client(args.max_connections) as client,
+        pooled_client(args.max_connections) as client,
     ):
-        reasons: dict[str, FailureLog] = {"executor": {}, "baseline": {}}
+        reasons: dict[str, FailureLog] = {"executor": Counter(), "baseline": Counter()}
         calls = {
             "executor": executor_call(ex, function, reasons["executor"]),
             "baseline": baseline_call(client, port, reasons["baseline"]),
@@ -281,30 +217,38 @@ async def measure(args: argparse.Namespace, port: int, deadline: float) -> dict[
         if not await calls["baseline"]():
             raise RuntimeError("the baseline request failed")
 
+        async def phase(
+            warm_up: Callable[[Call], Awaitable[object]],
+            one_round: Callable[[int], Awaitable[None]],
+        ) -> int:
+            """Warm each client up, then ``--rounds`` rounds (at least one within the budget)."""
+            for call in calls.values():
+                await warm_up(call)
+            for log in reasons.values():
+                log.clear()  # warm-up requests are not counted
+            gc.collect()
+            done = 0
+            for i in range(args.rounds):
+                if done >= 1 and budget.spent():
+                    break
+                await one_round(i)
+                done += 1
+            return done
+
         # Concurrency 1 first, while each pool holds a single connection: httpcore's pool does
         # work proportional to its size on every request, which would blur the comparison.
-        for call in calls.values():
-            await sequential(call, args.warmup, [])
-        for log in reasons.values():
-            log.clear()  # warm-up requests are not counted
-        gc.collect()
-        for _ in range(args.rounds):
-            if time.monotonic() > deadline and rounds_done["c1"] >= 1:
-                break
-            await phase_c1(calls, sides, args.requests, args.batch)
-            rounds_done["c1"] += 1
-
+        rounds_done = {
+            "c1": await phase(
+                lambda call: sequential(call, args.warmup, []),
+                lambda _: phase_c1(calls, sides, args.requests, args.batch),
+            )
+        }
         # Then open every connection the concurrent phase uses.
-        for call in calls.values():
-            await concurrent(call, max(args.warmup, args.concurrency * 3), args.concurrency)
-        for log in reasons.values():
-            log.clear()
-        gc.collect()
-        for i in range(args.rounds):
-            if time.monotonic() > deadline and rounds_done["cn"] >= 1:
-                break
-            await phase_cn(calls, sides, args.requests, args.concurrency, flip=i % 2 == 1)
-            rounds_done["cn"] += 1
+        c, warmup_cn = args.concurrency, max(args.warmup, args.concurrency * 3)
+        rounds_done["cn"] = await phase(
+            lambda call: concurrent(call, warmup_cn, c),
+            lambda i: phase_cn(calls, sides, args.requests, c, flip=i % 2 == 1),
+        )
         gc.collect()
     return report(args, sides, rounds_done, reasons)
 
@@ -359,14 +303,11 @@ def report(
             "max_connections": args.max_connections,
             "warmup": args.warmup,
         },
-        "environment": {
-            "python": platform.python_version(),
-            "implementation": platform.python_implementation(),
-            "httpx": httpx.__version__,
-            "voicefn": voicefn.__version__,
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "environment": environment(
+            implementation=platform.python_implementation(),
+            httpx=httpx.__version__,
+            voicefn=voicefn.__version__,
+        ),
         "metrics": metrics,
         "added_overhead_p50_c1_us": round(
             (statistics.median(ex.p50_c1) - statistics.median(base.p50_c1)) / 1e3, 1
@@ -392,10 +333,7 @@ def report(
 
 def print_table(data: dict[str, Any]) -> None:
     cfg, env = data["config"], data["environment"]
-    print(
-        f"voicefn {env['voicefn']} / httpx {env['httpx']} / {env['implementation']} "
-        f"{env['python']} / {env['cpus']} CPUs"
-    )
+    print(environment_line(env, "voicefn", "httpx"))
     print(
         f"{cfg['requests_per_round']} requests per client per round; "
         f"{cfg['rounds_c1']} rounds at c=1 (batches of {cfg['batch_c1']}), "
@@ -475,25 +413,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def amain(args: argparse.Namespace, port: int) -> dict[str, Any]:
-    deadline = time.monotonic() + args.max_seconds
+    budget = Budget(args.max_seconds)
     async with asyncio.timeout(args.max_seconds * 2):
-        return await measure(args, port, deadline)
+        return await measure(args, port, budget)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    server = LoopbackServer(max_seconds=args.max_seconds * 2 + 30)
-    try:
-        data = asyncio.run(amain(args, server.port))
-    except TimeoutError:
-        print(f"benchmark stopped: over {args.max_seconds * 2:.0f} s", file=sys.stderr)
-        return 1
-    finally:
-        server.close()
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
-        print_table(data)
+    with LoopbackServer(max_seconds=args.max_seconds * 2 + 30) as server:
+        try:
+            data = asyncio.run(amain(args, server.port))
+        except TimeoutError:
+            print(f"benchmark stopped: over {args.max_seconds * 2:.0f} s", file=sys.stderr)
+            return 1
+    emit(data, args.json, print_table)
     return 1 if data["failures"]["executor"] or data["failures"]["baseline"] else 0
 
 

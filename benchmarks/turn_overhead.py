@@ -39,17 +39,26 @@ import asyncio
 import contextlib
 import gc
 import json
-import math
 import os
-import platform
 import re
-import select
 import statistics
-import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+
+from _common import (
+    Budget,
+    HelperProcess,
+    check_order_function,
+    check_order_parameters,
+    emit,
+    environment,
+    environment_line,
+    percentile,
+    pooled_client,
+)
 
 SYSTEM = "You are Sam from Acme. Keep answers short. Use check_order for order questions."
 TARGET_US = 1000.0  # "< 1 ms added at p50"
@@ -77,6 +86,30 @@ _SSE_HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
     b"Transfer-Encoding: chunked\r\n\r\n"
 )
+
+
+def _json_response(data: bytes) -> bytes:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+    return head % len(data) + data
+
+
+Handler = Callable[[bytes, bytes, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _serve_connection(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handle: Handler
+) -> None:
+    """``handle(request line, body, writer)`` for each request, until EOF or ``close``."""
+    try:
+        while (req := await _read_request(reader)) is not None:
+            line, body, keep_alive = req
+            await handle(line, body, writer)
+            if not keep_alive:
+                break
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
 
 
 async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes, bool] | None:
@@ -113,23 +146,13 @@ class Servers:
         self.times.setdefault(key, {})[what] = time.monotonic_ns()
 
     async def llm(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while (req := await _read_request(reader)) is not None:
-                line, body, keep_alive = req
-                if line.startswith(b"GET /_times"):
-                    data = json.dumps(self.times).encode()
-                    writer.write(
-                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                        b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
-                    )
-                else:
-                    await self._complete(json.loads(body), writer)
-                if not keep_alive:
-                    break
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+        await _serve_connection(reader, writer, self._llm_request)
+
+    async def _llm_request(self, line: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
+        if line.startswith(b"GET /_times"):
+            writer.write(_json_response(json.dumps(self.times).encode()))
+        else:
+            await self._complete(json.loads(body), writer)
 
     async def _complete(self, body: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         messages = body["messages"]
@@ -139,8 +162,8 @@ class Servers:
         if messages[-1]["role"] == "tool":  # the follow-up request, with the function's result
             self._note(key, "llm2_arrived")
             writer.write(_SSE_HEAD + _chunk({"role": "assistant", "content": ""}))
-            for piece in ("Your order ", "has shipped ", "and arrives in 2 days."):
-                writer.write(_chunk({"content": piece}))
+            for text in ("Your order ", "has shipped ", "and arrives in 2 days."):
+                writer.write(_chunk({"content": text}))
             writer.write(_chunk({}, "stop") + _DONE_CHUNK)
             return
         self._note(key, "llm1_arrived")
@@ -164,27 +187,20 @@ class Servers:
         self._note(key, "stream_end_written")
 
     async def function(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while (req := await _read_request(reader)) is not None:
-                _, body, keep_alive = req
-                order_id = str(json.loads(body).get("order_id", ""))
-                key = order_id.removeprefix("ORD-")
-                self._note(key, "fn_arrived")
-                await asyncio.sleep(self.fn_delay_s)
-                data = json.dumps(
-                    {"order_id": order_id, "status": "shipped", "eta_days": 2, "carrier": "UPS"}
-                ).encode()
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
-                )
-                self._note(key, "fn_responded")
-                if not keep_alive:
-                    break
-        except ConnectionError:
-            pass
-        finally:
-            writer.close()
+        await _serve_connection(reader, writer, self._function_request)
+
+    async def _function_request(
+        self, line: bytes, body: bytes, writer: asyncio.StreamWriter
+    ) -> None:
+        order_id = str(json.loads(body).get("order_id", ""))
+        key = order_id.removeprefix("ORD-")
+        self._note(key, "fn_arrived")
+        await asyncio.sleep(self.fn_delay_s)
+        data = json.dumps(
+            {"order_id": order_id, "status": "shipped", "eta_days": 2, "carrier": "UPS"}
+        ).encode()
+        writer.write(_json_response(data))
+        self._note(key, "fn_responded")
 
 
 async def _serve(args: argparse.Namespace) -> None:
@@ -226,22 +242,7 @@ def agent_spec(llm_port: int, fn_port: int) -> dict[str, Any]:
             "max_retries": 0,
         },
         "functions": [
-            {
-                "name": "check_order",
-                "description": "Look up an order's status.",
-                "parameters": {
-                    "type": "object",
-                    "properties": {"order_id": {"type": "string", "description": "the order id"}},
-                    "required": ["order_id"],
-                },
-                "action": {
-                    "type": "http",
-                    "method": "POST",
-                    "url": f"http://127.0.0.1:{fn_port}/orders",
-                    "param": {"order_id": "%(order_id)s"},
-                    "timeout_ms": 10_000,
-                },
-            }
+            check_order_function(f"http://127.0.0.1:{fn_port}/orders", timeout_ms=10_000)
         ],
     }
 
@@ -252,11 +253,7 @@ TOOLS = [
         "function": {
             "name": "check_order",
             "description": "Look up an order's status.",
-            "parameters": {
-                "type": "object",
-                "properties": {"order_id": {"type": "string", "description": "the order id"}},
-                "required": ["order_id"],
-            },
+            "parameters": check_order_parameters(),
         },
     }
 ]
@@ -293,7 +290,7 @@ async def bare_turn(openai_mod: Any, http: Any, llm_url: str, fn_url: str, key: 
         response = await http.post(
             fn_url, content=body, headers={"Content-Type": "application/json"}
         )
-        return response.text
+        return str(response.text)
 
     try:
         messages: list[dict[str, Any]] = [
@@ -349,63 +346,35 @@ async def bare_turn(openai_mod: Any, http: Any, llm_url: str, fn_url: str, key: 
 # ================================================================================ measuring
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
+def start_servers(args: argparse.Namespace) -> HelperProcess:
+    """This script with ``--serve`` in a child process; its ``numbers`` are the two ports."""
+    argv = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--serve",
+        f"--hold-ms={args.hold_ms}",
+        f"--gap-ms={args.gap_ms}",
+        f"--fn-delay-ms={args.fn_delay_ms}",
+        f"--max-seconds={args.max_seconds}",
+    ]
+    return HelperProcess(argv, "PORTS", "the benchmark servers")
 
 
-class ServerProcess:
-    def __init__(self, args: argparse.Namespace) -> None:
-        cmd = [
-            sys.executable,
-            str(Path(__file__).resolve()),
-            "--serve",
-            f"--hold-ms={args.hold_ms}",
-            f"--gap-ms={args.gap_ms}",
-            f"--fn-delay-ms={args.fn_delay_ms}",
-            f"--max-seconds={args.max_seconds}",
-        ]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], 15.0)
-        line = self.proc.stdout.readline().decode().strip() if ready else ""
-        if not line.startswith("PORTS "):
-            self.close()
-            raise RuntimeError(f"the benchmark servers did not start (said {line!r})")
-        self.llm_port, self.fn_port = (int(p) for p in line.split()[1:])
-
-    def close(self) -> None:
-        if self.proc.stdin is not None and not self.proc.stdin.closed:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-
-async def run(args: argparse.Namespace, srv: ServerProcess) -> dict[str, Any]:
-    import httpx
+async def run(args: argparse.Namespace, llm_port: int, fn_port: int) -> dict[str, Any]:
     import openai
 
     import voicefn
     from voicefn.runtime import load_agent
 
-    deadline = time.monotonic() + args.max_seconds
-    agent = load_agent(agent_spec(srv.llm_port, srv.fn_port))
-    llm_url = f"http://127.0.0.1:{srv.llm_port}/v1"
-    fn_url = f"http://127.0.0.1:{srv.fn_port}/orders"
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    budget = Budget(args.max_seconds)
+    agent = load_agent(agent_spec(llm_port, fn_port))
+    llm_url = f"http://127.0.0.1:{llm_port}/v1"
+    fn_url = f"http://127.0.0.1:{fn_port}/orders"
     failures: dict[str, list[str]] = {"voicefn": [], "bare": []}
     keys: dict[str, list[str]] = {"voicefn": [], "bare": []}
     async with (
         voicefn.Executor(allow_private_network=True) as ex,
-        httpx.AsyncClient(
-            limits=limits, follow_redirects=True, max_redirects=5, timeout=None, trust_env=False
-        ) as http,
+        pooled_client(200) as http,
     ):
         runners = {
             "voicefn": lambda key: voicefn_turn(agent, ex, key),
@@ -414,7 +383,7 @@ async def run(args: argparse.Namespace, srv: ServerProcess) -> dict[str, Any]:
         total = args.warmup + args.turns
         done = 0
         for i in range(total):
-            if i >= args.warmup and time.monotonic() > deadline and done >= 10:
+            if i >= args.warmup and done >= 10 and budget.spent():
                 break
             if i == args.warmup:
                 gc.collect()
@@ -435,7 +404,7 @@ async def run(args: argparse.Namespace, srv: ServerProcess) -> dict[str, Any]:
                     failures[side].append(problem)
             if i >= args.warmup:
                 done += 1
-        times = (await http.get(f"http://127.0.0.1:{srv.llm_port}/_times")).json()
+        times = (await http.get(f"http://127.0.0.1:{llm_port}/_times")).json()
     return summarize(args, keys, failures, times, done)
 
 
@@ -480,24 +449,16 @@ def summarize(
         if not v or not bare:
             continue
         paired = [v[t] - bare[t] for t in v.keys() & bare.keys()]
-        added = statistics.median(v.values()) - statistics.median(bare.values())
+        v_p50, v_p90 = statistics.median(v.values()), percentile(sorted(v.values()), 90)
+        bare_p50, bare_p90 = statistics.median(bare.values()), percentile(sorted(bare.values()), 90)
+        added = v_p50 - bare_p50
         metrics[m] = {
             "label": label,
             "unit": "us",
-            "voicefn": {
-                "p50": round(statistics.median(v.values()), 1),
-                "p90": round(percentile(list(v.values()), 90), 1),
-                "n": len(v),
-            },
-            "bare": {
-                "p50": round(statistics.median(bare.values()), 1),
-                "p90": round(percentile(list(bare.values()), 90), 1),
-                "n": len(bare),
-            },
+            "voicefn": {"p50": round(v_p50, 1), "p90": round(v_p90, 1), "n": len(v)},
+            "bare": {"p50": round(bare_p50, 1), "p90": round(bare_p90, 1), "n": len(bare)},
             "added_p50_us": round(added, 1),
-            "added_p90_us": round(
-                percentile(list(v.values()), 90) - percentile(list(bare.values()), 90), 1
-            ),
+            "added_p90_us": round(v_p90 - bare_p90, 1),
             "paired_difference_median_us": round(statistics.median(paired), 1) if paired else None,
             "target": "< 1 ms added at p50",
             "met": added < TARGET_US,
@@ -511,14 +472,11 @@ def summarize(
             "function_delay_ms": args.fn_delay_ms,
             "turns_where_llm_stream_ended_after_function_response": late_stream,
         },
-        "environment": {
-            "python": platform.python_version(),
-            "openai": openai.__version__,
-            "httpx": httpx.__version__,
-            "voicefn": getattr(voicefn, "__version__", "?"),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
+        "environment": environment(
+            openai=openai.__version__,
+            httpx=httpx.__version__,
+            voicefn=getattr(voicefn, "__version__", "?"),
+        ),
         "metrics": metrics,
         "failures": {side: {"count": len(f), "first": f[:5]} for side, f in failures.items()},
     }
@@ -526,10 +484,7 @@ def summarize(
 
 def print_report(data: dict[str, Any]) -> None:
     cfg, env = data["config"], data["environment"]
-    print(
-        f"voicefn {env['voicefn']} / openai {env['openai']} / httpx {env['httpx']} / "
-        f"Python {env['python']} / {env['cpus']} CPUs"
-    )
+    print(environment_line(env, "voicefn", "openai", "httpx"))
     print(
         f"{cfg['turns_measured']} turns per client (+{cfg['warmup_turns']} warm-up), interleaved; "
         f"hold after args {cfg['hold_after_args_ms']} ms, function delay "
@@ -574,15 +529,10 @@ def main() -> None:
     if args.fn_delay_ms <= args.hold_ms:
         print("note: --fn-delay-ms <= --hold-ms: (b) will often start at the stream's end")
     args.turns = max(args.turns, 1)
-    srv = ServerProcess(args)
-    try:
-        data = asyncio.run(run(args, srv))
-    finally:
-        srv.close()
-    if args.json:
-        print(json.dumps(data, indent=2))
-    else:
-        print_report(data)
+    with start_servers(args) as servers:
+        llm_port, fn_port = servers.numbers
+        data = asyncio.run(run(args, llm_port, fn_port))
+    emit(data, args.json, print_report)
 
 
 if __name__ == "__main__":

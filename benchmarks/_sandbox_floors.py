@@ -1,0 +1,271 @@
+"""``sandbox_latency.py``'s floors: the same function source run without a sandbox.
+
+* Python: compiled and awaited in this process (per call, as the sandbox does), with a minimal
+  stand-in ``RunContext`` and a normal pooled ``httpx.AsyncClient`` as ``ctx.http``;
+* JavaScript: a plain ``deno run`` process (no bubblewrap, no Worker) with the sandbox Worker's
+  globals (the vendored axios/moment/lodash) and its job code path, real ``fetch`` allowed to
+  127.0.0.1 only; one JSON line per job on its stdin, the answer on its stdout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def call_info(tenant: str) -> dict[str, Any]:
+    return {
+        "agent_id": tenant,
+        "call_sid": "CA0123456789",
+        "execution_id": "ex-1",
+        "from_number": "+15550000001",
+        "to_number": "+15550000002",
+    }
+
+
+def call_context(tenant: str) -> dict[str, Any]:
+    """What CodeRunner passes besides the function's arguments: the call, then the variables."""
+    return {"call": call_info(tenant), "variables": {"plan": "gold"}}
+
+
+# ------------------------------------------------------------------------------ Python
+
+
+class _StandInCall:
+    """``ctx.call`` outside the sandbox."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        for key in ("agent_id", "call_sid", "execution_id", "from_number", "to_number"):
+            setattr(self, key, data.get(key))
+
+
+class StandInRunContext:
+    """A minimal ``RunContext`` for the in-process floor: variables, call, logger, http."""
+
+    def __init__(
+        self,
+        variables: dict[str, Any],
+        call: dict[str, Any],
+        logger: logging.Logger,
+        http: httpx.AsyncClient,
+    ) -> None:
+        self.variables = variables
+        self.userdata = variables
+        self.call = _StandInCall(call)
+        self.logger = logger
+        self.http = http
+
+
+class PythonFloor:
+    """The same source, compiled and awaited in this process (per call, like the sandbox)."""
+
+    def __init__(self) -> None:
+        self.logger = logging.Logger("function", logging.DEBUG)
+        self.logger.addHandler(logging.NullHandler())
+        self.client = httpx.AsyncClient(timeout=10.0, follow_redirects=True, trust_env=False)
+
+    async def run(
+        self, code: str, entrypoint: str, arguments: dict[str, Any], context: dict[str, Any]
+    ) -> Any:
+        ctx = StandInRunContext(
+            dict(context.get("variables") or {}),
+            context.get("call") or {},
+            self.logger,
+            self.client,
+        )
+        namespace: dict[str, Any] = {
+            "__name__": "__function__",
+            "__builtins__": builtins,
+            "RunContext": StandInRunContext,
+            "httpx": httpx,
+            "logger": self.logger,
+        }
+        exec(compile(code, "<function>", "exec", dont_inherit=True), namespace)
+        return await namespace[entrypoint](ctx, **arguments)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+# ------------------------------------------------------------------------------ JavaScript
+
+# The JavaScript floor: a plain Deno process, the sandbox Worker's globals and job code path.
+JS_FLOOR = r"""
+const vendor = Deno.args[0];
+const { default: axios } = await import(vendor + "axios.js");
+const { default: moment } = await import(vendor + "moment.js");
+await import(vendor + "lodash.js");
+globalThis.axios = axios;
+globalThis.moment = moment;
+const AsyncFunction = (async function () {}).constructor;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+async function runJob(msg) {
+  const entry = msg.entrypoint;
+  const factory = new AsyncFunction(
+    "module",
+    "exports",
+    `${msg.code}\n;return (typeof ${entry} === "function") ? ${entry} : undefined;`,
+  );
+  const module = { exports: {} };
+  let fn = await factory(module, module.exports);
+  if (typeof fn !== "function") fn = module.exports?.[entry];
+  const value = await fn(JSON.parse(msg.data));
+  return { ok: true, json: value === undefined ? "null" : JSON.stringify(value) };
+}
+
+async function write(obj) {
+  const bytes = encoder.encode(JSON.stringify(obj) + "\n");
+  let off = 0;
+  while (off < bytes.length) off += await Deno.stdout.write(bytes.subarray(off));
+}
+
+let buf = "";
+for await (const chunk of Deno.stdin.readable) {
+  buf += decoder.decode(chunk, { stream: true });
+  let nl;
+  while ((nl = buf.indexOf("\n")) >= 0) {
+    const line = buf.slice(0, nl);
+    buf = buf.slice(nl + 1);
+    let reply;
+    try {
+      reply = await runJob(JSON.parse(line));
+    } catch (err) {
+      reply = { ok: false, detail: String(err?.stack ?? err).slice(0, 500) };
+    }
+    await write(reply);
+  }
+}
+"""
+
+
+def js_vendor_dir() -> Path | None:
+    import voicefn.sandbox.javascript as js
+
+    vendor = Path(js.__file__).resolve().parent / "vendor"
+    ok = all((vendor / name).is_file() for name in ("axios.js", "moment.js", "lodash.js"))
+    return vendor if ok else None
+
+
+def deno_binary() -> str | None:
+    with contextlib.suppress(ImportError, FileNotFoundError, AttributeError):
+        import deno  # type: ignore[import-untyped,unused-ignore]
+
+        path = str(deno.find_deno_bin())
+        if os.access(path, os.X_OK):
+            return path
+    venv = Path(sys.executable).parent / "deno"
+    if os.access(venv, os.X_OK):
+        return str(venv)
+    return shutil.which("deno")
+
+
+class DenoFloor:
+    """A plain ``deno run`` process: no bubblewrap, no Worker; one JSON line per job."""
+
+    def __init__(self, deno: str, script: Path, vendor: Path, port: int, denodir: Path) -> None:
+        self.argv = [
+            deno,
+            "run",
+            "--no-prompt",
+            "--no-remote",
+            "--no-npm",
+            "--no-config",
+            "--no-lock",
+            "--no-check",
+            f"--allow-read={script},{vendor}",
+            f"--allow-net=127.0.0.1:{port}",
+            str(script),
+            vendor.as_uri() + "/",
+        ]
+        self.env = {
+            "PATH": "/usr/bin:/bin",
+            "NO_COLOR": "1",
+            "DENO_DIR": str(denodir),
+            "DENO_NO_UPDATE_CHECK": "1",
+        }
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            *self.argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            cwd="/",
+            env=self.env,
+        )
+
+    async def run(self, code: str, entrypoint: str, data: dict[str, Any]) -> Any:
+        proc = self.proc
+        assert proc is not None
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        msg = {"code": code, "entrypoint": entrypoint, "data": json.dumps(data)}
+        proc.stdin.write(json.dumps(msg).encode() + b"\n")
+        await proc.stdin.drain()
+        line = await asyncio.wait_for(proc.stdout.readline(), 15)
+        if not line:
+            raise RuntimeError("the floor Deno process exited")
+        reply = json.loads(line)
+        if not reply.get("ok"):
+            raise RuntimeError(str(reply.get("detail"))[:300])
+        return json.loads(reply["json"])
+
+    async def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            await asyncio.wait_for(proc.wait(), 5)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            await proc.wait()
+
+
+class DenoFloors:
+    """The JavaScript floor processes of one run, sharing a script and a ``DENO_DIR``.
+
+    ``available`` is False when the Deno binary or the vendored libraries were not found.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.deno, self.vendor = deno_binary(), js_vendor_dir()
+        self.available = self.deno is not None and self.vendor is not None
+        self.workdir = Path(tempfile.mkdtemp(prefix="voicefn-bench-"))
+        self.script = self.workdir / "floor.js"
+        self.denodir = self.workdir / "deno_dir"
+        self.floors: list[DenoFloor] = []
+
+    def prepare(self) -> None:
+        self.script.write_text(JS_FLOOR)
+        self.denodir.mkdir()
+
+    async def start_new(self) -> DenoFloor:
+        assert self.deno is not None
+        assert self.vendor is not None
+        floor = DenoFloor(self.deno, self.script, self.vendor, self.port, self.denodir)
+        self.floors.append(floor)
+        await floor.start()
+        return floor
+
+    async def aclose(self) -> None:
+        for floor in self.floors:
+            await floor.close()
+        shutil.rmtree(self.workdir, ignore_errors=True)
