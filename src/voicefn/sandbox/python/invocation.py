@@ -142,6 +142,15 @@ class Invocation:
             }
         )
         deadline = self.loop.time() + self.limits.timeout_s
+        outcome = await self._supervise(deadline)
+        # Nothing of an invocation outlives it: the outcome is returned only once the child's
+        # process (every thread of it) is gone, so code that sent a result and kept running
+        # can never overlap the next invocation.
+        await self._ensure_child_gone()
+        return outcome
+
+    async def _supervise(self, deadline: float) -> Outcome:
+        assert self.reader is not None
         while True:
             remaining = deadline - self.loop.time()
             if remaining <= 0:
@@ -154,9 +163,27 @@ class Invocation:
                 return self._protocol_violation(str(item))
             if isinstance(item, Eof):
                 return await self._child_ended(deadline)
-            outcome = self._handle(item)
+            try:
+                outcome = self._handle(item)
+            except Exception as exc:  # a frame no check foresaw: never raise out of run()
+                outcome = self._protocol_violation(f"a malformed message ({type(exc).__name__})")
             if outcome is not None:
                 return outcome
+
+    async def _ensure_child_gone(self) -> None:
+        """SIGKILL the child (through the zygote) unless it already exited, and wait for the
+        zygote's report that it was reaped; without that report the whole worker goes."""
+        if not self.worker.alive:
+            return
+        exited = self.worker.exit_future(self.pipes.cid)
+        if not exited.done():
+            self.worker.kill_child(self.pipes.cid)
+        info: dict[str, Any] | None = None
+        with contextlib.suppress(TimeoutError):
+            info = await asyncio.wait_for(asyncio.shield(exited), EXIT_REPORT_TIMEOUT_S)
+        if info is None and self.worker.alive:
+            self.worker_healthy = False
+            self.worker.kill()
 
     def _handle(self, msg: dict[str, Any]) -> Outcome | None:
         kind = msg["t"]

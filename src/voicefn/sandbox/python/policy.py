@@ -49,6 +49,14 @@ IOCTL_ALLOWED = (
     0x5451,  # FIOCLEX
 )
 PR_SET_NAME, PR_GET_NAME = 15, 16
+#: fcntl commands CPython, asyncio and httpx use: duplicate a descriptor, read/set its flags.
+#: Everything else is refused: F_SETOWN/F_SETOWN_EX/F_SETSIG (with O_ASYNC they make the kernel
+#: signal ANY process of the sandbox uid: the issue-7 attack on the zygote and the next child),
+#: F_NOTIFY and F_SETLEASE (signals too), F_SETPIPE_SZ, locks, seals, F_GETOWN* (not needed).
+F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL, F_DUPFD_CLOEXEC = 0, 1, 2, 3, 4, 1030
+FCNTL_ALLOWED = (F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_DUPFD_CLOEXEC)
+#: F_SETFL may not set O_ASYNC (signal-driven I/O; the default owner is refused anyway).
+O_ASYNC = 0o20000
 
 #: Allowed without conditions: memory, time, signals to self, reading files, waiting, pipes.
 ALLOW_SYSCALLS: tuple[str, ...] = (
@@ -66,7 +74,6 @@ ALLOW_SYSCALLS: tuple[str, ...] = (
     "dup",
     "dup2",
     "dup3",
-    "fcntl",
     "pipe",
     "pipe2",
     "eventfd2",
@@ -227,14 +234,20 @@ def conditional_rules() -> tuple[Rule, ...]:
         ("allow", "openat", ((2, "masked_eq", 0, OPEN_WRITE_FLAGS),)),
         # clone: threads only (CLONE_THREAD set, no namespace flags) -- no fork, no vfork
         ("allow", "clone", ((0, "masked_eq", CLONE_THREAD, CLONE_THREAD | CLONE_NEW_FLAGS),)),
-        # signals: only to the process itself (kill(0), kill(-1) and other pids are refused)
+        # signals: only to the process itself (kill(0), kill(-1) and other pids are refused;
+        # tkill, rt_sigqueueinfo, rt_tgsigqueueinfo, pidfd_send_signal are not allowed at all)
         ("allow", "kill", ((0, "eq", "$pid"),)),
         ("allow", "tgkill", ((0, "eq", "$pid"),)),
-        # resource limits: reading only (new_limit == NULL), so they cannot be raised or lowered
-        ("allow", "prlimit64", ((2, "eq", 0),)),
+        # resource limits: reading only (new_limit == NULL), so they cannot be raised or
+        # lowered, and only its own (pid 0 or its pid)
+        ("allow", "prlimit64", ((0, "eq", 0), (2, "eq", 0))),
+        ("allow", "prlimit64", ((0, "eq", "$pid"), (2, "eq", 0))),
         ("allow", "prctl", ((0, "eq", PR_SET_NAME),)),
         ("allow", "prctl", ((0, "eq", PR_GET_NAME),)),
+        # fcntl: an allow-list of commands; F_SETFL only without O_ASYNC
+        ("allow", "fcntl", ((1, "eq", F_SETFL), (2, "masked_eq", 0, O_ASYNC))),
     ]
+    rules.extend(("allow", "fcntl", ((1, "eq", command),)) for command in FCNTL_ALLOWED)
     rules.extend(("allow", "ioctl", ((1, "eq", request),)) for request in IOCTL_ALLOWED)
     return tuple(rules)
 
