@@ -83,8 +83,6 @@ ALLOW_SYSCALLS: tuple[str, ...] = (
     "lstat",
     "newfstatat",
     "statx",
-    "fstatfs",
-    "statfs",
     "access",
     "faccessat",
     "faccessat2",
@@ -157,8 +155,6 @@ ALLOW_SYSCALLS: tuple[str, ...] = (
     "getpgrp",
     "getpgid",
     "getsid",
-    "uname",
-    "sysinfo",
     "getrlimit",
     "getrusage",
     "times",
@@ -175,6 +171,10 @@ ALLOW_SYSCALLS: tuple[str, ...] = (
     "time",
     "getrandom",
 )
+
+#: Host facts (kernel version, uptime, load, free memory, process count, disk sizes): not in the
+#: allow-list, so refused with EPERM; ``sandboxed.hostfacts`` gives ``os.uname()`` a fake answer.
+HOST_FACT_SYSCALLS: tuple[str, ...] = ("uname", "sysinfo", "statfs", "fstatfs")
 
 #: Refused by killing the process (SIGSYS): debugging, kernel attack surface, namespaces.
 KILL_SYSCALLS: tuple[str, ...] = (
@@ -281,6 +281,8 @@ class ChildLimits:
 
 # ------------------------------------------------------------------------------ bubblewrap
 
+#: Under /usr but naming the host's kernel (its version is a host fact): empty in the sandbox.
+HIDDEN_USR_DIRS = ("/usr/lib/modules", "/usr/src")
 SANDBOX_ROOT = "/sandbox"
 SANDBOX_SITE = "/sandbox/site"
 SANDBOX_WORKER = "/sandbox/worker.py"
@@ -344,6 +346,9 @@ def bwrap_argv(
     if not python.startswith("/usr/local/") and os.path.isdir("/usr/local"):
         # host-specific installs and configuration: hidden behind an empty read-only tmpfs
         argv += ["--tmpfs", "/usr/local", "--remount-ro", "/usr/local"]
+    for hidden in HIDDEN_USR_DIRS:
+        if os.path.isdir(hidden):
+            argv += ["--tmpfs", hidden, "--remount-ro", hidden]
     for name, path in packages:
         argv += ["--ro-bind", path, f"{SANDBOX_SITE}/{name}"]
     argv += ["--ro-bind", worker_file, SANDBOX_WORKER]

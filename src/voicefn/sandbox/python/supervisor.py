@@ -8,6 +8,7 @@ takes a worker for the tenant and one of its pre-forked children, and hands the 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from typing import Any
@@ -134,9 +135,14 @@ class PythonSandbox:
         *,
         egress: Egress,
         limits: Limits = _DEFAULT_LIMITS,
-        tenant: str = "default",
+        tenant: str | None = None,
     ) -> Outcome:
-        """Run ``await entrypoint(ctx, **arguments)`` from ``code`` once, in a fresh child."""
+        """Run ``await entrypoint(ctx, **arguments)`` from ``code`` once, in a fresh child.
+
+        ``tenant`` names whose workers may run it (workers are never shared between tenants);
+        the caller should derive it from the workspace/agent/function identity. Without it the
+        tenant is the code itself (a hash of ``entrypoint`` and ``code``), never a shared
+        default."""
         started = time.perf_counter()
         if not isinstance(code, str) or not isinstance(entrypoint, str):
             raise TypeError("code and entrypoint must be str")
@@ -144,6 +150,11 @@ class PythonSandbox:
             raise TypeError("arguments and context must be dicts")
         if not is_json_value(arguments) or not is_json_value(context):
             raise TypeError("arguments and context must be JSON values")
+        if tenant is None:
+            digest = hashlib.sha256(f"{entrypoint}\0{code}".encode("utf-8", "replace"))
+            tenant = "code:" + digest.hexdigest()[:32]
+        elif not isinstance(tenant, str) or not tenant:
+            raise TypeError("tenant must be a non-empty str")
         if len(code) > MAX_CODE_CHARS:
             return self._failure(
                 "invalid_output", f"the code is longer than {MAX_CODE_CHARS} characters", started

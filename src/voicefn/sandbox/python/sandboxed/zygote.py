@@ -33,6 +33,7 @@ from typing import Any, NoReturn
 
 from .channel import Channel, encode, read_frame_blocking
 from .egress import patch_httpx
+from .hostfacts import hide_host_facts
 from .runtime import invoke
 from .warmup import warm_up
 
@@ -220,6 +221,7 @@ def main() -> None:
     init = json.loads(data)
     patch_httpx()
     warm_up()
+    hide_host_facts()
     zygote = Zygote(ctrl, init)
     gc.collect()
     gc.freeze()  # fewer copy-on-write faults in the children
