@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import json
 import socket
+import socketserver
 import struct
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -177,6 +178,102 @@ class _Server(ThreadingHTTPServer):
 def running_server(host: str = "127.0.0.1") -> Iterator[LocalServer]:
     server = _Server((host, 0), _Handler)
     server.state = LocalServer(host, server.server_address[1])
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
+    thread.start()
+    try:
+        yield server.state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ----------------------------------------------------------------------- raw responses
+
+
+@dataclass
+class RawRequest:
+    """One request as a Content-Length-framing server saw it (Transfer-Encoding ignored)."""
+
+    method: str
+    target: str
+    headers: dict[str, str]  # lower-case names
+    body: bytes
+    connection: int  # which TCP connection it arrived on (1, 2, ...)
+
+
+@dataclass
+class RawServer:
+    host: str
+    port: int
+    requests: list[RawRequest] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+class _RawHandler(socketserver.StreamRequestHandler):
+    server: _RawTCPServer
+
+    def handle(self) -> None:
+        state = self.server.state
+        with self.server.lock:
+            self.server.count += 1
+            connection = self.server.count
+        while True:
+            line = self.rfile.readline(65536)
+            if not line.strip():
+                return
+            method, target, _ = line.decode("latin-1").split(" ", 2)
+            headers: dict[str, str] = {}
+            while (header := self.rfile.readline(65536)) not in (b"\r\n", b"\n", b""):
+                name, _, value = header.decode("latin-1").partition(":")
+                headers[name.strip().lower()] = value.strip()
+            body = self.rfile.read(int(headers.get("content-length") or 0))
+            request = RawRequest(method, target, headers, body, connection)
+            state.requests.append(request)
+            response = self.server.respond(request)
+            try:
+                self.wfile.write(response)
+                self.wfile.flush()
+            except OSError:
+                return
+            if b"\r\nConnection: close\r\n" in response.split(b"\r\n\r\n", 1)[0] + b"\r\n":
+                return
+
+
+class _RawTCPServer(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    state: RawServer
+    respond: Callable[[RawRequest], bytes]
+    count = 0
+    lock = threading.Lock()
+
+
+def raw_response(
+    body: bytes, status: int = 200, headers: dict[str, str] | None = None, length: bool = True
+) -> bytes:
+    """An HTTP/1.1 response in bytes, exactly as given (``length=False``: no Content-Length,
+    the connection closes after it)."""
+    lines = [f"HTTP/1.1 {status} X"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    if length:
+        lines.append(f"Content-Length: {len(body)}")
+    else:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+@contextmanager
+def running_raw_server(respond: Callable[[RawRequest], bytes]) -> Iterator[RawServer]:
+    """A keep-alive server that frames requests by Content-Length only (as a vulnerable
+    back end would) and answers each with ``respond(request)``."""
+    server = _RawTCPServer(("127.0.0.1", 0), _RawHandler)
+    server.state = RawServer("127.0.0.1", server.server_address[1])
+    server.respond = respond
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
     )

@@ -33,6 +33,8 @@ class CallContext:
     variables: Mapping[str, Any] = field(default_factory=dict)
     #: The agent-level webhook URL: where a pre-call webhook goes when a function names no URL.
     webhook_url: str | None = None
+    #: The workspace (tenant) the call belongs to; keys sandbox workers and connection pools.
+    workspace_id: str | None = None
 
     def lookup(self, name: str) -> tuple[bool, Any]:
         """``(True, value)`` when the call provides ``name``; ``(False, None)`` otherwise."""

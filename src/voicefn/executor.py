@@ -8,12 +8,11 @@ async with voicefn.Executor() as ex:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
-
-import httpx
 
 from .actions.base import Action, Invocation
 from .actions.builtins import BuiltinRunner
@@ -22,16 +21,12 @@ from .actions.http import HttpRunner
 from .actions.webhooks import WebhookSender
 from .arguments import ArgumentError, bind
 from .context import CallContext
-from .egress import EgressPolicy, make_transport
+from .egress import EgressPolicy
+from .outbound import TenantTransports, make_engine_transport
 from .results import DEFAULT_RESULT_MAX_BYTES, Timings, ToolResult, error_content
 from .spec import BuiltinAction, Function, HttpAction
 
-
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that stores nothing."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
+log = logging.getLogger("voicefn.executor")
 
 
 class Executor:
@@ -60,25 +55,25 @@ class Executor:
         self.egress = egress or EgressPolicy.from_strings(
             allow, allow_private_network=allow_private_network, https_only=https_only
         )
-        limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        )
-        self.client = httpx.AsyncClient(
-            transport=make_transport(self.egress, limits=limits),
-            follow_redirects=True,
-            max_redirects=max_redirects,
-            timeout=None,  # each function's timeout_ms bounds the whole request instead
-            trust_env=False,
-        )
-        # One client, many tenants: never keep cookies one API set for another's requests.
-        self.client._cookies = _NoCookies()
+        # HTTP functions' requests are built entirely by the engine from configuration, so they
+        # share one pool. Sandboxed code writes its own requests: those get a pool per tenant.
+        self.transport = make_engine_transport(self.egress, max_connections=max_connections)
         self.http = HttpRunner(
-            self.client, max_response_bytes=max_response_bytes, result_max_bytes=result_max_bytes
+            self.transport,
+            max_response_bytes=max_response_bytes,
+            result_max_bytes=result_max_bytes,
+            max_redirects=max_redirects,
         )
         self.builtins = BuiltinRunner()
-        self.code = CodeRunner(self.client, mode=sandbox_mode, result_max_bytes=result_max_bytes)
+        self.code = CodeRunner(
+            TenantTransports(self.egress),
+            mode=sandbox_mode,
+            result_max_bytes=result_max_bytes,
+            max_response_bytes=max_response_bytes,
+            max_redirects=max_redirects,
+        )
         self.transfer_webhook_wait_s = transfer_webhook_wait_ms / 1000
-        self.webhooks = WebhookSender(self.client, webhook_timeout_ms / 1000)
+        self.webhooks = WebhookSender(self.transport, webhook_timeout_ms / 1000, max_redirects)
 
     async def __aenter__(self) -> Executor:
         return self
@@ -94,7 +89,7 @@ class Executor:
     async def aclose(self, webhook_grace_s: float = 2.0) -> None:
         await self.webhooks.drain(webhook_grace_s)
         await self.code.aclose()
-        await self.client.aclose()
+        await self.transport.aclose()
 
     async def run(
         self,
@@ -113,15 +108,38 @@ class Executor:
         ctx = context or CallContext()
         result = ToolResult(function.name, False, "", timings=Timings(started_at=time.time()))
         try:
+            await self._run(function, arguments, ctx, tool_call_id, started, result)
+        except Exception:
+            # A bug of ours must not end the call: the LLM gets an error it can act on.
+            log.exception("%s: the function failed with an internal error", function.name)
+            result.ok = False
+            result.error = "function_failed"
+            result.data = {
+                "error": "function_failed",
+                "reason": "internal",
+                "detail": "The function could not run because of an internal error.",
+            }
+            result.content = error_content(result.data)
+        result.timings.total_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    async def _run(
+        self,
+        function: Function,
+        arguments: str | Mapping[str, Any] | None,
+        ctx: CallContext,
+        tool_call_id: str | None,
+        started: float,
+        result: ToolResult,
+    ) -> None:
+        try:
             bound = bind(function, arguments, ctx)
         except ArgumentError as exc:
             result.error = exc.code
             result.data = exc.payload()
             result.content = error_content(result.data)
-            result.timings.total_ms = result.timings.bind_ms = (
-                time.perf_counter() - started
-            ) * 1000
-            return result
+            result.timings.bind_ms = (time.perf_counter() - started) * 1000
+            return
         result.arguments = bound.values
         result.from_context = bound.from_context
         result.ignored_arguments = bound.ignored
@@ -144,5 +162,3 @@ class Executor:
         else:
             runner = self.code
         await runner.run(inv)
-        result.timings.total_ms = (time.perf_counter() - started) * 1000
-        return result

@@ -344,6 +344,7 @@ def _check_url(url: Any, path: Path, out: _Collector, what: str) -> httpx.URL | 
     probe = re.sub(r"%\([^()]*\)[a-zA-Z]|\{[A-Za-z_][A-Za-z0-9_]*\}", "x", url)
     try:
         parsed = httpx.URL(probe)
+        host = parsed.host  # decodes IDNA labels: an invalid one raises here
     except (httpx.InvalidURL, ValueError) as exc:
         out.add(
             path,
@@ -352,7 +353,15 @@ def _check_url(url: Any, path: Path, out: _Collector, what: str) -> httpx.URL | 
             url,
         )
         return None
-    if parsed.scheme not in ("http", "https") or not parsed.host:
+    if parsed.port is not None and not 0 < parsed.port <= 65535:
+        out.add(
+            path,
+            f"{what} has the port {parsed.port}, outside 1-65535",
+            "use a port from 1 to 65535, or none for the scheme's default (80/443)",
+            url,
+        )
+        return None
+    if parsed.scheme not in ("http", "https") or not host:
         out.add(
             path,
             f"{what} must be an absolute http(s) URL",

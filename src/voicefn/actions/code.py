@@ -10,20 +10,42 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import hashlib
 import json
 import time
 from typing import Any, Literal
 
 import httpx
 
+from ..decoding import ACCEPT_ENCODING
 from ..egress import EgressDenied
+from ..outbound import FetchFailed, HopFailed, TenantTransports, fetch
 from ..results import ToolResult, bounded, error_content
+from ..sandbox.common import clean_text, normalize_headers
 from ..spec import JavaScriptAction, PythonAction
 from .base import Invocation
+from .http import describe_send_error
 
 SandboxMode = Literal["isolated", "unsafe-process"]
 EGRESS_TIMEOUT_S = 10.0
 EGRESS_MAX_BODY = 1 << 20
+
+
+def tenant_key(inv: Invocation) -> str:
+    """Whose sandbox worker and connection pool a run uses: never a default shared by strangers.
+
+    The workspace and agent when the call names them; otherwise the function itself (its name
+    and code), so two unrelated functions never share a worker.
+    """
+    ctx = inv.context
+    workspace = f"w:{ctx.workspace_id}/" if ctx.workspace_id else ""
+    if ctx.agent_id:
+        return f"{workspace}a:{ctx.agent_id}"
+    action = inv.function.action
+    code = action.code if isinstance(action, PythonAction | JavaScriptAction) else ""
+    digest = hashlib.sha256(f"{inv.function.name}\0{code}".encode()).hexdigest()[:24]
+    return f"{workspace}f:{digest}"
 
 
 class CodeRunner:
@@ -31,14 +53,18 @@ class CodeRunner:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        transports: TenantTransports,
         *,
         mode: SandboxMode = "isolated",
         result_max_bytes: int = 16 * 1024,
+        max_response_bytes: int = EGRESS_MAX_BODY,
+        max_redirects: int = 5,
     ) -> None:
-        self.client = client
+        self.transports = transports
         self.mode: SandboxMode = mode
         self.result_max_bytes = result_max_bytes
+        self.max_response_bytes = max_response_bytes
+        self.max_redirects = max_redirects
         self._sandboxes: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
@@ -62,41 +88,55 @@ class CodeRunner:
         for sandbox in self._sandboxes.values():
             await sandbox.aclose()
         self._sandboxes.clear()
+        await self.transports.aclose()
 
-    async def egress(self, request: dict[str, Any]) -> dict[str, Any]:
-        """One HTTP request from sandboxed code. Everything in ``request`` is untrusted."""
+    async def egress(self, tenant: str, request: dict[str, Any]) -> dict[str, Any]:
+        """One HTTP request from sandboxed code. Everything in ``request`` is untrusted.
+
+        The engine builds the request itself: method and URL from the parsed request, the
+        code's headers without framing or hop-by-hop ones (``normalize_headers``), the body
+        length set here, ``Host`` from the URL. It goes out on ``tenant``'s own connection pool.
+        """
         try:
             method = str(request.get("method", "GET")).upper()
-            url = str(request["url"])
-            headers = [(str(k), str(v)) for k, v in list(request.get("headers") or [])[:100]]
+            url = httpx.URL(str(request["url"]))
+            headers, _, refused = normalize_headers(
+                [[str(k), str(v)] for k, v in list(request.get("headers") or [])[:100]]
+            )
             body = base64.b64decode(str(request.get("body") or ""), validate=True)
-        except (KeyError, TypeError, ValueError):
-            return {"error": "malformed request"}
+            if refused is not None:
+                return {"error": f"not sent: {refused}"}
+            pairs = [(k, v) for k, v in headers] + [("Accept-Encoding", ACCEPT_ENCODING)]
+            req = httpx.Request(method, url, headers=pairs, content=body)
+        except (KeyError, TypeError, ValueError, httpx.InvalidURL) as exc:
+            return {"error": f"malformed request ({clean_text(exc, 200)})"}
         try:
-            async with asyncio.timeout(EGRESS_TIMEOUT_S):
-                req = httpx.Request(method, url, headers=headers, content=body)
-                response = await self.client.send(req, stream=True)
-                try:
-                    chunks, size = [], 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > EGRESS_MAX_BODY:
-                            return {"error": f"response larger than {EGRESS_MAX_BODY} bytes"}
-                        chunks.append(chunk)
-                finally:
-                    await response.aclose()
+            async with (
+                asyncio.timeout(EGRESS_TIMEOUT_S),
+                self.transports.transport(tenant) as transport,
+            ):
+                response = await fetch(
+                    transport,
+                    req,
+                    max_body=self.max_response_bytes,
+                    max_redirects=self.max_redirects,
+                )
         except EgressDenied as exc:
             return {"error": f"refused by the egress policy: {exc.reason}", "denied": True}
         except TimeoutError:
             return {"error": f"no response within {EGRESS_TIMEOUT_S:.0f} s"}
-        except httpx.InvalidURL as exc:
-            return {"error": f"invalid URL: {exc}"}
-        except httpx.HTTPError as exc:
-            return {"error": f"request failed: {type(exc).__name__}"}
+        except FetchFailed as exc:
+            where = f" (at {exc.hop})" if exc.hop else ""
+            return {"error": f"{exc.reason}: {exc.detail}{where}"}
+        except Exception as exc:
+            hop = exc.error if isinstance(exc, HopFailed) else exc
+            if isinstance(hop, EgressDenied):
+                return {"error": f"refused by the egress policy: {hop.reason}", "denied": True}
+            return {"error": describe_send_error(exc, url)[1]}
         return {
-            "status": response.status_code,
+            "status": response.status,
             "headers": [list(h) for h in response.headers.multi_items()],
-            "body": base64.b64encode(b"".join(chunks)).decode(),
+            "body": base64.b64encode(response.body).decode(),
         }
 
     async def run(self, inv: Invocation) -> ToolResult:
@@ -112,7 +152,8 @@ class CodeRunner:
             "from_number": ctx.from_number,
             "to_number": ctx.to_number,
         }
-        tenant = ctx.agent_id or "default"
+        tenant = tenant_key(inv)
+        egress = functools.partial(self.egress, tenant)
         started = time.perf_counter()
         result.timings.time_to_request_ms = (started - inv.started) * 1000
         try:
@@ -131,7 +172,7 @@ class CodeRunner:
                     entry,
                     arguments,
                     context,
-                    egress=self.egress,
+                    egress=egress,
                     limits=PyLimits(timeout_s=action.timeout_ms / 1000, memory_mb=action.memory_mb),
                     tenant=tenant,
                 )
@@ -147,7 +188,7 @@ class CodeRunner:
                     action.code,
                     entry,
                     data,
-                    egress=self.egress,
+                    egress=egress,
                     limits=JsLimits(timeout_s=action.timeout_ms / 1000, memory_mb=action.memory_mb),
                     tenant=tenant,
                 )

@@ -2,7 +2,8 @@
 
 Every failure becomes a result the LLM can act on; the call goes on. The shape follows seed 004:
 ``{"error": "request_failed", "status": 503, "detail": "Endpoint returned 503"}``, plus a
-``reason`` (status, timeout, connection, tls, blocked, invalid_json, too_large, redirects).
+``reason`` (status, timeout, connection, tls, blocked, invalid_json, too_large, redirects,
+encoding, invalid_url).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from urllib.parse import quote
 import httpx
 
 from .._cache import PerObjectCache
+from ..decoding import ACCEPT_ENCODING
 from ..egress import EgressDenied
+from ..outbound import FetchFailed, HopFailed, fetch
 from ..redaction import Redactor, function_secrets
 from ..results import RequestRecord, ToolResult, bounded, error_content
 from ..spec import Function
@@ -43,12 +46,6 @@ FORM_TYPE = "application/x-www-form-urlencoded"
 USER_AGENT = "voicefn/0.1"
 
 
-class _Failure(Exception):
-    def __init__(self, reason: str, detail: str, status: int | None = None, body: Any = None):
-        super().__init__(detail)
-        self.reason, self.detail, self.status, self.body = reason, detail, status, body
-
-
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """Everything about a function's request that does not depend on the call: built once."""
@@ -68,16 +65,14 @@ class _Plan:
 
 def _build(function: Function) -> _Plan:
     a = function.http
-    headers: dict[str, str] = {
-        "Accept": "*/*",
-        "Accept-Encoding": "gzip, deflate",
-        "User-Agent": USER_AGENT,
-    }
+    headers: dict[str, str] = {"Accept": "*/*", "User-Agent": USER_AGENT}
     templated: dict[str, Template] = {}
     form = False
     for name, value in a.headers.items():
         if name.lower() == "content-type" and value.split(";")[0].strip().lower() == FORM_TYPE:
             form = True
+        if name.lower() == "accept-encoding":
+            continue  # the engine decodes the body itself, within its budget: see decoding.py
         if "{" in value:
             templated[name] = Template(value)
         else:
@@ -87,6 +82,7 @@ def _build(function: Function) -> _Plan:
         for name in [h for h in headers if h.lower() == "authorization"]:
             del headers[name]
         headers["Authorization"] = token
+    headers["Accept-Encoding"] = ACCEPT_ENCODING
     redactor = Redactor(function_secrets(token, a.headers))
     parts = parse_string(a.url)
     static_url = len(parts) == 1 and isinstance(parts[0], str)
@@ -156,14 +152,16 @@ class HttpRunner:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         *,
         max_response_bytes: int = 1024 * 1024,
         result_max_bytes: int = 16 * 1024,
+        max_redirects: int = 5,
     ) -> None:
-        self.client = client
+        self.transport = transport
         self.max_response_bytes = max_response_bytes
         self.result_max_bytes = result_max_bytes
+        self.max_redirects = max_redirects
 
     def build_request(self, inv: Invocation) -> tuple[httpx.Request, RequestRecord]:
         plan = plan_for(inv.function)
@@ -218,7 +216,7 @@ class HttpRunner:
         t0 = time.perf_counter()
         try:
             request, result.request = self.build_request(inv)
-        except (TemplateError, ValueError, TypeError) as exc:
+        except (TemplateError, ValueError, TypeError, httpx.InvalidURL) as exc:
             return self._fail(inv, "template", f"The request could not be built: {exc}")
         t1 = time.perf_counter()
         result.timings.render_ms = (t1 - t0) * 1000
@@ -226,57 +224,30 @@ class HttpRunner:
         plan = plan_for(inv.function)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s -> %s", inv.function.name, result.request.method, result.request.url)
+        redact = plan.redactor
         try:
             async with asyncio.timeout(plan.timeout_s):
-                status, body, content_type = await self._send(request)
-        except _Failure as f:
-            return self._fail(inv, f.reason, f.detail, f.status, f.body, t1)
+                response = await fetch(
+                    self.transport,
+                    request,
+                    max_body=self.max_response_bytes,
+                    max_redirects=self.max_redirects,
+                )
+        except FetchFailed as f:
+            detail = f.detail if f.hop is None else f"{f.detail} (at {redact.text(f.hop)})"
+            return self._fail(inv, f.reason, detail, f.status, None, t1)
         except TimeoutError:
             ms = inv.function.action.timeout_ms
             return self._fail(
                 inv, "timeout", f"No complete response within {ms} ms", None, None, t1
             )
-        except EgressDenied as exc:
-            return self._fail(
-                inv,
-                "blocked",
-                f"Request refused by the egress policy: {exc.reason}",
-                None,
-                None,
-                t1,
-            )
-        except httpx.TooManyRedirects:
-            return self._fail(inv, "redirects", "Too many redirects", None, None, t1)
-        except httpx.HTTPError as exc:
-            return self._fail(inv, *_describe_transport_error(exc, request), None, None, t1)
+        except Exception as exc:
+            reason, detail = describe_send_error(exc, request.url)
+            return self._fail(inv, reason, redact.text(detail), None, None, t1)
         result.timings.request_ms = (time.perf_counter() - t1) * 1000
-        result.status = status
-        return self._success(inv, status, body, content_type)
-
-    async def _send(self, request: httpx.Request) -> tuple[int, bytes, str]:
-        response = await self.client.send(request, stream=True)
-        try:
-            declared = response.headers.get("content-length")
-            if declared and declared.isdigit() and int(declared) > self.max_response_bytes:
-                raise _Failure(
-                    "too_large",
-                    f"Endpoint returned {declared} bytes, more than the {self.max_response_bytes} allowed",
-                    response.status_code,
-                )
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_response_bytes:
-                    raise _Failure(
-                        "too_large",
-                        f"Endpoint returned more than the {self.max_response_bytes} bytes allowed",
-                        response.status_code,
-                    )
-                chunks.append(chunk)
-        finally:
-            await response.aclose()
-        return response.status_code, b"".join(chunks), response.headers.get("content-type", "")
+        result.status = response.status
+        content_type = response.headers.get("content-type", "")
+        return self._success(inv, response.status, response.body, content_type)
 
     def _success(self, inv: Invocation, status: int, body: bytes, content_type: str) -> ToolResult:
         result = inv.result
@@ -356,10 +327,17 @@ def _error_body(body: Any) -> Any:
     return bounded(body, ERROR_BODY_MAX_BYTES)[0]
 
 
-def _describe_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> tuple[str, str]:
-    origin = (
-        f"{request.url.host}:{request.url.port or (443 if request.url.scheme == 'https' else 80)}"
-    )
+def describe_send_error(exc: Exception, url: httpx.URL) -> tuple[str, str]:
+    """``(reason, detail)`` for anything sending a request raised; a hop after a redirect is
+    named by its own URL."""
+    if isinstance(exc, HopFailed):
+        reason, detail = _describe(exc.error, httpx.URL(exc.hop))
+        return reason, f"{detail} (at the redirect to {exc.hop})"
+    return _describe(exc, url)
+
+
+def _describe(exc: Exception, url: httpx.URL) -> tuple[str, str]:
+    origin = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, EgressDenied):
@@ -377,4 +355,9 @@ def _describe_transport_error(exc: httpx.HTTPError, request: httpx.Request) -> t
             "connection",
             f"The connection to {origin} broke before a complete response ({exc or type(exc).__name__})",
         )
-    return "connection", f"Request to {origin} failed: {exc or type(exc).__name__}"
+    if isinstance(exc, httpx.HTTPError):
+        return "connection", f"Request to {origin} failed: {exc or type(exc).__name__}"
+    if isinstance(exc, httpx.InvalidURL | ValueError | OverflowError | UnicodeError):
+        return "invalid_url", f"The URL {url} cannot be requested ({exc})"
+    log.exception("request to %s failed unexpectedly", origin)
+    return "connection", f"Request to {origin} failed ({type(exc).__name__})"

@@ -15,10 +15,16 @@ from typing import Any
 
 import httpx
 
+from ..decoding import ACCEPT_ENCODING
+from ..outbound import FetchFailed, fetch
 from ..templates import OMIT, Template
 from .base import Invocation
+from .http import describe_send_error
 
 log = logging.getLogger("voicefn.webhooks")
+
+#: How much of a webhook's answer is read (and thrown away) before the connection is closed.
+RESPONSE_MAX_BYTES = 64 * 1024
 
 
 def webhook_url(inv: Invocation) -> str | None:
@@ -52,11 +58,18 @@ def webhook_body(inv: Invocation) -> dict[str, Any]:
 
 
 class WebhookSender:
-    """Sends pre-call webhooks in the background; keeps the tasks so they are not collected."""
+    """Sends pre-call webhooks in the background; keeps the tasks so they are not collected.
 
-    def __init__(self, client: httpx.AsyncClient, timeout_s: float = 10.0) -> None:
-        self.client = client
+    A webhook goes through :func:`voicefn.outbound.fetch` like every other request: the egress
+    policy on each hop, and at most :data:`RESPONSE_MAX_BYTES` of the (unused) answer read.
+    """
+
+    def __init__(
+        self, transport: httpx.AsyncBaseTransport, timeout_s: float = 10.0, max_redirects: int = 5
+    ) -> None:
+        self.transport = transport
         self.timeout_s = timeout_s
+        self.max_redirects = max_redirects
         self.tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.failed = 0
@@ -83,20 +96,40 @@ class WebhookSender:
 
     async def _send(self, url: str, body: dict[str, Any], name: str) -> None:
         try:
-            async with asyncio.timeout(self.timeout_s):
-                response = await self.client.post(
-                    url,
-                    content=json.dumps(body, ensure_ascii=False, default=str).encode(),
-                    headers={"Content-Type": "application/json"},
-                )
-            if response.is_success:
-                self.sent += 1
-            else:
-                self.failed += 1
-                log.warning("%s: pre-call webhook returned %s", name, response.status_code)
+            request = httpx.Request(
+                "POST",
+                url,
+                content=json.dumps(body, ensure_ascii=False, default=str).encode(),
+                headers={"Content-Type": "application/json", "Accept-Encoding": ACCEPT_ENCODING},
+            )
         except Exception as exc:
-            self.failed += 1
-            log.warning("%s: pre-call webhook failed: %s", name, type(exc).__name__)
+            self._failed(name, f"the URL {url!r} cannot be requested ({exc})")
+            return
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await fetch(
+                    self.transport,
+                    request,
+                    max_body=RESPONSE_MAX_BYTES,
+                    max_redirects=self.max_redirects,
+                )
+            status = response.status
+        except TimeoutError:
+            return self._failed(name, f"no response within {self.timeout_s:g} s")
+        except FetchFailed as exc:
+            if exc.reason != "too_large" or exc.status is None:  # a long answer is still an answer
+                return self._failed(name, exc.detail + (f" (at {exc.hop})" if exc.hop else ""))
+            status = exc.status
+        except Exception as exc:
+            return self._failed(name, describe_send_error(exc, request.url)[1])
+        if 200 <= status < 300:
+            self.sent += 1
+        else:
+            self._failed(name, f"the endpoint returned {status}")
+
+    def _failed(self, name: str, why: str) -> None:
+        self.failed += 1
+        log.warning("%s: pre-call webhook failed: %s", name, why)
 
     async def drain(self, timeout_s: float | None = None) -> None:
         """Wait for webhooks in flight (at most ``timeout_s``), e.g. before shutting down."""

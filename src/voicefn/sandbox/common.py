@@ -31,6 +31,7 @@ from ..egress import EgressDenied
 __all__ = [
     "EGRESS_GRACE_S",
     "FRAME_HEADER",
+    "FRAMING_HEADERS",
     "MAX_HEADERS",
     "MAX_HEADER_CHARS",
     "MAX_REQUEST_BODY_B64",
@@ -50,6 +51,7 @@ __all__ = [
     "decode_json",
     "encode_frame",
     "ms",
+    "normalize_headers",
     "safe_url",
     "validate_request",
     "validate_response",
@@ -231,12 +233,70 @@ def _is_base64(text: str) -> bool:
     return True
 
 
-def validate_request(msg: dict[str, Any]) -> dict[str, Any] | str:
-    """An HTTP request frame as the request for ``egress``, or what is wrong with it.
+#: Headers sandboxed code may not set: the engine frames the request itself (length, encoding,
+#: connection handling, host), so a request cannot smuggle a second one onto a connection.
+FRAMING_HEADERS = frozenset(
+    {
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "upgrade",
+        "te",
+        "trailer",
+        "keep-alive",
+        "host",
+        "expect",
+        "http2-settings",
+    }
+)
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE = re.compile(r"[\x00\r\n]")
+#: An HTTP timeout sandboxed code asks for is clamped to this (the run's deadline bounds it too).
+MAX_REQUEST_TIMEOUT_S = 3600.0
 
-    The request has ``method``, ``url``, ``headers`` (``[name, value]`` pairs), ``body``
-    (base64, at most :data:`MAX_REQUEST_BODY_B64` characters) and ``timeout`` (the code's own
-    timeout in seconds, or None).
+
+def _timeout(value: object) -> float | str | None:
+    """The code's own timeout in seconds (None: none), or what is wrong with it."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "a bad timeout"
+    try:
+        seconds = float(value)
+    except OverflowError:  # a 400-digit integer: longer than any deadline
+        return None
+    if math.isnan(seconds):
+        return "a bad timeout"
+    return None if seconds > MAX_REQUEST_TIMEOUT_S else max(0.0, seconds)
+
+
+def normalize_headers(pairs: list[list[str]]) -> tuple[list[list[str]], list[str], str | None]:
+    """``(kept, dropped names, refusal)``: framing and hop-by-hop headers (and ``Proxy-*``) are
+    dropped; a name that is not an HTTP token or a value with CR, LF or NUL refuses the request."""
+    kept: list[list[str]] = []
+    dropped: list[str] = []
+    for name, value in pairs:
+        if not _TOKEN.match(name):
+            return [], [], f"the header name {clean_text(name, 60)!r} is not valid"
+        if _BAD_VALUE.search(value):
+            return [], [], f"the value of the header {name!r} contains CR, LF or NUL"
+        lower = name.lower()
+        if lower == "accept-encoding":
+            continue  # replaced, not dropped: the engine asks for what it decodes in budget
+        if lower in FRAMING_HEADERS or lower.startswith("proxy-"):
+            dropped.append(name)
+        else:
+            kept.append([name, value])
+    return kept, dropped, None
+
+
+def validate_request(msg: dict[str, Any]) -> dict[str, Any] | str:
+    """An HTTP request frame as the request for ``egress``, or what is wrong with the frame.
+
+    The request has ``method``, ``url``, ``headers`` (``[name, value]`` pairs, normalised by
+    :func:`normalize_headers`), ``dropped_headers``, ``body`` (base64, at most
+    :data:`MAX_REQUEST_BODY_B64` characters), ``timeout`` (the code's own timeout in seconds,
+    or None) and, when the code's request itself must not be sent, ``refused`` (why).
     """
     method, url, headers, body = (
         msg.get("method"),
@@ -250,7 +310,7 @@ def validate_request(msg: dict[str, Any]) -> dict[str, Any] | str:
         return "a bad URL"
     if not isinstance(headers, list) or len(headers) > MAX_HEADERS:
         return "bad HTTP headers"
-    clean_headers: list[list[str]] = []
+    pairs: list[list[str]] = []
     for pair in headers:
         if (
             not isinstance(pair, list)
@@ -258,21 +318,24 @@ def validate_request(msg: dict[str, Any]) -> dict[str, Any] | str:
             or not all(isinstance(x, str) and len(x) <= MAX_HEADER_CHARS for x in pair)
         ):
             return "bad HTTP headers"
-        clean_headers.append([pair[0], pair[1]])
+        pairs.append([pair[0], pair[1]])
     if not isinstance(body, str) or len(body) > MAX_REQUEST_BODY_B64 or not _is_base64(body):
         return "a bad HTTP body"
-    timeout = msg.get("timeout")
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float | None):
-        return "a bad timeout"
-    return {
+    timeout = _timeout(msg.get("timeout"))
+    if isinstance(timeout, str):
+        return timeout
+    kept, dropped, refused = normalize_headers(pairs)
+    request: dict[str, Any] = {
         "method": method,
         "url": url,
-        "headers": clean_headers,
+        "headers": kept,
+        "dropped_headers": dropped,
         "body": body,
-        "timeout": max(0.0, float(timeout))
-        if timeout is not None and math.isfinite(timeout)
-        else None,
+        "timeout": timeout,
     }
+    if refused is not None:
+        request["refused"] = refused
+    return request
 
 
 def validate_response(response: Any) -> dict[str, Any]:
@@ -359,6 +422,13 @@ class EgressCalls:
         started = time.perf_counter()
         record: dict[str, Any] = {"method": request["method"], "url": safe_url(request["url"])}
         self.http.append(record)
+        if request["dropped_headers"]:
+            record["dropped_headers"] = request["dropped_headers"]
+        if "refused" in request:
+            record["error"] = f"not sent: {request['refused']}"
+            record["ms"] = 0.0
+            self.reply(rid, {"error": record["error"]})
+            return
         remaining = max(0.001, self.deadline - time.monotonic())
         wait = remaining
         asked = request.get("timeout")

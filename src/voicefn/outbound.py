@@ -1,0 +1,287 @@
+"""Sending one customer-configured request under the engine's rules, on any of its paths.
+
+HTTP functions, the code sandboxes' ``ctx.http``/``fetch`` and webhooks all go through
+:func:`fetch`:
+
+* **Redirects are followed here, not by the client**, so every hop is a new request that the
+  egress transport checks (URL and connected address), a ``Location`` the URL parser refuses is a
+  clear ``redirects`` failure instead of an exception, the ``Authorization`` header is dropped
+  when the origin changes, and a failure names the hop it happened on.
+* **The body is read raw and decoded here** (:class:`voicefn.decoding.BoundedDecoder`): stacked
+  encodings are undone incrementally and stop at the byte budget, so a decompression bomb costs
+  at most ``max_body`` bytes and a few milliseconds of CPU, never the event loop.
+
+Everything that can go wrong with the response is a :class:`FetchFailed` (``reason`` is one of
+the HTTP action's reasons). Transport errors (``httpx.HTTPError``) and refusals
+(:class:`~voicefn.egress.EgressDenied`) propagate, with :attr:`FetchFailed.hop` context added by
+:class:`HopFailed` when they happen after a redirect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from .decoding import ACCEPT_ENCODING, BodyTooLarge, BoundedDecoder, DecodeError
+from .egress import EgressPolicy, make_transport
+
+__all__ = [
+    "ACCEPT_ENCODING",
+    "REDIRECT_STATUSES",
+    "FetchFailed",
+    "Fetched",
+    "HopFailed",
+    "TenantTransports",
+    "fetch",
+    "make_engine_transport",
+]
+
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_BODY_HEADERS = ("content-type", "content-length", "transfer-encoding", "content-encoding")
+_HOST = re.compile(r"^[A-Za-z0-9._:-]+$")  # names, IPv4 and (unbracketed) IPv6 literals
+_ORIGIN_HEADERS = ("authorization", "proxy-authorization", "cookie")
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    status: int
+    headers: httpx.Headers
+    body: bytes
+    url: httpx.URL  # the last hop's URL
+
+
+class FetchFailed(Exception):
+    """The request cannot be made or its response used: ``reason`` (``invalid_url``,
+    ``too_large``, ``redirects``, ``encoding``),
+    a ``detail`` sentence, the ``status`` when one was received, the ``hop`` URL when it failed
+    after a redirect."""
+
+    def __init__(
+        self, reason: str, detail: str, status: int | None = None, hop: str | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.reason, self.detail, self.status, self.hop = reason, detail, status, hop
+
+
+class HopFailed(Exception):
+    """A transport error or refusal on a redirect hop: ``hop`` is that hop's URL and the
+    original exception is ``__cause__``."""
+
+    def __init__(self, hop: str, error: Exception) -> None:
+        super().__init__(f"on the redirect to {hop}: {error}")
+        self.hop = hop
+        self.error = error
+
+
+def make_engine_transport(
+    policy: EgressPolicy, *, max_connections: int = 200, ssl_context: ssl.SSLContext | None = None
+) -> httpx.AsyncBaseTransport:
+    """The engine's pooled transport: egress policy on every request and connection.
+
+    :func:`fetch` drives it directly, not through ``httpx.AsyncClient``: no client-level
+    cookies, auth, proxies from the environment, default timeout or redirect handling (the
+    client would parse every ``Location`` itself, and raise on one it cannot parse).
+    """
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    kwargs = {} if ssl_context is None else {"verify": ssl_context}
+    return make_transport(policy, limits=limits, trust_env=False, **kwargs)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    default = {"http": 80, "https": 443}.get(url.scheme)
+    return url.scheme, url.host, url.port or default
+
+
+def _url_problem(url: httpx.URL) -> str | None:
+    """What makes ``url`` impossible to request (``None``: nothing). Raises for a host the
+    parser cannot decode (an invalid IDNA label)."""
+    if not url.host:
+        return "no host"
+    if not _HOST.match(url.raw_host.decode("ascii", "replace")):
+        return f"{url.raw_host.decode('ascii', 'replace')!r} is not a valid host name"
+    if url.port is not None and not 0 < url.port <= 65535:
+        return f"the port {url.port} is outside 1-65535"
+    return None
+
+
+def _next_request(request: httpx.Request, response: httpx.Response, hop: int) -> httpx.Request:
+    location = response.headers.get("location", "")
+    if not location.strip():
+        raise FetchFailed(
+            "redirects", f"Endpoint redirected ({response.status_code}) without a Location"
+        )
+    shown = location if len(location) <= 200 else location[:200] + "…"
+    try:
+        url = request.url.join(location.strip())
+        problem = _url_problem(url)
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        problem = str(exc) or type(exc).__name__
+    if problem is not None:
+        raise FetchFailed(
+            "redirects",
+            f"Redirect {hop} has an invalid Location {shown!r} ({problem})",
+            response.status_code,
+        )
+    if url.scheme not in ("http", "https"):
+        raise FetchFailed(
+            "redirects",
+            f"Redirect {hop} goes to {shown!r}, which is not an http(s) URL",
+            response.status_code,
+        )
+    method = request.method
+    content: bytes | None = request.content
+    headers = httpx.Headers(request.headers)
+    if (response.status_code == 303 and method != "HEAD") or (
+        response.status_code in (301, 302) and method == "POST"
+    ):
+        method, content = "GET", None
+        for name in _BODY_HEADERS:
+            headers.pop(name, None)
+    if _origin(url) != _origin(request.url):  # credentials never follow to another origin
+        for name in _ORIGIN_HEADERS:
+            headers.pop(name, None)
+    headers.pop("host", None)
+    if content is not None:
+        headers.pop("content-length", None)
+    try:
+        return httpx.Request(method, url, headers=headers, content=content)
+    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
+        raise FetchFailed(
+            "redirects",
+            f"Redirect {hop} has an invalid Location {shown!r} ({exc})",
+            response.status_code,
+        ) from None
+
+
+async def fetch(
+    transport: httpx.AsyncBaseTransport,
+    request: httpx.Request,
+    *,
+    max_body: int,
+    max_redirects: int = 5,
+) -> Fetched:
+    """Send ``request`` (following up to ``max_redirects`` redirects) and read a bounded body.
+
+    Raises :class:`FetchFailed`, :class:`HopFailed` (an error after a redirect),
+    ``EgressDenied`` or ``httpx.HTTPError``. The caller bounds the time (``asyncio.timeout``).
+    """
+    hop = 0
+    try:
+        problem = _url_problem(request.url)
+    except (ValueError, UnicodeError) as exc:
+        problem = str(exc) or type(exc).__name__
+    if problem is not None:
+        raise FetchFailed("invalid_url", f"The URL cannot be requested: {problem}")
+    while True:
+        try:
+            response = await transport.handle_async_request(request)
+        except Exception as exc:
+            if hop:
+                raise HopFailed(str(request.url), exc) from exc
+            raise
+        try:
+            if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
+                hop += 1
+                if hop > max_redirects:
+                    raise FetchFailed(
+                        "redirects",
+                        f"Endpoint redirected more than {max_redirects} times",
+                        response.status_code,
+                    )
+                next_request = _next_request(request, response, hop)
+            else:
+                body = await _read(response, max_body)
+                return Fetched(response.status_code, response.headers, body, request.url)
+        except FetchFailed as failed:
+            if hop and failed.hop is None and failed.reason != "redirects":
+                failed.hop = str(request.url)
+            raise
+        finally:
+            await response.aclose()
+        request = next_request
+
+
+async def _read(response: httpx.Response, limit: int) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise FetchFailed(
+            "too_large",
+            f"Endpoint returned {declared} bytes, more than the {limit} allowed",
+            response.status_code,
+        )
+    try:
+        decoder = BoundedDecoder(response.headers.get("content-encoding"), limit)
+        chunks = [decoder.feed(raw) async for raw in response.aiter_raw()]
+        chunks.append(decoder.finish())
+    except BodyTooLarge:
+        raise FetchFailed(
+            "too_large",
+            f"Endpoint returned more than the {limit} bytes allowed",
+            response.status_code,
+        ) from None
+    except DecodeError as exc:
+        raise FetchFailed(
+            "encoding", f"The response could not be decoded: {exc}", response.status_code
+        ) from None
+    return b"".join(chunks)
+
+
+class TenantTransports:
+    """One transport (so one connection pool) per tenant: a connection that carried one
+    tenant's request never carries another's, so a response can only reach the tenant that
+    asked.
+
+    At most ``max_tenants`` are kept; the least recently used idle ones are closed beyond that.
+    """
+
+    def __init__(
+        self, policy: EgressPolicy, *, max_tenants: int = 64, max_connections: int = 20
+    ) -> None:
+        self.policy = policy
+        self.max_tenants = max_tenants
+        self.max_connections = max_connections
+        self._ssl = httpx.create_ssl_context(trust_env=False)  # built once: it costs ~50 ms
+        self._pools: OrderedDict[str, httpx.AsyncBaseTransport] = OrderedDict()
+        self._users: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._pools)
+
+    @asynccontextmanager
+    async def transport(self, tenant: str) -> AsyncIterator[httpx.AsyncBaseTransport]:
+        pool = self._pools.get(tenant)
+        if pool is None:
+            pool = make_engine_transport(
+                self.policy, max_connections=self.max_connections, ssl_context=self._ssl
+            )
+            self._pools[tenant] = pool
+        self._pools.move_to_end(tenant)
+        self._users[tenant] = self._users.get(tenant, 0) + 1
+        try:
+            yield pool
+        finally:
+            self._users[tenant] -= 1
+            if not self._users[tenant]:
+                del self._users[tenant]
+            await self._evict()
+
+    async def _evict(self) -> None:
+        idle = [t for t in self._pools if t not in self._users]
+        excess = len(self._pools) - self.max_tenants
+        closing = [self._pools.pop(t) for t in idle[: max(excess, 0)]]
+        if closing:
+            await asyncio.gather(*(c.aclose() for c in closing), return_exceptions=True)
+
+    async def aclose(self) -> None:
+        pools = list(self._pools.values())
+        self._pools.clear()
+        await asyncio.gather(*(c.aclose() for c in pools), return_exceptions=True)
