@@ -137,3 +137,28 @@ async def test_javascript_post_call_function_with_axios_moment_lodash(tmp_path, 
     assert blocked.sandbox is not None
     assert blocked.sandbox["stopped_by"] == "egress-policy"
     assert len(server.received) == 1
+
+
+async def test_unsafe_process_mode_serves_one_workspace_only(tmp_path):
+    """It gives no isolation between tenants, so a second workspace's code is refused."""
+    fn = load_function(
+        {
+            "name": "hello",
+            "description": "Say hello.",
+            "parameters": {"type": "object", "properties": {}},
+            "action": {
+                "type": "python",
+                "code": 'async def hello(ctx: RunContext) -> dict:\n    """Hi."""\n'
+                '    return {"status": "success"}\n',
+            },
+        }
+    )
+    async with Executor(sandbox_mode="unsafe-process") as ex:
+        first = await ex.run(fn, {}, CallContext(workspace_id="acme", agent_id="a1"))
+        same = await ex.run(fn, {}, CallContext(workspace_id="acme", agent_id="a2"))
+        other = await ex.run(fn, {}, CallContext(workspace_id="globex", agent_id="a3"))
+    assert first.ok, first.content
+    assert same.ok, same.content
+    assert not other.ok
+    assert other.data["reason"] == "unavailable"
+    assert "single workspace" in other.data["detail"]

@@ -67,6 +67,8 @@ class CodeRunner:
         self.max_redirects = max_redirects
         self._sandboxes: dict[str, Any] = {}
         self._lock = asyncio.Lock()
+        #: unsafe-process mode only: the one workspace it may serve (see ``_refuse_weak``)
+        self._weak_workspace: str | None = None
 
     async def _sandbox(self, language: str) -> Any:
         async with self._lock:
@@ -153,6 +155,9 @@ class CodeRunner:
             "to_number": ctx.to_number,
         }
         tenant = tenant_key(inv)
+        refusal = self._refuse_weak(ctx.workspace_id)
+        if refusal is not None:
+            return self._fail(inv, "unavailable", refusal, None)
         egress = functools.partial(self.egress, tenant)
         started = time.perf_counter()
         result.timings.time_to_request_ms = (started - inv.started) * 1000
@@ -209,6 +214,24 @@ class CodeRunner:
         text = json.dumps(outcome.value, ensure_ascii=False, separators=(",", ":"))
         result.content, result.truncated = bounded(text, self.result_max_bytes)
         return result
+
+    def _refuse_weak(self, workspace: str | None) -> str | None:
+        """In unsafe-process mode, why this workspace's code may not run (None: it may).
+
+        That mode gives no isolation between tenants, so it serves one workspace only: the
+        first one it ran code for.
+        """
+        if self.mode != "unsafe-process":
+            return None
+        key = workspace or ""
+        if self._weak_workspace is None:
+            self._weak_workspace = key
+        if key == self._weak_workspace:
+            return None
+        return (
+            "unsafe-process sandbox mode serves a single workspace (it gives no isolation "
+            "between tenants); run customer code of several workspaces in isolated mode"
+        )
 
     def _fail(self, inv: Invocation, reason: str, detail: str, layer: str | None) -> ToolResult:
         result = inv.result
