@@ -174,8 +174,10 @@ def _sandbox_mode(value: str) -> SandboxMode:
         return "isolated"
     if value == "unsafe-process":
         err.print(
-            "[yellow]warning[/yellow]: --sandbox unsafe-process: customer code runs WITHOUT "
-            "namespace isolation (rlimits only); use it only for code you trust"
+            "[yellow]warning[/yellow]: --sandbox unsafe-process gives NO isolation between "
+            "tenants: customer code runs without namespaces (rlimits and seccomp only), can read "
+            "other tenants' live memory and kill their calls, and can read this host's files. "
+            "Use it only for code you trust, with a single workspace."
         )
         return "unsafe-process"
     raise typer.BadParameter("use isolated or unsafe-process", param_hint="--sandbox")
@@ -403,6 +405,10 @@ def call_cmd(
             telephony.close()
     if as_json:
         _print_json(summary)
+    if summary["errors"]:  # the call went on, but something failed: say so in the exit code
+        if not as_json:
+            err.print(f"[red]the call had {summary['errors']} error(s)[/red]")
+        raise typer.Exit(1)
 
 
 def _echoing(

@@ -182,3 +182,63 @@ def test_invalid_agent_lists_problems(tmp_path):
     assert res.exit_code == 1
     assert "$.functions[0].name" in res.output
     assert "$.functions[0].description" in res.output
+
+
+def test_json_keeps_words_said_with_a_tool_call(tmp_path):
+    with ScriptedLLM() as llm, running_server() as api:
+        llm.push(
+            Reply(
+                text="Sure, one moment.",
+                tool_calls=[tool_call("check_order_status", {"order_id": "ORD-7"})],
+            ),
+            text("It has shipped."),
+        )
+        agent = write_agent(tmp_path, llm, api.url)
+        script = tmp_path / "s.txt"
+        script.write_text("Where is ORD-7?\n")
+        res = runner.invoke(
+            app,
+            ["call", str(agent), "--script", str(script), "--json", "--allow-private-network"],
+        )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["errors"] == 0
+    agent_lines = [line["text"] for line in summary["transcript"] if line.get("speaker") == "agent"]
+    assert agent_lines == ["Hi there!", "Sure, one moment.", "It has shipped."]
+
+
+def test_a_failed_turn_makes_the_call_exit_non_zero_and_the_call_goes_on(tmp_path):
+    from voicefn.testing import RawReply
+
+    with ScriptedLLM() as llm, running_server() as api:
+        # A stream cut mid-line (no openai.APIError): the turn fails, the next one answers.
+        llm.push(
+            RawReply.sse(b'data: {"choices":[{"index":0,"delta":{"content":"Hel\n\n'),
+            text("Hello again."),
+        )
+        agent = write_agent(tmp_path, llm, api.url)
+        script = tmp_path / "s.txt"
+        script.write_text("hi\nhello?\n")
+        res = runner.invoke(
+            app,
+            ["call", str(agent), "--script", str(script), "--json", "--allow-private-network"],
+        )
+        llm.push(
+            RawReply.sse(b'data: {"choices":[{"index":0,"delta":{"content":"Hel\n\n'),
+            text("Hello again."),
+        )
+        human = runner.invoke(
+            app, ["call", str(agent), "--script", str(script), "--allow-private-network"]
+        )
+    assert res.exit_code == 1, res.output
+    summary = json.loads(res.stdout)
+    assert summary["errors"] == 1
+    lines = summary["transcript"]
+    error = next(line for line in lines if line.get("event") == "error")
+    assert error["message"] == "the turn failed"
+    assert {"speaker": "agent", "text": "Hello again."} in lines
+    assert lines.index(error) < lines.index({"speaker": "agent", "text": "Hello again."})
+    assert human.exit_code == 1
+    assert "error: the turn failed" in human.stdout
+    assert "Hello again." in human.stdout
+    assert "the call had 1 error(s)" in human.stderr

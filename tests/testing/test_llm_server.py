@@ -18,6 +18,7 @@ import pytest
 
 from voicefn.testing import (
     ErrorReply,
+    RawReply,
     Reply,
     ScriptedLLM,
     ToolCallSpec,
@@ -425,6 +426,45 @@ def test_streaming_wire_format_is_sse() -> None:
     }
     assert all(p["object"] == "chat.completion.chunk" for p in payloads)
     assert len({p["id"] for p in payloads}) == 1
+
+
+def test_raw_reply_is_replayed_byte_for_byte_one_event_per_write() -> None:
+    # CRLF framing, a comment line, odd field order: nothing is rewritten.
+    recorded = (
+        b'data: {"choices":[],"prompt_filter_results":[]}\r\n\r\n'
+        b": keep-alive\n\n"
+        b'data: {"choices":[{"delta":{"content":"Hi"},"index":0}],"id":"x"}\n\n'
+        b"data: [DONE]\n\n"
+    )
+    reply = RawReply.sse(recorded)
+    assert b"".join(reply.events()) == recorded
+    assert len(reply.events()) == 4
+    with ScriptedLLM([reply, lambda body: RawReply(b"{}", content_type="application/json")]) as llm:
+        payload = {"model": "m", "messages": MESSAGES, "stream": True}
+        url = f"{llm.base_url}/chat/completions"
+        with httpx.stream("POST", url, json=payload) as resp:
+            assert resp.headers["content-type"].startswith("text/event-stream")
+            assert resp.headers.get("transfer-encoding") == "chunked"
+            assert resp.read() == recorded
+        second = httpx.post(url, json=payload)
+    assert second.headers["content-type"] == "application/json"
+    assert second.content == b"{}"
+
+
+async def test_raw_reply_from_recorded_chunks_reaches_the_sdk(
+    llm: ScriptedLLM, client: openai.AsyncOpenAI
+) -> None:
+    lines = [
+        '{"id":"a","object":"chat.completion.chunk","created":1,"model":"r",'
+        '"choices":[{"index":0,"delta":{"content":"He"}}]}',
+        "",
+        '{"id":"a","object":"chat.completion.chunk","created":1,"model":"r",'
+        '"choices":[{"index":0,"delta":{"content":"llo"},"finish_reason":"stop"}]}',
+    ]
+    llm.push(RawReply.from_chunks(lines))
+    chunks = [chunk for _, chunk in await collect(client)]
+    assert [c.choices[0].delta.content for c in chunks] == ["He", "llo"]
+    assert chunks[-1].choices[0].finish_reason == "stop"
 
 
 def test_push_rejects_non_replies(llm: ScriptedLLM) -> None:

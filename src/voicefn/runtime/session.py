@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -48,6 +49,16 @@ from .events import (
     TurnFinished,
     TurnInterrupted,
 )
+from .streaming import (
+    ThinkFilter,
+    complete_object,
+    content_parts,
+    field_of,
+    merge_extra,
+    split_objects,
+)
+
+log = logging.getLogger("voicefn.runtime")
 
 _DONE = object()
 
@@ -56,10 +67,14 @@ _DONE = object()
 class _Call:
     """One tool call as it streams in, then runs."""
 
-    index: int
+    index: int | None
     id: str = ""
     name: str = ""
     arguments: str = ""
+    llm_id: str = ""  # the id the LLM gave, if any (``id`` may be generated)
+    extra_content: dict[str, Any] | None = None  # provider fields to send back (Gemini)
+    sent_arguments: str | None = None  # the arguments it ran with
+    engine_error: str | None = None  # the execution raised (a bug of ours): for the host
     announced: bool = False
     task: asyncio.Task[ToolResult] | None = None
     deduplicated: bool = False
@@ -87,11 +102,64 @@ class ExecutionRecord:
 
 @dataclass
 class _Round:
-    calls: dict[int, _Call] = field(default_factory=dict)
+    """One LLM response: its words, its reasoning and its tool calls, in the order they came."""
+
+    calls: list[_Call] = field(default_factory=list)
     text: list[str] = field(default_factory=list)
+    reasoning: list[str] = field(default_factory=list)  # reasoning_content, sent back
+    extra_content: dict[str, Any] | None = None  # message-level provider fields, sent back
+    think: ThinkFilter = field(default_factory=ThinkFilter)
     sent_at: float = 0.0
     filler_sent: bool = False
     first_token_ms: float | None = None
+    by_id: dict[str, _Call] = field(default_factory=dict)
+    by_index: dict[int, _Call] = field(default_factory=dict)
+    last: _Call | None = None
+
+    def new_call(self, index: int | None, after: _Call | None = None) -> _Call:
+        call = _Call(index)
+        if after is not None:
+            self.calls.insert(self.calls.index(after) + 1, call)
+        else:
+            self.calls.append(call)
+        if index is not None:
+            self.by_index[index] = call
+        self.last = call
+        return call
+
+    def call_for(self, index: int | None, call_id: str, name: str, touched: list[_Call]) -> _Call:
+        """The call a streamed fragment belongs to.
+
+        The id decides where ids differ: a new id is a new call even at an index already
+        used (providers that give every parallel call index 0) or with no index at all.
+        Without an id, the index decides; without either, the fragment continues the last
+        call, unless it names a function while that call's arguments are already whole, or
+        names another function once that call has arguments (or came earlier in this delta).
+        """
+        if call_id:
+            known = self.by_id.get(call_id)
+            if known is not None:
+                return known
+            slot = self.by_index.get(index) if index is not None else self.last
+            # An id arriving after the call's first fragment names that call; else a new one.
+            call = slot if slot is not None and not slot.llm_id else self.new_call(index)
+            call.llm_id = call_id
+            if not call.announced:
+                call.id = call_id
+            self.by_id[call_id] = call
+            return call
+        if index is not None:
+            known = self.by_index.get(index)
+            return known if known is not None else self.new_call(index)
+        slot = self.last
+        if slot is None:
+            return self.new_call(None)
+        if name and slot.name:
+            if complete_object(slot.arguments):
+                return self.new_call(None)
+            if name != slot.name and (slot.arguments or slot in touched):
+                return self.new_call(None)
+        return slot
 
 
 def _canonical(arguments: dict[str, Any] | str) -> str:
@@ -100,22 +168,21 @@ def _canonical(arguments: dict[str, Any] | str) -> str:
     return json.dumps(arguments, sort_keys=True, separators=(",", ":"))
 
 
-def _complete_object(raw: str) -> bool:
-    """True once the streamed arguments form a whole JSON object (cheap check first)."""
-    if not raw.rstrip().endswith("}"):
-        return False
-    try:
-        return isinstance(json.loads(raw), dict)
-    except json.JSONDecodeError:
-        return False
-
-
 def _parsed(raw: str) -> dict[str, Any] | str:
     try:
         value = json.loads(raw or "{}")
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         return raw
     return value if isinstance(value, dict) else raw
+
+
+def _internal_error(function: str, exc: BaseException) -> ToolResult:
+    payload = {
+        "error": "function_failed",
+        "reason": "internal",
+        "detail": "The function could not run because of an internal error.",
+    }
+    return ToolResult(function, False, error_content(payload), payload, error="function_failed")
 
 
 class CallSession:
@@ -204,7 +271,16 @@ class CallSession:
                     if isinstance(event, FunctionFinished):
                         result = event.result
                 if result is not None and result.ok and isinstance(result.data, dict):
-                    self._apply_pre_call(result.data)
+                    try:
+                        self._apply_pre_call(result.data)
+                    except Exception as exc:
+                        log.exception(
+                            "pre-call function %s: its result could not be applied", function.name
+                        )
+                        yield ErrorEvent(
+                            f"the result of pre-call function {function.name} could not be applied",
+                            _describe(exc),
+                        )
         if self.agent.welcome_message:
             text = render_text(self.agent.welcome_message, self.context.as_variables())
             self.messages.append({"role": "assistant", "content": text})
@@ -261,7 +337,12 @@ class CallSession:
         call_id = f"{function.phase}_{function.name}"
         started = time.perf_counter()
         yield FunctionStarted(function.name, call_id, {})
-        result = await self.executor.run(function, data, self.context, tool_call_id=call_id)
+        try:
+            result = await self.executor.run(function, data, self.context, tool_call_id=call_id)
+        except Exception as exc:  # the call survives any exception of an execution
+            log.exception("%s: the execution raised", function.name)
+            yield ErrorEvent(f"function {function.name} failed inside the engine", _describe(exc))
+            result = _internal_error(function.name, exc)
         now = time.perf_counter()
         latency = (now - started) * 1000
         timings = ExecutionTimings(
@@ -324,6 +405,8 @@ class CallSession:
                     self.messages.append({"role": "assistant", "content": text})
                     emit(AgentMessage(text))
                     break
+                if current.text:  # said in the same response as the tool calls
+                    emit(AgentMessage("".join(current.text)))
                 self._commit_round(current)
                 current = None
                 await self._settle_pending(emit)
@@ -337,9 +420,26 @@ class CallSession:
             raise
         except openai.APIError as exc:
             # The caller's words stay in the history; the next turn tries again.
+            self._salvage(current)
             emit(ErrorEvent("the LLM request failed", _describe_llm_error(exc)))
+            emit(TurnFinished(rounds, ttft))
+        except Exception as exc:
+            # Whatever went wrong (a provider's odd stream, a bug of ours), the call goes on:
+            # what was said and what was sent stay in the history, the next turn works.
+            log.exception("the turn failed")
+            self._salvage(current)
+            emit(ErrorEvent("the turn failed", _describe(exc)))
+            emit(TurnFinished(rounds, ttft))
         finally:
             emit(_DONE)
+
+    def _salvage(self, current: _Round | None) -> None:
+        if current is None:
+            return
+        try:
+            self._abandon_round(current)
+        except Exception:
+            log.exception("the interrupted response could not be kept in the history")
 
     async def _stream_round(self, rnd: _Round, tools_allowed: bool, emit: Any) -> None:
         kwargs: dict[str, Any] = {}
@@ -357,39 +457,93 @@ class CallSession:
             ),
         )
         first_token: float | None = None
+
+        def speak(text: str) -> None:
+            nonlocal first_token
+            if not text:
+                return
+            if first_token is None:
+                first_token = time.perf_counter()
+                self._mark_first_token(first_token)
+            rnd.text.append(text)
+            emit(AgentTextDelta(text))
+
         async for chunk in stream:
-            if not chunk.choices:
+            choices = field_of(chunk, "choices")
+            if not choices or not isinstance(choices, list):
+                continue  # usage, prompt filter results
+            # Azure's asynchronous content filter sends choices with no delta at all.
+            delta = field_of(choices[0], "delta")
+            if delta is None:
                 continue
-            delta = chunk.choices[0].delta
-            if delta.content:
-                if first_token is None:
-                    first_token = time.perf_counter()
-                    self._mark_first_token(first_token)
-                rnd.text.append(delta.content)
-                emit(AgentTextDelta(delta.content))
-            for tc in delta.tool_calls or ():
-                call = rnd.calls.get(tc.index)
-                if call is None:
-                    for earlier in rnd.calls.values():  # a new call: the earlier ones are whole
-                        if earlier.task is None and earlier.name:
-                            self._launch(earlier, rnd, emit)
-                    call = rnd.calls[tc.index] = _Call(tc.index)
-                if tc.id:
-                    call.id = tc.id
-                if tc.function is not None:
-                    if tc.function.name:
-                        call.name += tc.function.name
-                    if tc.function.arguments:
-                        call.arguments += tc.function.arguments
-                if not call.announced and (call.name in self.functions or call.arguments):
-                    self._announce(call, rnd, emit)
-                if call.task is None and call.name and _complete_object(call.arguments):
-                    self._launch(call, rnd, emit)
-        for call in rnd.calls.values():
-            if call.task is None:
-                self._launch(call, rnd, emit)
+            text, thinking = content_parts(field_of(delta, "content"))
+            if thinking:
+                rnd.reasoning.append(thinking)
+            reasoning = field_of(delta, "reasoning_content")
+            if isinstance(reasoning, str) and reasoning:
+                rnd.reasoning.append(reasoning)
+            extra = field_of(delta, "extra_content")
+            if isinstance(extra, dict):
+                rnd.extra_content = merge_extra(rnd.extra_content, extra)
+            if text:
+                speak(rnd.think.feed(text))
+            fragments = field_of(delta, "tool_calls")
+            if isinstance(fragments, list) and fragments:
+                self._add_fragments(rnd, fragments, emit)
+        speak(rnd.think.flush())
+        self._finish_calls(rnd, emit)
         if first_token is not None:
             rnd.first_token_ms = (first_token - rnd.sent_at) * 1000
+
+    def _add_fragments(self, rnd: _Round, fragments: list[Any], emit: Any) -> None:
+        touched: list[_Call] = []
+        for tc in fragments:
+            index = field_of(tc, "index")
+            call_id = field_of(tc, "id")
+            function = field_of(tc, "function")
+            name = field_of(function, "name")
+            arguments = field_of(function, "arguments")
+            name = name if isinstance(name, str) else ""
+            call = rnd.call_for(
+                index if isinstance(index, int) else None,
+                call_id if isinstance(call_id, str) else "",
+                name,
+                touched,
+            )
+            touched.append(call)
+            rnd.last = call
+            if name and name != call.name:  # some providers repeat the whole name
+                call.name += name
+            if isinstance(arguments, str) and arguments:
+                call.arguments += arguments
+            extra = field_of(tc, "extra_content")
+            if isinstance(extra, dict):
+                call.extra_content = merge_extra(call.extra_content, extra)
+            if not call.announced and (call.name in self.functions or call.arguments):
+                self._announce(call, rnd, emit)
+            # Launch the moment its arguments close, whatever the other calls are doing.
+            if call.task is None and call.name and complete_object(call.arguments):
+                self._launch(call, rnd, emit)
+
+    def _finish_calls(self, rnd: _Round, emit: Any) -> None:
+        """The stream ended: split whole objects written back to back into their own calls,
+        name a nameless call after the one before it at the same index, launch the rest."""
+        for call in list(rnd.calls):
+            parts = split_objects(call.arguments)
+            if parts is None:
+                continue
+            call.arguments = parts[0]
+            previous = call
+            for raw in parts[1:]:
+                extra = rnd.new_call(call.index, after=previous)
+                extra.name, extra.arguments = call.name, raw
+                previous = extra
+        for i, call in enumerate(rnd.calls):
+            if not call.name and i > 0 and rnd.calls[i - 1].index == call.index:
+                call.name = rnd.calls[i - 1].name
+        for call in rnd.calls:
+            if call.task is None:
+                self._launch(call, rnd, emit)
 
     def _announce(self, call: _Call, rnd: _Round, emit: Any) -> None:
         call.announced = True
@@ -408,6 +562,7 @@ class CallSession:
         if not call.announced:
             self._announce(call, rnd, emit)
         call.started_at = time.perf_counter()
+        call.sent_arguments = call.arguments
         function = self.functions.get(call.name)
         arguments = _parsed(call.arguments)
         if function is None:
@@ -427,38 +582,57 @@ class CallSession:
                 call.deduplicated = True
                 call.task = _completed(previous)
             else:  # scheduled before the event below, so the request goes out first
-                call.task = asyncio.create_task(
-                    self.executor.run(function, arguments, self.context, tool_call_id=call.id)
-                )
+                call.task = asyncio.create_task(self._execute(call, function, arguments))
         emit(FunctionStarted(call.name, call.id, arguments))
 
+    async def _execute(
+        self, call: _Call, function: Function, arguments: dict[str, Any] | str
+    ) -> ToolResult:
+        try:
+            return await self.executor.run(function, arguments, self.context, tool_call_id=call.id)
+        except Exception as exc:  # the call survives any exception of an execution
+            log.exception("%s: the execution raised", function.name)
+            call.engine_error = _describe(exc)  # for the host; the LLM reads a plain error
+            return _internal_error(function.name, exc)
+
     def _commit_round(self, rnd: _Round) -> None:
-        """The assistant message with its tool calls goes into the history; results follow."""
-        calls = sorted(rnd.calls.values(), key=lambda c: c.index)
+        """The assistant message with its tool calls goes into the history; results follow.
+
+        Provider fields the next request needs go back with it: DeepSeek's
+        ``reasoning_content`` (required while the model works through tool calls) and Gemini's
+        ``extra_content`` thought signatures, on the message and on each tool call."""
+        calls = rnd.calls
         text = "".join(rnd.text)
-        self.messages.append(
-            {
-                "role": "assistant",
-                "content": text or None,
-                "tool_calls": [
-                    {
-                        "id": c.id,
-                        "type": "function",
-                        "function": {"name": c.name, "arguments": c.arguments or "{}"},
-                    }
-                    for c in calls
-                ],
+        message: dict[str, Any] = {"role": "assistant", "content": text or None}
+        if rnd.reasoning:
+            message["reasoning_content"] = "".join(rnd.reasoning)
+        if rnd.extra_content:
+            message["extra_content"] = rnd.extra_content
+        tool_calls: list[dict[str, Any]] = []
+        for c in calls:
+            entry: dict[str, Any] = {
+                "id": c.id,
+                "type": "function",
+                "function": {
+                    "name": c.name,
+                    "arguments": (c.sent_arguments if c.sent_arguments is not None else c.arguments)
+                    or "{}",
+                },
             }
-        )
+            if c.extra_content:
+                entry["extra_content"] = c.extra_content
+            tool_calls.append(entry)
+        message["tool_calls"] = tool_calls
+        self.messages.append(message)
         for c in calls:
             c.round = rnd
         self._pending.extend(calls)
 
     def _abandon_round(self, rnd: _Round) -> None:
         """Interrupted mid-stream: keep what was said and what was sent, drop the rest."""
-        started = [c for c in rnd.calls.values() if c.task is not None and c.name]
+        started = [c for c in rnd.calls if c.task is not None and c.name]
         if started:
-            rnd.calls = {c.index: c for c in started}
+            rnd.calls = started
             self._commit_round(rnd)
         elif rnd.text:
             self.messages.append({"role": "assistant", "content": "".join(rnd.text)})
@@ -468,8 +642,20 @@ class CallSession:
         while self._pending:
             call = self._pending[0]
             assert call.task is not None
-            result = await asyncio.shield(call.task)
+            try:
+                result = await asyncio.shield(call.task)
+            except asyncio.CancelledError:
+                if not call.task.cancelled():
+                    raise  # this turn was cancelled; the function goes on
+                result = _internal_error(call.name, asyncio.CancelledError())
+            except Exception as exc:  # the call survives any exception of an execution
+                call.engine_error = _describe(exc)
+                result = _internal_error(call.name, exc)
             self._pending.pop(0)
+            if call.engine_error:
+                emit(
+                    ErrorEvent(f"function {call.name} failed inside the engine", call.engine_error)
+                )
             self._record(call, result, emit)
 
     def _record(self, call: _Call, result: ToolResult, emit: Any) -> None:
@@ -555,6 +741,11 @@ def _completed(result: ToolResult) -> asyncio.Task[ToolResult]:
         return result
 
     return asyncio.get_running_loop().create_task(done())
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _describe_llm_error(exc: openai.APIError) -> str:

@@ -163,6 +163,9 @@ async def run_call(
         "agent": session.agent.name,
         "turns": turns,
         "ended": session.ended,
+        # ErrorEvents (a failed LLM request, a turn that failed, a telephony error): the call
+        # went on, but `voicefn call` exits non-zero.
+        "errors": sum(1 for line in transcript.lines if line.get("event") == "error"),
         "transcript": transcript.lines,
         "executions": [asdict(e) for e in session.executions],
     }

@@ -10,6 +10,11 @@ real ``openai`` SDK (or any HTTP client) runs unmodified against it::
         ...
         assert llm.requests[1]["messages"][-1]["role"] == "tool"
 
+`RawReply` replays a recorded answer byte for byte (a provider's real SSE stream, with its own
+quirks), so replay tests run the real client code against real provider output::
+
+    llm.push(RawReply.from_chunks(Path("azure-text.chunks.txt").read_text().splitlines()))
+
 Only the standard library is used; the server runs on daemon threads and listens on
 127.0.0.1 with an ephemeral port.
 
@@ -43,6 +48,7 @@ from ._http import HANGUP_ERRORS, Disconnected, JSONHandler, LocalHTTPServer
 
 __all__ = [
     "ErrorReply",
+    "RawReply",
     "Reply",
     "ReplyFactory",
     "ScriptItem",
@@ -177,10 +183,55 @@ def error_reply(
     )
 
 
-ReplyFactory: TypeAlias = Callable[[dict[str, Any]], Reply | ErrorReply]
+@dataclass(frozen=True)
+class RawReply:
+    """A recorded HTTP answer replayed byte for byte: a provider's real SSE stream, say.
+
+    The body is written as it is, with HTTP/1.1 chunked transfer encoding, one Server-Sent
+    Event (up to and including its blank line) per write, so the client parses the provider's
+    own framing, field order and quirks. Nothing in the body is checked or rewritten.
+    """
+
+    body: bytes
+    status: int = 200
+    content_type: str = "text/event-stream; charset=utf-8"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def events(self) -> list[bytes]:
+        """The body cut after each blank line (``\\n\\n`` or ``\\r\\n\\r\\n``)."""
+        pieces: list[bytes] = []
+        start = 0
+        body = self.body
+        while start < len(body):
+            ends = [i for i in (body.find(b"\n\n", start), body.find(b"\r\n\r\n", start)) if i >= 0]
+            if not ends:
+                pieces.append(body[start:])
+                break
+            end = min(ends)
+            end += 4 if body.startswith(b"\r\n\r\n", end) else 2
+            pieces.append(body[start:end])
+            start = end
+        return pieces
+
+    @classmethod
+    def sse(cls, text: str | bytes) -> RawReply:
+        """A recorded stream as it was on the wire (``data: ...`` lines and blank lines)."""
+        return cls(text.encode("utf-8") if isinstance(text, str) else text)
+
+    @classmethod
+    def from_chunks(cls, lines: Iterable[str], *, done: bool = True) -> RawReply:
+        """A stream from recorded chunk objects, one JSON text per line (the ``*.chunks.txt``
+        fixture format): each non-empty line becomes one ``data:`` event, verbatim."""
+        events = [f"data: {line.strip()}\n\n" for line in lines if line.strip()]
+        if done:
+            events.append("data: [DONE]\n\n")
+        return cls("".join(events).encode("utf-8"))
+
+
+ReplyFactory: TypeAlias = Callable[[dict[str, Any]], "Reply | ErrorReply | RawReply"]
 """Called on a server thread with the request's JSON body; returns the reply to send."""
 
-ScriptItem: TypeAlias = Reply | ErrorReply | ReplyFactory
+ScriptItem: TypeAlias = Reply | ErrorReply | RawReply | ReplyFactory
 
 
 class _Handler(JSONHandler["ScriptedLLM"]):
@@ -279,7 +330,7 @@ class _Handler(JSONHandler["ScriptedLLM"]):
             owner._note_error(message)
             self._send_error_json(500, message)
             return
-        if not isinstance(item, Reply | ErrorReply):
+        if not isinstance(item, Reply | ErrorReply | RawReply):
             try:
                 item = item(body)
             except Exception as exc:
@@ -287,10 +338,10 @@ class _Handler(JSONHandler["ScriptedLLM"]):
                 owner._note_error(message)
                 self._send_error_json(500, message)
                 return
-            if not isinstance(item, Reply | ErrorReply):
+            if not isinstance(item, Reply | ErrorReply | RawReply):
                 message = (
                     f"ScriptedLLM: reply factory for request #{number} returned "
-                    f"{type(item).__name__}, expected Reply or ErrorReply"
+                    f"{type(item).__name__}, expected Reply, ErrorReply or RawReply"
                 )
                 owner._note_error(message)
                 self._send_error_json(500, message)
@@ -300,6 +351,8 @@ class _Handler(JSONHandler["ScriptedLLM"]):
             if isinstance(item, ErrorReply):
                 self._wait(item.delay_before_s)
                 self.send_json(item.status, item.body(), item.headers)
+            elif isinstance(item, RawReply):
+                self._raw(number, item)
             elif body.get("stream"):
                 self._stream(number, body, item)
             else:
@@ -327,6 +380,19 @@ class _Handler(JSONHandler["ScriptedLLM"]):
                 return
             self._wait(pause)
             event = b"data: " + data + b"\n\n"
+            self.write(f"{len(event):x}\r\n".encode("ascii") + event + b"\r\n")
+        self.write(b"0\r\n\r\n")
+
+    def _raw(self, number: int, reply: RawReply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("x-request-id", f"req_scripted_{number}")
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        for event in reply.events():
             self.write(f"{len(event):x}\r\n".encode("ascii") + event + b"\r\n")
         self.write(b"0\r\n\r\n")
 
@@ -380,7 +446,7 @@ class ScriptedLLM(LocalHTTPServer):
     def push(self, *items: ScriptItem) -> None:
         """Queue replies (or ``(request_json) -> Reply`` factories), one per request."""
         for item in items:
-            if not (isinstance(item, Reply | ErrorReply) or callable(item)):
+            if not (isinstance(item, Reply | ErrorReply | RawReply) or callable(item)):
                 raise TypeError(f"cannot script {type(item).__name__}; push a Reply")
         with self._lock:
             self._queue.extend(items)
