@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from voicefn.context import SYSTEM_VARIABLES
 from voicefn.dialects import dump, validate
 from voicefn.dialects.curl import CurlImport, CurlParseError, _decode_ansi_c, from_curl
 from voicefn.templates import Template
@@ -222,14 +223,17 @@ def test_bolna_generate_from_curl_example_get_agent() -> None:
     )
     f = result.function
     assert f.name == "get_agent"
-    assert f.action.url == "https://api.bolna.ai/v2/agent/%(agent_id)s"
-    assert f.properties["agent_id"]["type"] == "string"
-    assert "123e4567-e89b-12d3-a456-426614174000" in f.properties["agent_id"]["description"]
-    assert f.required == ["agent_id"]
+    # Never %(agent_id)s: the engine would fill it with the voice agent's own id.
+    assert f.action.url == "https://api.bolna.ai/v2/agent/%(target_agent_id)s"
+    assert f.properties["target_agent_id"]["type"] == "string"
+    assert (
+        "123e4567-e89b-12d3-a456-426614174000" in (f.properties["target_agent_id"]["description"])
+    )
+    assert f.required == ["target_agent_id"]
     assert f.action.param == {}  # nothing echoed into the query string
     assert f.action.token == "Bearer bn-secret"
-    assert warned(result, "looks like an ID", "agent_id")
-    assert warned(result, "agent_id", "system variable")
+    assert warned(result, "looks like an ID", "'target_agent_id'")
+    assert warned(result, "'target_agent_id', not 'agent_id'", "system variable", "{agent_id}")
 
 
 CHROME = r"""curl 'https://app.example.com/api/v1/carts/8812/items?lang=en' \
@@ -447,7 +451,11 @@ def test_dropped_transport_headers() -> None:
     ("path", "url_path", "name"),
     [
         ("/orders/12345", "/orders/%(order_id)s", "get_order"),
-        ("/v2/agent/123e4567-e89b-12d3-a456-426614174000", "/v2/agent/%(agent_id)s", "get_agent"),
+        (
+            "/v2/agent/123e4567-e89b-12d3-a456-426614174000",
+            "/v2/agent/%(target_agent_id)s",
+            "get_agent",
+        ),
         ("/users/507f1f77bcf86cd799439011/posts", "/users/%(user_id)s/posts", "get_user_posts"),
         ("/orders/ORD-78234", "/orders/%(order_id)s", "get_order"),
         ("/customers/cus_NffrFeUfNV2Hib", "/customers/%(customer_id)s", "get_customer"),
@@ -477,12 +485,13 @@ def test_doc_style_path_placeholders() -> None:
         "curl https://api.example.com/orders/{order_id}/items/:item_id/<note>/{agent_id}"
     )
     f = result.function
+    # An API's {agent_id} is the agent it manages, not this voice agent: never a system variable.
     assert f.action.url == (
-        "https://api.example.com/orders/%(order_id)s/items/%(item_id)s/%(note)s/{agent_id}"
+        "https://api.example.com/orders/%(order_id)s/items/%(item_id)s/%(note)s/%(target_agent_id)s"
     )
-    assert list(f.properties) == ["order_id", "item_id", "note"]
+    assert list(f.properties) == ["order_id", "item_id", "note", "target_agent_id"]
     assert warned(result, "{order_id}", "parameter 'order_id'")
-    assert warned(result, "kept {agent_id}")
+    assert warned(result, "path placeholder {agent_id}", "'target_agent_id', not 'agent_id'")
 
 
 def test_consecutive_ids_do_not_stack_suffixes() -> None:
@@ -544,11 +553,13 @@ def test_unknown_flag_does_not_swallow_the_url() -> None:
     assert warned(result, "--frobnicate")
 
 
-def test_multipart_form_is_a_warning() -> None:
-    result = convert("curl -F 'file=@photo.jpg' -F 'caption=hi' https://api.example.com/uploads")
-    assert result.function.action.method == "POST"
-    assert warned(result, "-F/--form", "'file'", "multipart")
-    assert warned(result, "'caption'")
+def test_multipart_file_field_is_refused() -> None:
+    with pytest.raises(CurlParseError) as info:
+        from_curl("curl -F 'file=@photo.jpg' -F 'caption=hi' https://api.example.com/uploads")
+    assert str(info.value).startswith(
+        "-F 'file=@photo.jpg' uploads a file, which a function cannot send: "
+        "a function sends text fields only"
+    )
 
 
 def test_post_query_string_stays_fixed() -> None:
@@ -721,7 +732,7 @@ def test_bad_input_message_shows_an_example() -> None:
 
 # ----------------------------------------------------------------- property
 
-_keys = st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True)
+_keys = st.from_regex(r"[a-z][a-z0-9_]{0,15}", fullmatch=True) | st.sampled_from(SYSTEM_VARIABLES)
 _values = st.one_of(
     st.text(max_size=20),
     st.integers(min_value=-(10**12), max_value=10**12),
@@ -739,11 +750,12 @@ def test_json_fields_become_typed_parameters(body: dict[str, Any]) -> None:
         f"-H 'Content-Type: application/json' -d {shlex.quote(json.dumps(body))}"
     )
     f = convert(command).function
-    assert list(f.properties) == list(body)
-    assert f.required == list(body)
+    names = {k: f"target_{k}" if k in SYSTEM_VARIABLES else k for k in body}  # never a system name
+    assert list(f.properties) == list(names.values())
+    assert f.required == list(names.values())
     for key, value in body.items():
-        assert f.properties[key]["type"] == _TYPES[type(value)]
+        assert f.properties[names[key]]["type"] == _TYPES[type(value)]
     # Rendering param with the example values as arguments gives back the example body.
-    rendered = Template(f.action.param).render(body, {})
+    rendered = Template(f.action.param).render({names[k]: v for k, v in body.items()}, {})
     assert rendered == body
     assert all(type(rendered[k]) is type(v) for k, v in body.items())

@@ -33,26 +33,44 @@ Decisions (each is tested in ``tests/dialects/test_curl.py``):
   a function cannot use raise :class:`CurlParseError`.
 - Parameters are all ``required`` (the example gave them); a field whose name is not a valid
   parameter name keeps its original key in ``param`` and gets a snake_case property name.
+- No parameter is ever named like a system variable (``agent_id``, ``call_sid``...): the engine
+  would fill it with this call's own value. It becomes ``target_<name>``, with a warning; this
+  covers ID path segments (``/agents/<uuid>``), ``{agent_id}`` doc placeholders and body fields.
+- Shell expansions (``$TOKEN``, ``${API_KEY}``, ``$(command)``; in headers and credentials also a
+  single-quoted ``$NAME``) become ``{context_variable}`` placeholders, with a warning saying how
+  to set them. Credentials holding one go into an ``Authorization`` header template (the api_token
+  is sent as written); ``-u user:$PASS`` becomes ``Basic {basic_credentials}``. A host from a
+  variable is refused.
+- ``-F`` text fields are sent as ``multipart/form-data`` (a Content-Type header without boundary);
+  file fields (``@file``, ``<file``) are refused. A key given several times keeps every value as
+  a list (an ``array`` parameter, sent as repeated keys).
+- A paste that makes several requests (``--next``, several URLs, several curl commands) gives one
+  function per request with :func:`from_curl_all`; :func:`from_curl` refuses it, naming them.
+  ``-T FILE`` is a PUT (curl appends the file name to a URL ending in ``/``); with ``-d``/``-F``
+  it is refused, as curl would send only the file.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import posixpath
 import re
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import unquote, unquote_plus
+from urllib.parse import unquote
 
 import httpx
 
 from ..context import SYSTEM_VARIABLES
 from ..spec import DEFAULT_TIMEOUT_MS, HTTP_METHODS, NAME_PATTERN, Function
 from ..validation import validate_document
-from .curl_args import EXAMPLE, CurlParseError, CurlRequest, last_header, parse_curl
-from .curl_args import _decode_ansi_c as _decode_ansi_c  # re-exported: tests import it from here
+from .curl_args import EXAMPLE, CurlParseError, CurlRequest, parse_curl_all, several_requests
+from .curl_body import Fixed, ShellNames, body_fields, content_kind, form_fields, parse_form
+from .curl_shell import decode_ansi_c as _decode_ansi_c  # noqa: F401 (tests import it here)
+from .curl_shell import marked, restore
 
-__all__ = ["CurlImport", "CurlParseError", "from_curl"]
+__all__ = ["CurlImport", "CurlParseError", "from_curl", "from_curl_all"]
 
 _NAME_RE: Final = re.compile(NAME_PATTERN)
 
@@ -150,19 +168,30 @@ class _Params:
     """The parameters of the function being built, and their names in ``param``."""
 
     req: CurlRequest
+    reserved: set[str] = field(default_factory=set)  # the context variables' names
     properties: dict[str, dict[str, Any]] = field(default_factory=dict)
 
-    def name_for(self, wanted: str) -> str:
+    def name_for(self, wanted: str, where: str) -> str:
+        """A free parameter name for ``wanted``; never a system variable's (the engine would
+        fill it with this call's own value and hide it from the LLM)."""
         base = wanted if _NAME_RE.fullmatch(wanted) else (_snake(wanted)[:60] or "field")
+        if base in SYSTEM_VARIABLES:
+            self.req.warn(
+                f"{where}: the parameter is 'target_{base}', not {base!r}: {base} is a system "
+                f"variable, which the engine fills with this call's own {base} and never asks "
+                f"the LLM for; write {{{base}}} instead of %(target_{base})s if the call's own "
+                f"{base} is what the API needs"
+            )
+            base = f"target_{base}"
         name, k = base, 2
-        while name in self.properties:
+        while name in self.properties or name in self.reserved:
             name, k = f"{base[:60]}_{k}", k + 1
         return name
 
     def add(self, key: str, value: Any, where: str) -> str:
         """Declare a parameter for a field with this example value; return its template."""
-        name = self.name_for(key)
-        if name != key:
+        name = self.name_for(key, f"{where} field {key!r}")
+        if name != key and not name.startswith("target_"):
             self.req.warn(
                 f"{where} field {key!r} is not a valid parameter name: the parameter is {name!r}, the field keeps its name in param"
             )
@@ -179,9 +208,8 @@ class _Params:
         self.properties[name] = prop
         if _SECRET_NAME_RE.search(key):
             self.req.warn(
-                f"{where} field {key!r} looks like a secret: as a parameter the LLM must supply it; if it is fixed, write its value in param instead"
+                f"{where} field {key!r} looks like a secret: as a parameter the LLM must supply it; if it is fixed, write its value in param instead (or $NAME in the command, for a context variable)"
             )
-        _check_system_name(name, self.req)
         conv = {"integer": "i", "number": "f"}.get(prop["type"], "s")
         return f"%({name}){conv}"
 
@@ -200,37 +228,6 @@ def _json_type(value: Any) -> str:
     return "string"
 
 
-def _parse_form(text: str, where: str, req: CurlRequest) -> list[tuple[str, Any]]:
-    pairs: dict[str, Any] = {}
-    for part in text.split("&"):
-        if not part:
-            continue
-        raw_key, sep, raw_value = part.partition("=")
-        key, value = unquote_plus(raw_key), unquote_plus(raw_value)
-        example: Any = value
-        if not key:
-            req.warn(f"ignored {where} part {part!r}: it has no field name")
-            continue
-        if not sep:
-            req.warn(f"{where} part {part!r} has no value: it is kept as the fixed field {key}=")
-            example = _Fixed("")
-        elif "+" in raw_value:
-            req.warn(
-                f"{where} field {key!r}: '+' in {raw_value!r} is sent as a space; write %2B for a literal plus (e.g. a phone number)"
-            )
-        if key in pairs:
-            req.warn(f"{where} field {key!r} is given more than once: only the last value is used")
-        pairs[key] = example
-    return list(pairs.items())
-
-
-@dataclass(frozen=True)
-class _Fixed:
-    """A value that stays literally in ``param`` (not a parameter)."""
-
-    value: Any
-
-
 def _split_url(raw: str, req: CurlRequest) -> tuple[str, str, str, str | None]:
     """``(scheme://authority, path, query, userinfo)`` of the request URL."""
     url = raw.strip()
@@ -242,11 +239,23 @@ def _split_url(raw: str, req: CurlRequest) -> tuple[str, str, str, str | None]:
         host_like = re.match(
             r"^(//)?(localhost|[\w-]+(\.[\w-]+)+|\[[0-9a-fA-F:.]+\])(:\d+)?([/?#]|$)", url
         )
+        if host_like is None and marked(re.split(r"[/?#]", url, maxsplit=1)[0]):
+            raise CurlParseError(
+                f"the URL {restore(url, req.shell_vars)!r} takes its host from a shell variable: a function's host is written literally (nothing may change where it sends data); replace the variable with the host"
+            )
         if host_like is None:
-            raise CurlParseError(f"{url!r} is not a URL; paste a curl command such as: {EXAMPLE}")
+            raise CurlParseError(
+                f"{restore(url, req.shell_vars)!r} is not a URL; paste a curl command such as: {EXAMPLE}"
+            )
         url = "https://" + url.removeprefix("//")
         req.warn(f"the URL has no scheme: https:// assumed ({url}); curl itself would use http://")
     scheme, _, rest = url.partition("://")
+    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
+    if marked(scheme) or marked(authority.rpartition("@")[2]):
+        shown = restore(url, req.shell_vars)
+        raise CurlParseError(
+            f"the URL {shown!r} takes its scheme, host or port from a shell variable: a function's host is written literally (nothing may change where it sends data); replace the variable with the host"
+        )
     if scheme.lower() not in ("http", "https"):
         raise CurlParseError(f"a function calls http:// or https:// URLs, not {scheme}:// ({url})")
     rest, hash_, fragment = rest.partition("#")
@@ -267,11 +276,12 @@ def _split_url(raw: str, req: CurlRequest) -> tuple[str, str, str, str | None]:
     return base, slash + path, query, (unquote(userinfo) if at else None)
 
 
-def _path_parameters(path: str, params: _Params, req: CurlRequest) -> tuple[str, list[str]]:
+def _path_parameters(path: str, params: _Params, names: ShellNames) -> tuple[str, list[str]]:
     """Replace ID-like path segments with placeholders; also the words that name the function.
 
     A word is marked with a leading "=" when an ID follows it (it then names one thing).
     """
+    req = names.req
     original = path.split("/")
     segments = list(original)
     words: list[str] = []
@@ -279,13 +289,13 @@ def _path_parameters(path: str, params: _Params, req: CurlRequest) -> tuple[str,
         text = unquote(seg)
         if not text:
             continue
+        if marked(seg):
+            segments[k] = names.sub(seg, "in the URL path")
+            continue
         doc_placeholder = re.fullmatch(r"\{(\w+)\}|:(\w+)|<(\w+)>", text)
         if doc_placeholder:  # /orders/{order_id}, /orders/:id, /orders/<id> as API docs write
             wanted = next(g for g in doc_placeholder.groups() if g)
-            if text.startswith("{") and wanted in SYSTEM_VARIABLES:
-                req.warn(f"kept {text} in the URL: the engine fills it from the call's {wanted}")
-                continue
-            name = params.name_for(wanted)
+            name = params.name_for(wanted, f"path placeholder {text}")
             params.properties[name] = {"type": "string", "description": f"{name}, in the URL path"}
             req.warn(f"path placeholder {text} became the parameter {name!r}")
         elif _looks_like_id(text):
@@ -294,7 +304,7 @@ def _path_parameters(path: str, params: _Params, req: CurlRequest) -> tuple[str,
             if prev and not _looks_like_id(prev) and not _VERSION_RE.fullmatch(prev):
                 stem = _singular(_snake(prev))
             wanted = f"{stem[:58]}_id" if stem and stem not in ("id", "ids") else "id"
-            name = params.name_for(wanted)
+            name = params.name_for(wanted, f"path segment {text!r}")
             params.properties[name] = {
                 "type": "string",
                 "description": f"{name}, in the URL path (example: {_example(text)})",
@@ -308,19 +318,9 @@ def _path_parameters(path: str, params: _Params, req: CurlRequest) -> tuple[str,
                 words.append(_snake(text))
             continue
         segments[k] = f"%({name})s"
-        _check_system_name(name, req)
         if words and not words[-1].startswith("="):
             words[-1] = "=" + words[-1]
     return "/".join(segments), words
-
-
-def _check_system_name(name: str, req: CurlRequest) -> None:
-    if name in SYSTEM_VARIABLES:
-        req.warn(
-            f"parameter {name!r} has the name of a system variable: during a call it is filled "
-            f"from the call's own {name} and the LLM is not asked; rename it if the caller "
-            "should provide it"
-        )
 
 
 def _function_name(method: str, words: list[str], host: str) -> str:
@@ -343,77 +343,21 @@ def _function_name(method: str, words: list[str], host: str) -> str:
     return name if _NAME_RE.fullmatch(name) else "call_api"
 
 
-def _content_kind(content_type: str | None) -> str | None:
-    if content_type is None:
-        return None
-    base = content_type.split(";")[0].strip().lower()
-    if base == "application/json" or re.fullmatch(r"application/[\w.+-]*\+json", base):
-        return "json"
-    if base == "application/x-www-form-urlencoded":
-        return "form"
-    return "other"
-
-
-def _body_param(
-    body: str, headers: list[tuple[str, str]], req: CurlRequest, where: str
-) -> tuple[Any, list[tuple[str, Any]]]:
-    """``(fixed template or None, fields)`` of a request body; may add a Content-Type header."""
-    content_type = last_header(headers, "content-type")
-    kind = _content_kind(content_type)
-    if kind is None:
-        try:
-            probe = json.loads(body) if body.strip()[:1] in ("{", "[") else None
-        except ValueError:
-            probe = None
-        if probe is not None:
-            kind = "json"
-            headers.append(("Content-Type", "application/json"))
-            req.warn(
-                "the body is JSON but the command sets no Content-Type (curl would send it as a form): added Content-Type: application/json"
-            )
-        else:
-            kind = "form"
-            if where == "body":
-                headers.append(("Content-Type", "application/x-www-form-urlencoded"))
-                req.warn(
-                    "added Content-Type: application/x-www-form-urlencoded (curl's default for -d) so the function sends a form body too"
-                )
-    if kind == "other":
-        raise CurlParseError(
-            f"the body has Content-Type {content_type!r}, which a function cannot send: it sends JSON (application/json) or form (application/x-www-form-urlencoded) bodies; convert the request or change the header"
-        )
-    if kind == "form":
-        return None, _parse_form(body, where, req)
-    if not body.strip():
-        return None, []
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        detail = (
-            f"{exc.msg} at line {exc.lineno} column {exc.colno}"
-            if isinstance(exc, json.JSONDecodeError)
-            else str(exc)
-        )
-        raise CurlParseError(
-            f"the body is not valid JSON ({detail}); fix the JSON, or remove the JSON Content-Type header if it is a form"
-        ) from None
-    if not isinstance(data, dict):
-        req.warn(
-            f"the JSON body is a {_json_type(data)}, not an object: it is kept as a fixed param and the LLM fills nothing in it; add %(name)s placeholders by hand"
-        )
-        return _Fixed(data), []
-    return None, list(data.items())
-
-
 def _headers_dict(
-    headers: list[tuple[str, str]], req: CurlRequest
+    headers: list[tuple[str, str]], names: ShellNames
 ) -> tuple[dict[str, str], str | None]:
     """The function's headers, and the Authorization value (the api_token)."""
+    req = names.req
     out: dict[str, str] = {}
     token: str | None = None
     dropped_browser: list[str] = []
-    for name, value in headers:
+    for name, raw in headers:
         low = name.lower()
+        if marked(name):
+            raise CurlParseError(
+                f"the header name {restore(name, req.shell_vars)!r} comes from a shell variable; write the header's name"
+            )
+        value = names.sub(raw, f"in the {name} header", literal_dollars=True)
         if "{{" in value:
             raise CurlParseError(
                 f"header {name} contains a Postman variable ({value!r}); replace it with the real "
@@ -450,7 +394,7 @@ def _headers_dict(
             req.warn(
                 "the Cookie header is stored in the function as a plain header: cookies are sensitive and usually a login session that expires; prefer an API token"
             )
-        elif _SECRET_NAME_RE.search(name):
+        elif _SECRET_NAME_RE.search(name) and not re.fullmatch(r"(\w+ )?\{\w+\}", out[name]):
             req.warn(
                 f"header {name} looks like a secret: it is stored in the function file in plain text (the engine redacts it in logs); keep that file private"
             )
@@ -458,57 +402,127 @@ def _headers_dict(
 
 
 def from_curl(command: str, *, name: str | None = None) -> CurlImport:
-    """Convert a curl command into a function; see the module docstring for the rules."""
+    """Convert a curl command that makes one request into a function; see the module docstring.
+
+    A paste that makes several requests (``--next``, several URLs, several curl commands) raises
+    :class:`CurlParseError` naming them: :func:`from_curl_all` converts each.
+    """
+    _check_name(name)
+    requests = parse_curl_all(command)
+    if len(requests) > 1:
+        raise CurlParseError(several_requests(requests))
+    return _convert(requests[0], name)
+
+
+def from_curl_all(command: str, *, name: str | None = None) -> list[CurlImport]:
+    """One function per request of the paste, in order; names made unique (``name_2``...)."""
+    _check_name(name)
+    out: list[CurlImport] = []
+    taken: set[str] = set()
+    for k, req in enumerate(parse_curl_all(command)):
+        wanted = f"{name}_{k + 1}"[-64:] if name and k else name
+        imported = _convert(req, wanted)
+        fn_name, n = imported.function.name, 2
+        while fn_name in taken:
+            fn_name, n = f"{imported.function.name[:60]}_{n}", n + 1
+        if fn_name != imported.function.name:
+            imported.function = imported.function.model_copy(update={"name": fn_name})
+        taken.add(fn_name)
+        if req.label:
+            imported.warnings = [f"{req.label}: {w}" for w in imported.warnings]
+        out.append(imported)
+    return out
+
+
+def _check_name(name: str | None) -> None:
     if name is not None and not _NAME_RE.fullmatch(name):
         raise CurlParseError(
             f"name {name!r} must be 1-64 letters, digits, '_' or '-'; e.g. {_snake(name)[:64] or 'get_order'!r}"
         )
-    req = parse_curl(command)
-    base, path, query, userinfo = _split_url(req.urls[0], req)
-    query = "&".join(q for q in (query, *req.url_query) if q)
 
+
+def _upload_url(url: str, file: str) -> str:
+    """curl appends the uploaded file's name to a URL whose path is empty or ends with '/'."""
+    rest = url.split("://", 1)[-1].split("?", 1)[0].split("#", 1)[0]
+    path = rest.partition("/")[2] if "/" in rest else ""
+    if file in ("-", ".") or (path and not path.endswith("/")):
+        return url
+    head, sep, tail = url.partition("?")
+    joined = head + ("" if head.endswith("/") else "/") + posixpath.basename(file)
+    return joined + sep + tail
+
+
+def _convert(req: CurlRequest, name: str | None) -> CurlImport:
+    names = ShellNames(req)
     method = req.method
+    if marked(method):
+        raise CurlParseError(
+            f"the method {restore(method, req.shell_vars)} comes from a shell variable; write the method ({', '.join(HTTP_METHODS)})"
+        )
     if method not in HTTP_METHODS:
         raise CurlParseError(
             f"method {method!r} cannot be used by a function; use one of {', '.join(HTTP_METHODS)}"
         )
+    upload = req.upload
+    if upload is not None and (req.has_data or req.form):
+        given = "-F" if req.form else "-d"
+        raise CurlParseError(
+            f"the command uploads {upload!r} with -T and also gives {given} data: curl sends only the file (as a PUT). Remove -T to send the {given} data, or remove {given} to upload the file"
+        )
+    if req.form and (req.has_data or req.get):
+        raise CurlParseError(
+            f"the command mixes -F (multipart form) with {'-d' if req.has_data else '-G'}, which curl itself refuses ('You can only select one HTTP request method'); keep one of them"
+        )
+    url = _upload_url(req.url, upload) if upload is not None else req.url
+    base, path, query, userinfo = _split_url(url, req)
+    query = "&".join(q for q in (query, *req.url_query) if q)
 
     headers = req.sent_headers()
     data = req.body
-
-    params = _Params(req)
-    path, words = _path_parameters(path, params, req)
+    params = _Params(req, names.taken())
+    path, words = _path_parameters(path, params, names)
     query_method = method in ("GET", "DELETE")
     fields: list[tuple[str, Any, str]] = []
-    fixed: Any = None
-    if req.get and data:
-        if query_method:
-            fields += [(k, v, "query") for k, v in _parse_form(data, "query", req)]
-        else:
-            query = "&".join(q for q in (query, data) if q)
+    fixed: Fixed | None = None
+    if req.get and data and not query_method:
+        query = "&".join(q for q in (query, data) if q)
         data = ""
+    if query_method and (query or (req.get and data)):
+        joined = "&".join(q for q in (query, data if req.get else "") if q)
+        fields += [(k, v, "query") for k, v in parse_form(joined, "query", names)]
+        query = ""
+        if req.get:
+            data = ""
     if query:
+        path += "?" + names.sub(query, "in the query string")
+        req.warn(
+            f"kept the query string ?{restore(query, req.shell_vars)} fixed in the URL: a {method} sends its param as the body; to let the LLM fill a query field, write %(name)s in the URL"
+        )
+    if req.form:
         if query_method:
-            fields = [(k, v, "query") for k, v in _parse_form(query, "query", req)] + fields
-        else:
-            path += "?" + query
-            req.warn(
-                f"kept the query string ?{query} fixed in the URL: a {method} sends its param as the body; to let the LLM fill a query field, write %(name)s in the URL"
+            raise CurlParseError(
+                f"-F sends a multipart body, but the method is {method}, whose param is sent as the query string; remove -X {method} (curl uses POST for -F)"
             )
-    if data or (req.has_data and not req.get):
-        fixed, body_fields = _body_param(data, headers, req, "query" if query_method else "body")
-        if query_method and (body_fields or fixed is not None):
+        fields += [(k, v, "multipart") for k, v in form_fields(req.form_parts, names)]
+        _multipart_content_type(headers, req)
+    elif data or (req.has_data and not req.get):
+        fixed, found = body_fields(data, headers, names, "query" if query_method else "body")
+        if query_method and (found or fixed is not None):
             req.warn(
                 f"the command sends a body with {method}: a {method} sends its param as the query string, so the body fields become query parameters"
             )
-        fields += [(k, v, "body") for k, v in body_fields]
-    elif method in ("POST", "PUT", "PATCH") and not req.form and not req.upload:
+        fields += [(k, v, "body") for k, v in found]
+    elif upload is not None:
+        req.warn(
+            f"the body curl sends is the file {upload!r} (-T), which the converter cannot see: the function's {method} sends an empty JSON object {{}}; write the body into param"
+        )
+    elif method in ("POST", "PUT", "PATCH"):
         req.warn(
             f"the command sends no body: the function's {method} sends an empty JSON object {{}}"
         )
 
     param: Any
-    if isinstance(fixed, _Fixed):
+    if fixed is not None:
         param = fixed.value
     else:
         param = {}
@@ -517,22 +531,15 @@ def from_curl(command: str, *, name: str | None = None) -> CurlImport:
                 req.warn(
                     f"{where} field {key!r} is also given elsewhere: only the first one is used"
                 )
-            elif isinstance(value, _Fixed):
+            elif isinstance(value, Fixed):
                 param[key] = value.value
             else:
                 param[key] = params.add(key, value, where)
 
-    final_headers, token = _headers_dict(headers, req)
-    sources = [
-        ("an Authorization header", token),
-        ("--oauth2-bearer", f"Bearer {req.bearer}" if req.bearer else None),
-        ("-u/--user", _basic(req.user, req) if req.user is not None else None),
-        ("the URL's user:password@", _basic(userinfo, req) if userinfo is not None else None),
-    ]
-    given = [(src, value) for src, value in sources if value is not None]
-    api_token = given[0][1] if given else None
-    for src, _ in given[1:]:
-        req.warn(f"ignored the credentials from {src}: {given[0][0]} is used as the api_token")
+    final_headers, token = _headers_dict(headers, names)
+    api_token, auth_header = _credentials(req, names, token, userinfo)
+    if auth_header is not None:
+        final_headers["Authorization"] = auth_header
 
     url = base + path
     shown = re.sub(r"%\((\w+)\)s", r"<\1>", url.split("?")[0])
@@ -556,7 +563,9 @@ def from_curl(command: str, *, name: str | None = None) -> CurlImport:
             "timeout_ms": req.timeout_ms or DEFAULT_TIMEOUT_MS,
         },
     }
-    function, problems = validate_document(doc)
+    for warning in names.warnings():
+        req.warn(warning)
+    function, problems = validate_document(doc, variables=names.used)
     if function is None:
         errors = "; ".join(str(p) for p in problems if p.severity == "error")
         raise CurlParseError(f"the converted function is not valid: {errors}")
@@ -564,7 +573,64 @@ def from_curl(command: str, *, name: str | None = None) -> CurlImport:
     return CurlImport(function, req.warnings)
 
 
-def _basic(credentials: str, req: CurlRequest) -> str:
+def _multipart_content_type(headers: list[tuple[str, str]], req: CurlRequest) -> None:
+    """-F sends multipart/form-data: say so in the function's Content-Type, without a boundary
+    (the HTTP client makes one for each request)."""
+    given = [v for h, v in headers if h.lower() == "content-type"]
+    headers[:] = [(h, v) for h, v in headers if h.lower() != "content-type"]
+    if given and content_kind(given[-1]) != "multipart":
+        req.warn(
+            f"replaced Content-Type: {given[-1]} with multipart/form-data: -F sends a multipart body"
+        )
+    elif given and given[-1].split(";")[0].strip() != given[-1]:
+        req.warn(
+            "dropped the boundary from Content-Type: multipart/form-data: the HTTP client makes its own for each request"
+        )
+    headers.append(("Content-Type", "multipart/form-data"))
+
+
+def _credentials(
+    req: CurlRequest, names: ShellNames, token: str | None, userinfo: str | None
+) -> tuple[str | None, str | None]:
+    """``(api_token, Authorization header template)``: credentials that hold shell variables
+    become a header with ``{context_variable}`` placeholders (the api_token is sent as written)."""
+    bearer = names.sub(req.bearer, "--oauth2-bearer", literal_dollars=True) if req.bearer else None
+    sources = [
+        ("an Authorization header", token),
+        ("--oauth2-bearer", f"Bearer {bearer}" if bearer else None),
+        ("-u/--user", _basic(req.user, "-u/--user", names) if req.user is not None else None),
+        (
+            "the URL's user:password@",
+            _basic(userinfo, "the URL's user:password@", names) if userinfo is not None else None,
+        ),
+    ]
+    given = [(src, value) for src, value in sources if value is not None]
+    if not given:
+        return None, None
+    for src, _ in given[1:]:
+        req.warn(f"ignored the credentials from {src}: {given[0][0]} is used as the api_token")
+    value = given[0][1]
+    assert value is not None
+    if re.search(r"\{\w+\}", value):
+        return None, value
+    return value, None
+
+
+def _basic(credentials: str, where: str, names: ShellNames) -> str:
+    req = names.req
+    written = restore(credentials, req.shell_vars)
+    if marked(credentials) or re.search(r"\$\{?[A-Za-z_]", credentials):
+        wanted, n = "basic_credentials", 2
+        while wanted in names.taken():
+            wanted, n = f"basic_credentials_{n}", n + 1
+        names.add(
+            wanted,
+            where,
+            f"{where} {written!r} holds shell variables, and Basic credentials are the base64 of "
+            f"user:password, which a template cannot compute: the function sends Authorization: "
+            f"Basic {{{wanted}}}, whose value is the output of printf '%s' \"{written}\" | base64",
+        )
+        return f"Basic {{{wanted}}}"
     if ":" not in credentials:
         req.warn(
             f"credentials {credentials!r} have no password (curl would prompt for one): the "

@@ -1,31 +1,33 @@
-"""Read a pasted curl command line into a :class:`CurlRequest`: what curl would send, and warnings.
+"""Read a pasted curl command line into :class:`CurlRequest` objects: what curl would send.
 
-The command is split as bash would (line continuations, ``'...'``, ``"..."`` and ``$'...'``
-strings), then every option is looked up in curl's option table: those that shape the request
-(method, headers, body, credentials, URL, timeout) are recorded, the others are ignored with a
-warning that says why. :mod:`voicefn.dialects.curl` turns the result into a function.
+The paste is split into commands and words by :mod:`voicefn.dialects.curl_shell`. Every curl
+command is read option by option against curl's option table: those that shape the request
+(method, headers, body, form fields, upload, credentials, URL, timeout) are recorded, the others
+are ignored with a warning that says why. ``--next`` starts a new request, as in curl, and so does
+every further URL (curl fetches each one) and every further curl command in the paste.
+:mod:`voicefn.dialects.curl` turns each request into a function.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-import shlex
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 from urllib.parse import quote
 
 from ..spec import DEFAULT_TIMEOUT_MS, HTTP_METHODS, MAX_TIMEOUT_MS
+from .curl_shell import EXAMPLE, CurlParseError, ShellVar, marked, restore, split_commands
 
-__all__ = ["EXAMPLE", "CurlParseError", "CurlRequest", "last_header", "parse_curl"]
-
-EXAMPLE: Final = (
-    "curl 'https://api.example.com/orders?order_id=ORD-123' -H 'Authorization: Bearer sk_...'"
-)
-
-
-class CurlParseError(ValueError):
-    """The command cannot become a function; the message says what is wrong and how to fix it."""
-
+__all__ = [
+    "EXAMPLE",
+    "CurlParseError",
+    "CurlRequest",
+    "FormPart",
+    "last_header",
+    "parse_curl",
+    "parse_curl_all",
+]
 
 # ------------------------------------------------------------------------------- options
 
@@ -62,6 +64,7 @@ _OPTION_TABLE: Final = {
     ("form", True): "F form, form-string",
     ("upload", True): "T upload-file",
     ("head", False): "I head",
+    ("next", False): ": next",
     ("location", False): "L location, location-trusted",
     ("compressed", False): "compressed",
     ("insecure", False): "k insecure",
@@ -103,100 +106,21 @@ _OPTIONS: Final = [
 ]
 _SHORT: Final = {o.short: o for o in _OPTIONS if o.short}
 _LONG: Final = {o.long: o for o in _OPTIONS}
-_SHELL_OPERATORS: Final = frozenset({"|", "||", "&&", ";", "&", ">", ">>", "<", "2>", "2>&1"})
-
-# ------------------------------------------------------------------------------- tokenizing
-
-_ANSI_RE: Final = re.compile(
-    r"\\(x[0-9a-fA-F]{1,2}|u[0-9a-fA-F]{1,4}|U[0-9a-fA-F]{1,8}|[0-7]{1,3}|c.|.)", re.S
-)
-_ANSI_SIMPLE: Final = {
-    "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b",
-    "f": "\f", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?",
-}  # fmt: skip
-
-
-def _decode_ansi_c(body: str) -> str:
-    """The text of a bash ``$'...'`` string; ``\\xHH`` bytes are read as UTF-8, as bash prints."""
-    out = bytearray()
-    pos = 0
-    for m in _ANSI_RE.finditer(body):
-        out += body[pos : m.start()].encode("utf-8", "surrogatepass")
-        esc = m.group(1)
-        if esc[0] == "x" and len(esc) > 1:
-            out.append(int(esc[1:], 16))
-        elif esc[0] in "uU" and len(esc) > 1:
-            out += chr(int(esc[1:], 16)).encode("utf-8", "surrogatepass")
-        elif esc[0] in "01234567":
-            out.append(int(esc, 8) & 0xFF)
-        elif esc[0] == "c" and len(esc) == 2:
-            out.append(ord(esc[1]) & 0x1F)
-        else:
-            out += _ANSI_SIMPLE.get(esc, "\\" + esc).encode("utf-8", "surrogatepass")
-        pos = m.end()
-    out += body[pos:].encode("utf-8", "surrogatepass")
-    return out.decode("utf-8", "replace")
-
-
-def _prepare(text: str) -> str:
-    """Join line continuations and turn ``$'...'`` into plain single quotes, for :mod:`shlex`."""
-    out: list[str] = []
-    quote_char: str | None = None
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and quote_char != "'":
-            if not text.startswith("\n", i + 1):  # a backslash-newline joins two lines
-                out.append(text[i : i + 2])
-            i += 2
-            continue
-        if c == "$" and quote_char is None and text.startswith("'", i + 1):
-            j = i + 2
-            while j < n and text[j] != "'":
-                j += 2 if text[j] == "\\" else 1
-            if j >= n:
-                raise CurlParseError(
-                    "a $'...' string is not closed; paste the whole command, including the "
-                    "closing quote"
-                )
-            decoded = _decode_ansi_c(text[i + 2 : j])
-            out.append("'" + decoded.replace("'", "'\"'\"'") + "'")
-            i = j + 1
-            continue
-        if quote_char is None and c in "'\"":
-            quote_char = c
-        elif c == quote_char:
-            quote_char = None
-        out.append(c)
-        i += 1
-    return "".join(out)
-
-
-def _tokenize(command: str) -> list[str]:
-    text = command.replace("\r\n", "\n").replace("\r", "\n").strip()
-    text = re.sub(r"^\$\s+", "", text)
-    if not text:
-        raise CurlParseError(f"the command is empty; paste a curl command such as: {EXAMPLE}")
-    if re.match(r"(\S*curl(\.exe)?\s+)?\^\"", text):  # Chrome's "Copy as cURL (cmd)"
-        raise CurlParseError(
-            "this looks like a Windows cmd command (^ escapes); copy it as cURL (bash) instead"
-        )
-    lexer = shlex.shlex(_prepare(text), posix=True)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    try:
-        tokens = list(lexer)
-    except ValueError as exc:
-        raise CurlParseError(
-            f"cannot split the command into arguments ({exc}): a ' or \" quote is not closed; "
-            "paste the whole command"
-        ) from None
-    if tokens and re.fullmatch(r"(.*/)?curl(\.exe)?", tokens[0]):
-        tokens = tokens[1:]
-    return tokens
-
+_STDIN: Final = "\x1fstdin"  # a -d @- part, filled from a here-string or here-document
+_OUTPUT_REDIRECT_RE: Final = re.compile(r"^(\d?>>?|&>>?)(.*)$")
 
 # ------------------------------------------------------------------------------- parsing
+
+
+@dataclass(frozen=True)
+class FormPart:
+    """One ``-F/--form`` field: text, or a file (``@file`` uploads it, ``<file`` reads its text)."""
+
+    name: str
+    value: str
+    file: str | None  # the file a file field names
+    content_type: str | None  # ;type=...
+    written: str  # the argument as written, for messages
 
 
 @dataclass
@@ -204,6 +128,7 @@ class CurlRequest:
     """What a curl command asks for, and warnings about what of it a function cannot use."""
 
     warnings: list[str] = field(default_factory=list)
+    shell_vars: list[ShellVar] = field(default_factory=list)  # shared by the whole paste
     explicit_method: str | None = None  # -X/--request
     urls: list[str] = field(default_factory=list)
     headers: list[tuple[str, str]] = field(default_factory=list)
@@ -211,28 +136,46 @@ class CurlRequest:
     json_parts: list[str] = field(default_factory=list)
     has_data: bool = False
     get: bool = False
-    form: bool = False
-    upload: bool = False
+    form_parts: list[FormPart] = field(default_factory=list)
+    uploads: list[str] = field(default_factory=list)  # -T, the n-th for the n-th URL
     user: str | None = None
     bearer: str | None = None
     cookies: list[str] = field(default_factory=list)
     url_query: list[str] = field(default_factory=list)
     timeout_ms: int | None = None
+    stdin: str | None = None  # from <<< or a here-document
+    stdin_file: str | None = None  # from < FILE
+    label: str = ""  # "request 2 (after --next)": set when the paste makes several requests
 
     def warn(self, message: str) -> None:
+        message = restore(message, self.shell_vars)
         if message not in self.warnings:
             self.warnings.append(message)
 
     @property
+    def url(self) -> str:
+        return self.urls[0]
+
+    @property
+    def upload(self) -> str | None:
+        return self.uploads[0] if self.uploads else None
+
+    @property
+    def form(self) -> bool:
+        return bool(self.form_parts)
+
+    @property
     def method(self) -> str:
-        """The method curl uses: -X, else GET for -G, POST with a body, PUT for -T, else GET."""
+        """The method curl uses: -X, else PUT for -T, GET for -G, POST with a body, else GET."""
         if self.explicit_method:
             return self.explicit_method
+        if self.upload is not None:
+            return "PUT"
         if self.get:
             return "GET"
         if self.has_data or self.form:
             return "POST"
-        return "PUT" if self.upload else "GET"
+        return "GET"
 
     def sent_headers(self) -> list[tuple[str, str]]:
         """The headers curl sends: -H/-A/-e, a Cookie for -b, and --json's two defaults."""
@@ -261,16 +204,108 @@ def last_header(headers: list[tuple[str, str]], name: str) -> str | None:
 
 
 def parse_curl(command: str) -> CurlRequest:
-    """Read a curl command; :class:`CurlParseError` when it has no URL or cannot be split."""
-    req = CurlRequest()
-    _parse_arguments(_tokenize(command), req)
-    if not req.urls:
-        raise CurlParseError(
-            f"no URL found in the command; paste a curl command such as: {EXAMPLE}"
-        )
-    for extra in req.urls[1:]:
-        req.warn(f"ignored extra argument {extra!r}: a function calls one URL ({req.urls[0]})")
-    return req
+    """Read a curl command that makes one request; :class:`CurlParseError` otherwise."""
+    requests = parse_curl_all(command)
+    if len(requests) > 1:
+        raise CurlParseError(several_requests(requests))
+    return requests[0]
+
+
+def several_requests(requests: list[CurlRequest]) -> str:
+    listed = "; ".join(f"{r.label}: {r.method} {restore(r.url, r.shell_vars)}" for r in requests)
+    return (
+        f"the command makes {len(requests)} requests ({listed}); a function makes one request: "
+        "paste one request at a time"
+    )
+
+
+_URL_LIKE_RE: Final = re.compile(
+    r"^([A-Za-z][A-Za-z0-9+.-]*://|(//)?(localhost|[\w-]+(\.[\w-]+)+|\[[0-9a-fA-F:.]+\])(:\d+)?([/?#]|$))"
+)
+
+
+def parse_curl_all(command: str) -> list[CurlRequest]:
+    """Every request of a pasted command, in order: one per URL, ``--next`` part and command."""
+    commands, shell_vars = split_commands(command)
+    notes: list[str] = []
+    curls = [c for c in commands if re.fullmatch(r"(.*/)?curl(\.exe)?", c[c[0] in _OPERATORS])]
+    if not curls:
+        curls = commands[:1]  # no "curl" word: the paste is curl's arguments
+    for cmd in commands:
+        if not any(cmd is c for c in curls):
+            shown = " ".join(restore(w, shell_vars) for w in cmd)
+            notes.append(
+                f"ignored {shown[:60]!r}: only curl commands are converted"
+                if cmd[0] not in _OPERATORS
+                else f"ignored everything from {cmd[0]!r} on ({shown[:60]!r}): only the curl "
+                "command itself is converted"
+            )
+    groups: list[CurlRequest] = []
+    for k, cmd in enumerate(curls):
+        words = cmd[1:] if cmd[0] in _OPERATORS else cmd
+        if re.fullmatch(r"(.*/)?curl(\.exe)?", words[0]):
+            words = words[1:]
+        group = CurlRequest(shell_vars=shell_vars, label=f"command {k + 1}")
+        parts = [group]
+        _parse_arguments(words, parts)
+        for part in parts:
+            _read_stdin(part, group)
+        groups += parts
+    requests: list[CurlRequest] = []
+    for group in groups:
+        if not group.urls:
+            raise CurlParseError(
+                f"no URL found in the command; paste a curl command such as: {EXAMPLE}"
+            )
+        urls = [group.urls[0]]
+        for extra in group.urls[1:]:
+            if _URL_LIKE_RE.match(extra) and _URL_LIKE_RE.match(urls[0]):
+                urls.append(extra)
+            else:
+                group.warn(f"ignored extra argument {extra!r}: it is not a URL")
+        for i, url in enumerate(urls):
+            req = copy.copy(group)
+            req.warnings = [*group.warnings]
+            req.urls = [url]
+            req.uploads = group.uploads[i : i + 1]
+            requests.append(req)
+        if len(group.uploads) > len(urls):
+            group.warn(f"ignored -T {group.uploads[len(urls)]!r}: no URL is left to upload it to")
+    for req in requests:
+        for note in notes:
+            req.warn(note)
+    if len(requests) > 1:
+        for n, req in enumerate(requests, 1):
+            req.label = f"request {n}"
+    return requests
+
+
+_OPERATORS: Final = frozenset({"|", "||", "&&", ";", "&"})
+
+
+def _read_stdin(req: CurlRequest, group: CurlRequest) -> None:
+    """Fill the -d @- parts from the command's here-string, or drop them with a warning."""
+    req.stdin, req.stdin_file = group.stdin, group.stdin_file
+    for parts in (req.data, req.json_parts):
+        for i, part in enumerate(parts):
+            if part.startswith(_STDIN):
+                binary = part == _STDIN + "binary"
+                if req.stdin is not None:
+                    text = req.stdin
+                    parts[i] = text if binary else text.replace("\r", "").replace("\n", "")
+                else:
+                    where = f"the file {req.stdin_file}" if req.stdin_file else "standard input"
+                    req.warn(
+                        f"ignored @-: the body is read from {where}, which the converter cannot "
+                        "see; write its fields into param by hand"
+                    )
+                    parts[i] = ""
+
+
+def _quote(text: str) -> str:
+    """Percent-encode, keeping shell-expansion markers whole."""
+    pieces = re.split("(\x00\\d+\x00)", text)
+    return "".join(p if marked(p) else quote(p, safe="") for p in pieces)
 
 
 def _encode_urlencode_arg(arg: str, flag: str, req: CurlRequest) -> str | None:
@@ -278,14 +313,14 @@ def _encode_urlencode_arg(arg: str, flag: str, req: CurlRequest) -> str | None:
     a file we cannot read."""
     m = re.match(r"^([^=@]*)([=@])(.*)$", arg, re.S)
     if m is None:
-        return quote(arg, safe="")
+        return _quote(arg)
     name, sep, content = m.groups()
     if sep == "@":
         req.warn(
             f"ignored {flag} {arg!r}: it reads a file, which the converter cannot see; add the field to param by hand"
         )
         return None
-    return f"{name}={quote(content, safe='')}" if name else quote(content, safe="")
+    return f"{name}={_quote(content)}" if name else _quote(content)
 
 
 def _apply(opt: _Opt, arg: str | None, req: CurlRequest) -> None:
@@ -301,7 +336,9 @@ def _apply(opt: _Opt, arg: str | None, req: CurlRequest) -> None:
             _add_header_line(value, flag, req)
     elif kind in ("data", "data-raw"):
         req.has_data = True
-        if kind == "data" and value.startswith("@"):
+        if kind == "data" and value == "@-":
+            req.data.append(_STDIN + ("binary" if opt.long == "data-binary" else ""))
+        elif kind == "data" and value.startswith("@"):
             req.warn(
                 f"ignored {flag} {value!r}: the body is read from a file, which the converter cannot see; add its fields to param by hand"
             )
@@ -314,7 +351,9 @@ def _apply(opt: _Opt, arg: str | None, req: CurlRequest) -> None:
             req.data.append(encoded)
     elif kind == "json":
         req.has_data = True
-        if value.startswith("@"):
+        if value == "@-":
+            req.json_parts.append(_STDIN + "binary")
+        elif value.startswith("@"):
             req.warn(
                 f"ignored {flag} {value!r}: the body is read from a file, which the converter cannot see"
             )
@@ -347,13 +386,9 @@ def _apply(opt: _Opt, arg: str | None, req: CurlRequest) -> None:
     elif kind == "max-time":
         _set_timeout(value, flag, req)
     elif kind == "form":
-        req.form = True
-        req.warn(
-            f"ignored {flag} field {value.split('=', 1)[0]!r}: multipart/form-data (file uploads) is not supported; a function sends a JSON or form-urlencoded body"
-        )
+        req.form_parts.append(_form_part(value, flag, literal=opt.long == "form-string"))
     elif kind == "upload":
-        req.upload = True
-        req.warn(f"ignored {flag} {value!r}: uploading a file is not supported by a function")
+        req.uploads.append(value)
     elif kind == "head":
         raise CurlParseError(
             f"{flag} makes a HEAD request, which a function cannot make; remove it (functions use {', '.join(HTTP_METHODS)})"
@@ -372,6 +407,37 @@ _OPTION_NOTES: Final = {
     "output": "ignored {flag}: it only changes what curl prints or saves; a function returns the response to the agent",
     "unsupported": "ignored {flag}: a curl option with no equivalent in a function",
 }
+
+
+_FORM_PARAM_RE: Final = re.compile(r";\s*(type|filename|headers|encoder)=", re.I)
+
+
+def _form_part(arg: str, flag: str, *, literal: bool) -> FormPart:
+    """Read ``name=value``, ``name=@file``, ``name=<file``, ``name="quoted";type=...``."""
+    name, eq, rest = arg.partition("=")
+    if not eq or not name:
+        raise CurlParseError(
+            f"{flag} {arg!r} is not a form field; write it as {flag.split('/')[0]} 'name=value'"
+        )
+    if literal:
+        return FormPart(name, rest, None, None, arg)
+    params = ""
+    if rest.startswith('"'):  # curl reads a quoted value up to its closing quote
+        m = re.match(r'"((?:[^"\\]|\\.)*)"(.*)$', rest, re.S)
+        if m:
+            rest, params = re.sub(r"\\(.)", r"\1", m.group(1)), m.group(2)
+    else:
+        m = _FORM_PARAM_RE.search(rest)
+        if m:
+            rest, params = rest[: m.start()], rest[m.start() :]
+    type_m = re.search(r";\s*type=([^;]*)", params, re.I)
+    content_type = type_m.group(1).strip() if type_m else None
+    if rest[:1] in ("@", "<"):
+        file = rest[1:].strip('"')
+        return FormPart(name, "", file or "-", content_type, arg)
+    if re.search(r";\s*filename=", params, re.I):
+        return FormPart(name, rest, "(a file name: filename=)", content_type, arg)
+    return FormPart(name, rest, None, content_type, arg)
 
 
 def _set_timeout(value: str, flag: str, req: CurlRequest) -> None:
@@ -407,9 +473,36 @@ def _add_header_line(line: str, flag: str, req: CurlRequest) -> None:
     req.headers.append((name.strip(), value.strip()))
 
 
-def _parse_arguments(tokens: list[str], req: CurlRequest) -> None:
+def _redirect(tok: str, next_word: str | None, req: CurlRequest) -> int:
+    """How many words a shell redirection at ``tok`` takes (0: it is none)."""
+    if tok.startswith("<") and tok not in ("<", "<<<"):
+        if tok.startswith("<<<"):
+            req.stdin = tok[3:] + "\n"
+        else:
+            req.stdin_file = tok[1:]
+        return 1
+    if tok in ("<", "<<<"):
+        if next_word is None:
+            raise CurlParseError(f"{tok} needs a file or text after it, but the command ends there")
+        if tok == "<<<":
+            req.stdin = next_word + "\n"
+        else:
+            req.stdin_file = next_word
+        return 2
+    m = _OUTPUT_REDIRECT_RE.match(tok)
+    if m is None or tok == "-":
+        return 0
+    if re.fullmatch(r"&\d|&-", m.group(2)):
+        return 1  # 2>&1
+    req.warn(f"ignored the redirection {tok}: it only changes where the shell writes output")
+    return 1 if m.group(2) else 2
+
+
+def _parse_arguments(tokens: list[str], parts: list[CurlRequest]) -> None:
+    """Read curl's words into ``parts[-1]``; ``--next`` appends a new request to ``parts``."""
     i, n = 0, len(tokens)
     positional_only = False
+    command = parts[0]
 
     def next_arg(display: str) -> str:
         nonlocal i
@@ -419,13 +512,14 @@ def _parse_arguments(tokens: list[str], req: CurlRequest) -> None:
         return tokens[i - 1]
 
     while i < n:
+        req = parts[-1]
         tok = tokens[i]
         i += 1
-        if tok in _SHELL_OPERATORS:
-            req.warn(
-                f"ignored everything from {tok!r} on: only the curl command itself is converted"
-            )
-            return
+        if not positional_only and (tok.startswith(("<", ">", "&>")) or re.match(r"\d>", tok)):
+            used = _redirect(tok, tokens[i] if i < n else None, command)
+            if used:
+                i += used - 1
+                continue
         if positional_only or not tok.startswith("-") or tok == "-":
             req.urls.append(tok)
         elif tok == "--":
@@ -437,6 +531,8 @@ def _parse_arguments(tokens: list[str], req: CurlRequest) -> None:
                 req.warn(
                     f"ignored unknown option {tok.split('=', 1)[0]}: the converter does not know it; check whether the API needs it"
                 )
+            elif opt.kind == "next":
+                parts.append(CurlRequest(shell_vars=req.shell_vars, label=req.label))
             elif opt.takes_arg:
                 _apply(opt, value if eq else next_arg(opt.display), req)
             else:
@@ -451,6 +547,9 @@ def _parse_arguments(tokens: list[str], req: CurlRequest) -> None:
                     req.warn(
                         f"ignored unknown option -{ch}: the converter does not know it; check whether the API needs it"
                     )
+                elif opt.kind == "next":
+                    parts.append(CurlRequest(shell_vars=req.shell_vars, label=req.label))
+                    req = parts[-1]
                 elif opt.takes_arg:
                     _apply(opt, tok[j:] if j < len(tok) else next_arg(opt.display), req)
                     break
