@@ -48,7 +48,8 @@ class HttpxEgress:
                 content=base64.b64decode(request["body"]),
             )
         except EgressDenied as exc:
-            return {"error": f"refused by the egress policy: {exc.reason}"}
+            # like the engine's callback (voicefn.actions.code): says the policy refused it
+            return {"error": f"refused by the egress policy: {exc.reason}", "denied": True}
         except httpx.HTTPError as exc:
             return {"error": f"request failed: {type(exc).__name__}"}
         return {

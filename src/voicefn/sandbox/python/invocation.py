@@ -26,9 +26,11 @@ from .protocol import (
     FrameReader,
     ProtocolError,
     StdioCollector,
+    check_message,
     clean_text,
     encode_frame,
     is_json_value,
+    layer_of,
 )
 
 __all__ = ["Egress", "ErrorKind", "Invocation", "Limits", "Outcome"]
@@ -40,19 +42,6 @@ STDIO_LIMIT = 64 * 1024
 EXIT_REPORT_TIMEOUT_S = 2.0
 AS_SLACK_BYTES = 32 << 20
 MAX_UNREAD_BYTES = 32 << 20
-_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
-_HINTS = frozenset(
-    {
-        "seccomp",
-        "mount-namespace",
-        "read-only-mount",
-        "file-permissions",
-        "egress-policy",
-        "rlimit-as",
-        "rlimit-nproc",
-        "rlimit-nofile",
-    }
-)
 _SIGNAL_NAMES = {int(s): s.name for s in signal.Signals}
 
 
@@ -97,6 +86,8 @@ class Invocation:
         )
         self.worker_healthy = True
         self.child_done = False
+        self.log_limit_noted = False
+        self.function_lines = 0
         self.writer: asyncio.WriteTransport | None = None
         self.reader: FrameReader | None = None
         self.stdio: StdioCollector | None = None
@@ -104,7 +95,7 @@ class Invocation:
         self.cpu_limit = max(1, math.ceil(limits.cpu_s))
         self.ready_at = time.perf_counter()
         if weak_note:
-            self._log("warning", f"This function ran {weak_note}", "sandbox")
+            self._log("warning", f"This function ran {weak_note}", "sandbox", True)
 
     # -- main loop ---------------------------------------------------------------------
 
@@ -186,22 +177,24 @@ class Invocation:
             self.worker.kill()
 
     def _handle(self, msg: dict[str, Any]) -> Outcome | None:
+        problem = check_message(msg)
+        if problem is not None:
+            return self._protocol_violation(problem)
         kind = msg["t"]
         if kind == "log":
-            level = msg.get("level")
-            self._log(
-                level if isinstance(level, str) and level in _LEVELS else "info",
-                clean_text(msg.get("message", ""), MAX_LOG_MESSAGE),
-                clean_text(msg.get("source", "logger"), 16),
-            )
+            # always the function's line: check_message refused any other source
+            self._log(msg["level"], clean_text(msg["message"], MAX_LOG_MESSAGE), msg["source"])
+            return None
+        if kind == "log_limit":
+            if not self.log_limit_noted:
+                self.log_limit_noted = True
+                self._log("warning", "log limit reached: further lines dropped", "sandbox", True)
             return None
         if kind == "http":
             return self._http_request(msg)
         if kind == "result":
             return self._result(msg)
-        if kind == "error":
-            return self._error(msg)
-        return self._protocol_violation(f"unknown message type {clean_text(kind, 20)!r}")
+        return self._error(msg)
 
     # -- results -----------------------------------------------------------------------
 
@@ -224,17 +217,15 @@ class Invocation:
         return self._finish_child(self._outcome(True, value, None, "", None))
 
     def _error(self, msg: dict[str, Any]) -> Outcome:
-        kind = msg.get("kind")
+        kind = msg["kind"]
         detail = clean_text(msg.get("detail", ""), MAX_DETAIL)
-        hint = msg.get("hint")
         if kind == "memory":
             return self._finish_child(self._out_of_memory())
         if kind == "invalid_output":
             return self._finish_child(self._fail("invalid_output", detail, "protocol"))
-        if kind == "exception":
-            layer = hint if isinstance(hint, str) and hint in _HINTS else None
-            return self._finish_child(self._fail("exception", detail, layer))
-        return self._protocol_violation("unknown error kind")
+        # an exception: the child reports facts (cause, errno); the supervisor picks the layer
+        layer = layer_of(msg.get("cause"), msg.get("errno"), egress_denied=self.calls.denied)
+        return self._finish_child(self._fail("exception", detail, layer))
 
     def _wall_clock(self) -> Outcome:
         # The whole worker goes: its children, its zygote, its namespaces. The pool starts a
@@ -344,10 +335,15 @@ class Invocation:
 
     # -- logs --------------------------------------------------------------------------
 
-    def _log(self, level: str, message: str, source: str) -> None:
-        if len(self.logs) >= self.limits.max_log_lines + (1 if self.weak_note else 0):
-            self.dropped_logs += 1
-            return
+    def _log(self, level: str, message: str, source: str, host_note: bool = False) -> None:
+        """One log entry. The function's lines (``host_note`` false) are at most
+        ``max_log_lines``; the supervisor's own notes (source ``sandbox``, at most three: weak
+        isolation, the child's log limit, dropped lines) always get in."""
+        if not host_note:
+            if self.function_lines >= self.limits.max_log_lines:
+                self.dropped_logs += 1
+                return
+            self.function_lines += 1
         self.logs.append(
             {"level": level, "message": message, "time": round(time.time(), 3), "source": source}
         )
@@ -363,10 +359,14 @@ class Invocation:
     # -- egress ------------------------------------------------------------------------
 
     def _http_request(self, msg: dict[str, Any]) -> Outcome | None:
+        # check_message bounded every number: the timeout is a float the callback can use
+        timeout = msg.get("timeout")
+        request = {**msg, "timeout": None if timeout is None else float(timeout)}
         try:
-            within_limit = self.calls.submit(msg.get("id"), msg)
-        except ProtocolError as exc:
-            return self._protocol_violation(str(exc))
+            within_limit = self.calls.submit(msg["id"], request)
+        except (ProtocolError, ArithmeticError, TypeError, ValueError) as exc:
+            why = str(exc) if isinstance(exc, ProtocolError) else type(exc).__name__
+            return self._protocol_violation(f"a bad HTTP request ({why})")
         if within_limit:
             return None
         return self._finish_child(

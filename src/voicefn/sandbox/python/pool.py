@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import math
 import os
 import signal
 import socket
@@ -276,7 +277,7 @@ class Worker:
             if not isinstance(msg, dict):
                 raise ProtocolError("not an object")
             self._dispatch(msg, fds)
-        except (ProtocolError, KeyError, TypeError, ValueError):
+        except (ProtocolError, KeyError, TypeError, ValueError, ArithmeticError):
             for fd in fds:
                 with contextlib.suppress(OSError):
                     os.close(fd)
@@ -321,14 +322,20 @@ class Worker:
 def _exit_info(msg: dict[str, Any]) -> dict[str, Any]:
     def num(key: str) -> float:
         value = msg.get(key)
-        return (
-            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
-        )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return 0.0
+        if isinstance(value, float) and not math.isfinite(value):
+            return 0.0
+        return float(value) if 0 <= value <= 1e12 else 0.0
+
+    def small(value: Any) -> int | None:
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 255
+        return value if ok else None
 
     code, sig = msg.get("code"), msg.get("signal")
     return {
-        "code": code if isinstance(code, int) else None,
-        "signal": sig if isinstance(sig, int) else None,
+        "code": small(code),
+        "signal": small(sig),
         "cpu_s": num("cpu_s"),
         "maxrss_kb": num("maxrss_kb"),
     }

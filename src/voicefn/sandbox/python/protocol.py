@@ -7,6 +7,7 @@ JSON, NaN/Infinity, a non-object, or a message of the wrong shape is a protocol 
 from __future__ import annotations
 
 import asyncio
+import errno
 import math
 import os
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ __all__ = [
     "FrameReader",
     "ProtocolError",
     "StdioCollector",
+    "check_message",
     "clean_text",
     "decode_json",
     "encode_frame",
@@ -146,6 +148,116 @@ class StdioCollector:
     def lines(self) -> list[str]:
         text = self.data.decode("utf-8", "replace")
         return [line for line in text.splitlines() if line.strip()]
+
+
+# ----------------------------------------------------------------- the child's messages
+
+#: Log sources the child may use: all of them are the FUNCTION's lines. ``sandbox`` (the
+#: engine's own lines) is only ever written by the supervisor.
+CHILD_LOG_SOURCES = frozenset({"logger", "print", "stderr"})
+LOG_LEVELS = frozenset({"debug", "info", "warning", "error", "critical"})
+MAX_MESSAGE_ID = 1 << 31
+#: The longest per-request timeout the child may ask for (the child clamps to this).
+MAX_REQUEST_TIMEOUT_S = 1e6
+MAX_CHILD_TEXT = 64 * 1024
+#: What the child may say about an exception's cause: facts, not layer names. The supervisor
+#: decides ``stopped_by`` from them (:func:`layer_of`).
+ERROR_CAUSES = frozenset({"egress", "memory", "threads", "errno"})
+ERROR_KINDS = frozenset({"exception", "memory", "invalid_output"})
+_ERRNO_LAYERS = {
+    errno.EPERM: "seccomp",
+    errno.ENOENT: "mount-namespace",
+    errno.EROFS: "read-only-mount",
+    errno.EACCES: "file-permissions",
+    errno.EMFILE: "rlimit-nofile",
+}
+_FIELDS: dict[str, frozenset[str]] = {
+    "log": frozenset({"t", "level", "message", "source"}),
+    "log_limit": frozenset({"t"}),
+    "http": frozenset({"t", "id", "method", "url", "headers", "body", "timeout"}),
+    "result": frozenset({"t", "value"}),
+    "error": frozenset({"t", "kind", "detail", "cause", "errno"}),
+}
+
+
+def _is_int(value: Any, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value: Any, low: float, high: float) -> bool:
+    """A finite int or float in [low, high], compared without converting a huge int to float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
+    return low <= value <= high
+
+
+def _is_text(value: Any, limit: int = MAX_CHILD_TEXT) -> bool:
+    return isinstance(value, str) and len(value) <= limit
+
+
+def check_message(msg: dict[str, Any]) -> str | None:
+    """What is wrong with a message from the child (None: nothing). Every field of every message
+    type is checked: only known fields, the right types, numbers finite and in range, strings
+    bounded. (An ``http`` message's method, URL, headers and body are checked in depth by
+    ``common.validate_request`` as well; a ``result`` value by the supervisor.)"""
+    kind = msg.get("t")
+    fields = _FIELDS.get(kind) if isinstance(kind, str) else None
+    if fields is None:
+        return f"unknown message type {clean_text(kind, 20)!r}"
+    if not set(msg) <= fields:
+        return f"unknown fields in a {kind!r} message"
+    if kind == "log":
+        if msg.get("level") not in LOG_LEVELS:
+            return "a log line with a bad level"
+        if not _is_text(msg.get("message")):
+            return "a log line with a bad message"
+        if msg.get("source") not in CHILD_LOG_SOURCES:
+            return "a log line with a source the function may not use"
+    elif kind == "http":
+        if not _is_int(msg.get("id"), 1, MAX_MESSAGE_ID):
+            return "an HTTP request with a bad id"
+        timeout = msg.get("timeout")
+        if timeout is not None and not _is_number(timeout, 0, MAX_REQUEST_TIMEOUT_S):
+            return "an HTTP request with a bad timeout"
+        if not (
+            _is_text(msg.get("method"), 16)
+            and _is_text(msg.get("url"), 1 << 16)
+            and isinstance(msg.get("headers"), list)
+            and isinstance(msg.get("body"), str)
+        ):
+            return "a malformed HTTP request"
+    elif kind == "result":
+        if "value" not in msg:
+            return "a result without a value"
+    elif kind == "error":
+        if msg.get("kind") not in ERROR_KINDS:
+            return "unknown error kind"
+        if not _is_text(msg.get("detail", "")):
+            return "an error with a bad detail"
+        cause = msg.get("cause")
+        if cause is not None and cause not in ERROR_CAUSES:
+            return "an error with an unknown cause"
+        code = msg.get("errno")
+        if code is not None and not _is_int(code, 0, 4095):
+            return "an error with a bad errno"
+    return None
+
+
+def layer_of(cause: Any, code: Any, *, egress_denied: bool) -> str | None:
+    """``stopped_by`` for an exception, decided by the supervisor from the child's facts (its
+    cause and errno) and its own record: ``egress-policy`` only when the egress policy really
+    refused a request of this invocation."""
+    if cause == "egress":
+        return "egress-policy" if egress_denied else None
+    if cause == "memory":
+        return "rlimit-as"
+    if cause == "threads":
+        return "rlimit-nproc"
+    if cause == "errno" and isinstance(code, int) and not isinstance(code, bool):
+        return _ERRNO_LAYERS.get(code)
+    return None
 
 
 def is_json_value(value: Any, depth: int = 0) -> bool:

@@ -8,6 +8,7 @@ platform's egress policy) and sends the response back. :func:`patch_httpx` makes
 from __future__ import annotations
 
 import base64
+import math
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -37,9 +38,19 @@ class EgressRefused(httpx.ConnectError):
     """The supervisor's egress callback refused or failed the request."""
 
 
+MAX_TIMEOUT_S = 1e6  # the supervisor refuses more (a protocol violation)
+
+
 def _timeout_of(request: httpx.Request) -> float | None:
+    """The request's longest timeout, clamped to [0, MAX_TIMEOUT_S]; None when it has none."""
     timeouts = request.extensions.get("timeout") or {}
-    values = [float(v) for v in timeouts.values() if isinstance(v, int | float)]
+    values: list[float] = []
+    for value in timeouts.values():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if isinstance(value, float) and math.isnan(value):
+            continue
+        values.append(float(min(max(value, 0), MAX_TIMEOUT_S)))
     return max(values) if values else None
 
 

@@ -10,12 +10,14 @@ from .egress import EgressRefused
 
 #: The file name user code is compiled under: its lines are the only ones an error detail names.
 FILENAME = "<function>"
+#: errnos that tell which layer refused something (the supervisor maps them)
+KNOWN_ERRNOS = frozenset({errno.EPERM, errno.ENOENT, errno.EROFS, errno.EACCES, errno.EMFILE})
 MAX_DETAIL_CHARS = 1000
 MEMORY_ERROR: dict[str, Any] = {
     "t": "error",
     "kind": "memory",
     "detail": "MemoryError",
-    "hint": "rlimit-as",
+    "cause": "memory",
 }
 
 
@@ -78,31 +80,24 @@ def _user_line(exc: BaseException) -> int | None:
     return line
 
 
-def classify(exc: BaseException) -> str | None:
-    """Which sandbox layer most likely raised ``exc`` (or its causes); None when none did."""
+def classify(exc: BaseException) -> tuple[str | None, int | None]:
+    """What most likely raised ``exc`` (or its causes), as facts for the supervisor, which picks
+    the layer (``stopped_by``): ``("egress", None)``, ``("memory", None)``, ``("threads", None)``,
+    ``("errno", n)`` or ``(None, None)``."""
     seen: BaseException | None = exc
     for _ in range(6):
         if seen is None:
             break
         if isinstance(seen, EgressRefused):
-            return "egress-policy"
+            return "egress", None
         if isinstance(seen, MemoryError):
-            return "rlimit-as"
-        if isinstance(seen, OSError):
-            if seen.errno == errno.EPERM:
-                return "seccomp"
-            if seen.errno == errno.ENOENT:
-                return "mount-namespace"
-            if seen.errno == errno.EROFS:
-                return "read-only-mount"
-            if seen.errno == errno.EACCES:
-                return "file-permissions"
-            if seen.errno == errno.EMFILE:
-                return "rlimit-nofile"
+            return "memory", None
+        if isinstance(seen, OSError) and seen.errno in KNOWN_ERRNOS:
+            return "errno", seen.errno
         if isinstance(seen, RuntimeError) and "can't start new thread" in str(seen):
-            return "rlimit-nproc"
+            return "threads", None
         seen = seen.__cause__ or seen.__context__
-    return None
+    return None, None
 
 
 def describe(exc: BaseException) -> str:

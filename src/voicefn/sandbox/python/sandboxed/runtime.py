@@ -38,16 +38,11 @@ class LogSink:
         if self.count > self.max_lines:
             return
         self.count += 1
-        if self.count > self.max_lines:
-            level, message, source = (
-                "warning",
-                "log limit reached: further lines dropped",
-                "sandbox",
-            )
+        msg: dict[str, Any] = {"t": "log_limit"}  # the supervisor notes it in its own words
+        if self.count <= self.max_lines:
+            msg = {"t": "log", "level": level, "message": message[:MAX_LOG_CHARS], "source": source}
         with contextlib.suppress(OSError, ValueError):
-            self.channel.send(
-                {"t": "log", "level": level, "message": message[:MAX_LOG_CHARS], "source": source}
-            )
+            self.channel.send(msg)
 
 
 class SinkHandler(logging.Handler):
@@ -182,11 +177,13 @@ async def invoke(channel: Channel, run: dict[str, Any]) -> None:
         reply = MEMORY_ERROR
     except BaseException as exc:
         try:
+            cause, errno_value = classify(exc)
             reply = {
                 "t": "error",
                 "kind": "exception",
                 "detail": describe(exc),
-                "hint": classify(exc),
+                "cause": cause,
+                "errno": errno_value,
             }
         except MemoryError:
             reply = MEMORY_ERROR
