@@ -502,3 +502,26 @@ async def test_cookies_set_by_one_api_never_reach_another_request(server, ex):
     assert (await ex.run(make(server, method="GET", param={}), {})).ok
     assert [r.path for r in server.received] == ["/set-cookie", "/redirect", "/echo", "/echo"]
     assert all("cookie" not in {k.lower() for k in r.headers} for r in server.received)
+
+
+async def test_multipart_form_fields_are_sent_as_parts(server, ex):
+    fn = make(
+        server,
+        param={"name": "%(name)s", "tags": "%(tags)s"},
+        properties={
+            "name": {"type": "string", "description": "who"},
+            "tags": {"type": "array", "items": {"type": "string"}, "description": "tags"},
+        },
+        headers={"Content-Type": "multipart/form-data"},
+    )
+    result = await ex.run(fn, {"name": "Asha Rao", "tags": ["vip", "new"]})
+    assert result.ok, result.content
+    received = server.received[-1]
+    content_type = received.headers["Content-Type"]
+    assert content_type.startswith("multipart/form-data; boundary=")
+    boundary = content_type.split("boundary=", 1)[1]
+    parts = [p for p in received.text.split(f"--{boundary}") if "name=" in p]
+    assert [p.split("\r\n\r\n", 1)[1].rstrip("\r\n") for p in parts] == ["Asha Rao", "vip", "new"]
+    assert ['name="name"' in parts[0], 'name="tags"' in parts[2]] == [True, True]
+    assert result.request is not None
+    assert result.request.headers["Content-Type"] == content_type

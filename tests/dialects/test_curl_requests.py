@@ -252,9 +252,6 @@ def test_raw_multipart_body_from_a_browser_becomes_fields() -> None:
     assert action(result)["param"] == {"name": "%(name)s", "msg": "%(msg)s"}
 
 
-@pytest.mark.xfail(
-    strict=True, reason="the HTTP action sends JSON for multipart/form-data (see the curl report)"
-)
 def test_http_action_sends_form_fields_as_multipart() -> None:
     fn = from_curl("curl -F name=Asha -F note=hi https://api.example.com/contact").function
     request = build(fn, {"name": "Asha", "note": "hi"}, {})

@@ -43,6 +43,7 @@ log = logging.getLogger("voicefn.http")
 
 QUERY_METHODS = frozenset({"GET", "DELETE"})
 FORM_TYPE = "application/x-www-form-urlencoded"
+MULTIPART_TYPE = "multipart/form-data"
 USER_AGENT = "voicefn/0.1"
 
 
@@ -58,7 +59,7 @@ class _Plan:
     record_headers: dict[str, str]  # the same, redacted, for the RequestRecord
     header_templates: dict[str, Template]
     has_content_type: bool
-    form: bool
+    body: str  # "json", "form" (urlencoded) or "multipart": from the configured Content-Type
     timeout_s: float
     redactor: Redactor
 
@@ -67,10 +68,15 @@ def _build(function: Function) -> _Plan:
     a = function.http
     headers: dict[str, str] = {"Accept": "*/*", "User-Agent": USER_AGENT}
     templated: dict[str, Template] = {}
-    form = False
+    body = "json"
     for name, value in a.headers.items():
-        if name.lower() == "content-type" and value.split(";")[0].strip().lower() == FORM_TYPE:
-            form = True
+        if name.lower() == "content-type":
+            base = value.split(";")[0].strip().lower()
+            if base == FORM_TYPE:
+                body = "form"
+            elif base == MULTIPART_TYPE:
+                body = "multipart"
+                continue  # the boundary is chosen per request: the header is set with it
         if name.lower() == "accept-encoding":
             continue  # the engine decodes the body itself, within its budget: see decoding.py
         if "{" in value:
@@ -95,7 +101,7 @@ def _build(function: Function) -> _Plan:
         record_headers=redactor.headers(headers),
         header_templates=templated,
         has_content_type=any(h.lower() == "content-type" for h in headers),
-        form=form,
+        body=body,
         timeout_s=a.timeout_ms / 1000,
         redactor=redactor,
     )
@@ -139,6 +145,20 @@ def _query_value(value: Any) -> Any:
     if isinstance(value, list):
         return [_query_value(v) for v in value]
     return value  # httpx renders bool as true/false and numbers as their text
+
+
+def _multipart_fields(rendered: dict[str, Any]) -> list[tuple[str, tuple[None, str]]]:
+    """Text parts (no files): a list gives one part per item under the same name."""
+    fields: list[tuple[str, tuple[None, str]]] = []
+    for key, value in rendered.items():
+        for item in value if isinstance(value, list) else [value]:
+            text = _query_value(item)
+            if text is None:
+                continue
+            if isinstance(text, bool):
+                text = "true" if text else "false"
+            fields.append((key, (None, str(text))))
+    return fields
 
 
 def idempotency_key(call_id: str, tool_call_id: str | None, function: str) -> str:
@@ -190,8 +210,10 @@ class HttpRunner:
             dynamic["Idempotency-Key"] = idempotency_key(
                 ctx.call_id, inv.tool_call_id, inv.function.name
             )
-            if plan.form and isinstance(rendered, dict):
+            if plan.body == "form" and isinstance(rendered, dict):
                 kwargs["data"] = {k: _query_value(v) for k, v in rendered.items()}
+            elif plan.body == "multipart" and isinstance(rendered, dict):
+                kwargs["files"] = _multipart_fields(rendered)
             elif rendered is not None:
                 kwargs["content"] = json.dumps(
                     rendered, ensure_ascii=False, allow_nan=False
@@ -202,6 +224,9 @@ class HttpRunner:
         record_headers.update(dynamic)
         # Built directly (not client.build_request): no client-level cookies or defaults apply.
         request = httpx.Request(plan.method, url, headers=headers, **kwargs)
+        if "files" in kwargs:
+            request.read()  # the multipart body, built once, so that redirects can resend it
+            record_headers["Content-Type"] = request.headers["Content-Type"]
         redact = plan.redactor
         record = RequestRecord(
             method=plan.method,
