@@ -435,6 +435,7 @@ async def test_isolated_mode_refuses_to_start_without_bubblewrap() -> None:
     assert "apt-get install bubblewrap" in message
     assert 'mode="unsafe-process"' in message
     assert "WEAKER" in message
+    assert "NO isolation between tenants" in message
     outcome = await sandbox.run(fn("return {}"), "f", {}, {}, egress=refuse_all)
     assert outcome.error == "unavailable"
     assert "bubblewrap" in outcome.detail
@@ -468,6 +469,8 @@ async def test_unsafe_process_mode_runs_but_says_it_is_weak() -> None:
     assert "WEAKLY isolated" in outcome.detail
     assert outcome.logs[0]["level"] == "warning"
     assert "WEAKLY isolated" in outcome.logs[0]["message"]
+    assert "NO isolation between tenants" in outcome.logs[0]["message"]
+    assert "/proc/<pid>/mem" in outcome.logs[0]["message"]
     assert fork.stopped_by == "seccomp"  # seccomp and rlimits still apply
     assert "WEAKLY isolated" in fork.detail
 

@@ -39,8 +39,10 @@ DEFAULT_PYTHON = "/usr/bin/python3"
 _PROBE_TIMEOUT_S = 20.0
 _UNSAFE_HINT = (
     'Or construct PythonSandbox(mode="unsafe-process") to run without namespaces -- an explicit, '
-    "WEAKER choice: rlimits (+ seccomp where available) only; the function can then read every "
-    "file the sandbox uid can read."
+    "WEAKER choice that gives NO isolation between tenants: rlimits (+ seccomp where available) "
+    "only; every function runs as the same uid, can read other tenants' live memory through "
+    "/proc/<pid>/mem, kill their calls, and read every file that uid can read. Only for a single "
+    "trusted workspace."
 )
 
 

@@ -24,8 +24,11 @@ log = logging.getLogger("voicefn.sandbox.python")
 MAX_CODE_CHARS = 512 * 1024
 TAKE_CHILD_TIMEOUT_S = 10.0
 WEAK_NOTE = (
-    "WEAKLY isolated (mode='unsafe-process'): no mount/pid/network namespaces; rlimits{seccomp} "
-    "only. The function could read files readable by the sandbox uid."
+    "WEAKLY isolated (mode='unsafe-process'): NO isolation between tenants. No mount/pid/network "
+    "namespaces; rlimits{seccomp} only. Every function runs as the same uid as every other "
+    "tenant's: it can read other tenants' live memory and arguments (/proc/<pid>/mem, environ), "
+    "kill or stop their calls, and read every file that uid can read. Use it only when all "
+    "code comes from one trusted workspace."
 )
 _DEFAULT_LIMITS = Limits()
 
