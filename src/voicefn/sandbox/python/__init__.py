@@ -9,8 +9,12 @@ caller's ``egress`` callback::
     await sandbox.start()          # SandboxUnavailable says what the host is missing
     outcome = await sandbox.run(code, "get_weather", {"location": "Pune"}, context,
                                 egress=my_policy_checked_egress, tenant=agent_id)
+
+``check()`` (for ``voicefn doctor``) says whether the sandbox works from this install, and when
+it does not, which path or requirement failed and the fix.
 """
 
+from .check import SandboxCheck, acheck, check
 from .host import HostSupport, SandboxUnavailable, check_host
 from .invocation import Egress, Limits, Outcome
 from .supervisor import PythonSandbox
@@ -21,6 +25,9 @@ __all__ = [
     "Limits",
     "Outcome",
     "PythonSandbox",
+    "SandboxCheck",
     "SandboxUnavailable",
+    "acheck",
+    "check",
     "check_host",
 ]

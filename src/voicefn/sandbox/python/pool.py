@@ -17,6 +17,7 @@ from typing import Any
 
 from ..common import Mode
 from . import policy
+from .files import describe_start_failure
 from .host import run_as
 from .protocol import ProtocolError, clean_text, decode_json
 
@@ -41,20 +42,21 @@ class WorkerConfig:
     packages: tuple[tuple[str, str], ...]
     seccomp_module: str | None  # host path of the python3-seccomp extension, when available
     child_limits: policy.ChildLimits = field(default_factory=policy.ChildLimits)
+    worker_file: str = WORKER_FILE  # or its copy (see files.prepare_files)
 
     def argv_env(self, control_fd: int) -> tuple[list[str], dict[str, str]]:
         if self.mode == "isolated":
             argv = policy.bwrap_argv(
                 bwrap=self.bwrap,
                 python=self.python,
-                worker_file=WORKER_FILE,
+                worker_file=self.worker_file,
                 packages=self.packages,
                 seccomp_file=self.seccomp_module,
                 control_fd=control_fd,
             )
             return argv, {}
         site_dirs = list(dict.fromkeys(os.path.dirname(path) for _, path in self.packages))
-        return policy.python_argv(self.python, WORKER_FILE, control_fd), policy.worker_env(
+        return policy.python_argv(self.python, self.worker_file, control_fd), policy.worker_env(
             site_dirs
         )
 
@@ -147,12 +149,9 @@ class Worker:
         try:
             parent.send(_encode(self.config.init_message()))
             hello = await asyncio.wait_for(self._hello, START_TIMEOUT_S)
-        except (OSError, TimeoutError, WorkerError) as exc:
-            why = clean_text(bytes(self._stderr[-600:]).decode("utf-8", "replace"), 600)
-            self.kill()
-            raise WorkerError(
-                f"the sandbox worker did not start ({type(exc).__name__}): {why}"
-            ) from None
+        except (OSError, TimeoutError, WorkerError):
+            why = await self._start_failure()
+            raise WorkerError(f"the sandbox worker did not start: {why}") from None
         except BaseException:  # cancelled while starting
             self.kill()
             raise
@@ -162,6 +161,18 @@ class Worker:
         self.baseline_bytes = self._measure_baseline(int(hello.get("pid", 0)))
         self.request_spawn()
         self.cold_start_ms = (time.perf_counter() - started) * 1000
+
+    async def _start_failure(self) -> str:
+        """What bubblewrap or the worker said before it died (waits for it briefly), as a
+        sentence naming the path or requirement that failed and the fix."""
+        if self.proc is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self.proc.wait()), 2.0)
+        self.kill()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wait_closed(), 2.0)
+        stderr = bytes(self._stderr[-4000:]).decode("utf-8", "replace")
+        return clean_text(describe_start_failure(stderr, self.config.uid), 1200)
 
     def kill(self) -> None:
         """Kill the whole worker (its process group; bwrap's pid namespace takes the rest)."""

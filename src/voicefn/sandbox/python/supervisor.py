@@ -10,13 +10,22 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 from typing import Any
 
 from ..common import ErrorKind, Mode, check_mode
-from .host import DEFAULT_BWRAP, DEFAULT_PYTHON, SandboxUnavailable, check_host, package_paths
+from .files import Files, prepare_files
+from .host import (
+    DEFAULT_BWRAP,
+    DEFAULT_PYTHON,
+    SandboxUnavailable,
+    check_host,
+    package_paths,
+    run_as,
+)
 from .invocation import Egress, Invocation, Limits, Outcome
-from .pool import WorkerConfig, WorkerError, WorkerPool
+from .pool import WORKER_FILE, WorkerConfig, WorkerError, WorkerPool
 from .protocol import clean_text, is_json_value
 
 log = logging.getLogger("voicefn.sandbox.python")
@@ -62,6 +71,7 @@ class PythonSandbox:
         self._start_lock = asyncio.Lock()
         self._closed = False
         self._weak_note = ""
+        self.files: Files | None = None
 
     @property
     def started(self) -> bool:
@@ -96,21 +106,39 @@ class PythonSandbox:
                 packages = await asyncio.to_thread(package_paths)
             except ImportError as exc:
                 raise SandboxUnavailable(f"a package the sandbox needs is missing: {exc}") from None
+            who = run_as(host.unprivileged_uid)
+            files = await asyncio.to_thread(
+                prepare_files,
+                packages,
+                WORKER_FILE,
+                python=self.python,
+                uid=host.unprivileged_uid,
+                gid=who.group if who.group is not None else os.getgid(),
+            )
+            if files.staged is not None:
+                log.info(
+                    "Python sandbox: %s; using a copy of its files in %s",
+                    files.reason,
+                    files.staged,
+                )
             config = WorkerConfig(
                 mode=self.mode,
                 bwrap=self.bwrap,
                 python=self.python,
                 uid=host.unprivileged_uid,
-                packages=tuple(packages),
+                packages=files.packages,
                 seccomp_module=host.seccomp_module,
+                worker_file=files.worker_file,
             )
             pool = WorkerPool(config, warm=self.warm_workers, max_workers=self.max_workers)
             try:
                 await pool.start()
             except WorkerError as exc:
                 await pool.aclose()
+                files.remove()
                 raise SandboxUnavailable(f"the sandbox worker could not start: {exc}") from None
             self._pool = pool
+            self.files = files
 
     async def aclose(self) -> None:
         self._closed = True
@@ -118,6 +146,8 @@ class PythonSandbox:
             if self._pool is not None:
                 await self._pool.aclose()
                 self._pool = None
+            if self.files is not None:
+                self.files.remove()
 
     async def __aenter__(self) -> PythonSandbox:
         await self.start()
