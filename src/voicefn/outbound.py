@@ -30,7 +30,8 @@ from dataclasses import dataclass
 import httpx
 
 from .decoding import ACCEPT_ENCODING, BodyTooLarge, BoundedDecoder, DecodeError
-from .egress import EgressPolicy, make_transport
+from .egress import EgressPolicy
+from .transport import AiohttpTransport, Headers, RawResponse, Transport, default_ssl_context
 
 __all__ = [
     "ACCEPT_ENCODING",
@@ -38,9 +39,11 @@ __all__ = [
     "FetchFailed",
     "Fetched",
     "HopFailed",
+    "Request",
     "TenantTransports",
     "fetch",
     "make_engine_transport",
+    "url_problem",
 ]
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -49,12 +52,29 @@ _HOST = re.compile(r"^[A-Za-z0-9._:-]+$")  # names, IPv4 and (unbracketed) IPv6 
 _ORIGIN_HEADERS = ("authorization", "proxy-authorization", "cookie")
 
 
+@dataclass(slots=True)
+class Request:
+    """One outbound request as the engine built it: ``url`` absolute and already encoded (as
+    ``str(httpx.URL(...))`` gives it), ``headers`` in order with their case, ``body`` bytes.
+    The transport adds ``Host`` and ``Content-Length`` itself."""
+
+    method: str
+    url: str
+    headers: list[tuple[str, str]]
+    body: bytes | None = None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (any case), or None."""
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), None)
+
+
 @dataclass(frozen=True, slots=True)
 class Fetched:
     status: int
-    headers: httpx.Headers
+    headers: Headers
     body: bytes
-    url: httpx.URL  # the last hop's URL
+    url: str  # the last hop's URL
 
 
 class FetchFailed(Exception):
@@ -82,18 +102,10 @@ class HopFailed(Exception):
 
 def make_engine_transport(
     policy: EgressPolicy, *, max_connections: int = 200, ssl_context: ssl.SSLContext | None = None
-) -> httpx.AsyncBaseTransport:
-    """The engine's pooled transport: egress policy on every request and connection.
-
-    :func:`fetch` drives it directly, not through ``httpx.AsyncClient``: no client-level
-    cookies, auth, proxies from the environment, default timeout or redirect handling (the
-    client would parse every ``Location`` itself, and raise on one it cannot parse).
-    """
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    kwargs = {} if ssl_context is None else {"verify": ssl_context}
-    return make_transport(policy, limits=limits, trust_env=False, **kwargs)
+) -> Transport:
+    """The engine's pooled transport (:class:`voicefn.transport.AiohttpTransport`): egress
+    policy on every request and connection; no redirects, decoding, cookies or proxies."""
+    return AiohttpTransport(policy, max_connections=max_connections, ssl_context=ssl_context)
 
 
 def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
@@ -101,7 +113,7 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port or default
 
 
-def _url_problem(url: httpx.URL) -> str | None:
+def url_problem(url: httpx.URL) -> str | None:
     """What makes ``url`` impossible to request (``None``: nothing). Raises for a host the
     parser cannot decode (an invalid IDNA label)."""
     if not url.host:
@@ -113,7 +125,7 @@ def _url_problem(url: httpx.URL) -> str | None:
     return None
 
 
-def _next_request(request: httpx.Request, response: httpx.Response, hop: int) -> httpx.Request:
+def _next_request(request: Request, response: RawResponse, hop: int) -> Request:
     location = response.headers.get("location", "")
     if not location.strip():
         raise FetchFailed(
@@ -121,8 +133,10 @@ def _next_request(request: httpx.Request, response: httpx.Response, hop: int) ->
         )
     shown = location if len(location) <= 200 else location[:200] + "…"
     try:
-        url = request.url.join(location.strip())
-        problem = _url_problem(url)
+        current = httpx.URL(request.url)
+        url = current.join(location.strip())
+        problem = url_problem(url)
+        target = str(url)
     except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
         problem = str(exc) or type(exc).__name__
     if problem is not None:
@@ -137,34 +151,21 @@ def _next_request(request: httpx.Request, response: httpx.Response, hop: int) ->
             f"Redirect {hop} goes to {shown!r}, which is not an http(s) URL",
             response.status_code,
         )
-    method = request.method
-    content: bytes | None = request.content
-    headers = httpx.Headers(request.headers)
+    method, body, drop = request.method, request.body, {"host", "content-length"}
     if (response.status_code == 303 and method != "HEAD") or (
         response.status_code in (301, 302) and method == "POST"
     ):
-        method, content = "GET", None
-        for name in _BODY_HEADERS:
-            headers.pop(name, None)
-    if _origin(url) != _origin(request.url):  # credentials never follow to another origin
-        for name in _ORIGIN_HEADERS:
-            headers.pop(name, None)
-    headers.pop("host", None)
-    if content is not None:
-        headers.pop("content-length", None)
-    try:
-        return httpx.Request(method, url, headers=headers, content=content)
-    except (httpx.InvalidURL, ValueError, UnicodeError) as exc:
-        raise FetchFailed(
-            "redirects",
-            f"Redirect {hop} has an invalid Location {shown!r} ({exc})",
-            response.status_code,
-        ) from None
+        method, body = "GET", None
+        drop.update(_BODY_HEADERS)
+    if _origin(url) != _origin(current):  # credentials never follow to another origin
+        drop.update(_ORIGIN_HEADERS)
+    headers = [(k, v) for k, v in request.headers if k.lower() not in drop]
+    return Request(method, target, headers, body)
 
 
 async def fetch(
-    transport: httpx.AsyncBaseTransport,
-    request: httpx.Request,
+    transport: Transport,
+    request: Request,
     *,
     max_body: int,
     max_redirects: int = 5,
@@ -175,18 +176,12 @@ async def fetch(
     ``EgressDenied`` or ``httpx.HTTPError``. The caller bounds the time (``asyncio.timeout``).
     """
     hop = 0
-    try:
-        problem = _url_problem(request.url)
-    except (ValueError, UnicodeError) as exc:
-        problem = str(exc) or type(exc).__name__
-    if problem is not None:
-        raise FetchFailed("invalid_url", f"The URL cannot be requested: {problem}")
     while True:
         try:
-            response = await transport.handle_async_request(request)
+            response = await transport.send(request)
         except Exception as exc:
             if hop:
-                raise HopFailed(str(request.url), exc) from exc
+                raise HopFailed(request.url, exc) from exc
             raise
         try:
             if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
@@ -203,14 +198,14 @@ async def fetch(
                 return Fetched(response.status_code, response.headers, body, request.url)
         except FetchFailed as failed:
             if hop and failed.hop is None and failed.reason != "redirects":
-                failed.hop = str(request.url)
+                failed.hop = request.url
             raise
         finally:
             await response.aclose()
         request = next_request
 
 
-async def _read(response: httpx.Response, limit: int) -> bytes:
+async def _read(response: RawResponse, limit: int) -> bytes:
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise FetchFailed(
@@ -218,8 +213,12 @@ async def _read(response: httpx.Response, limit: int) -> bytes:
             f"Endpoint returned {declared} bytes, more than the {limit} allowed",
             response.status_code,
         )
+    # every Content-Encoding header counts (two headers are two stacked encodings)
+    encodings = [v for k, v in response.headers.items() if k.lower() == "content-encoding"]
+    if not encodings and declared.isdigit():
+        return await response.aread()  # exactly the declared length, known to be in budget
     try:
-        decoder = BoundedDecoder(response.headers.get("content-encoding"), limit)
+        decoder = BoundedDecoder(", ".join(encodings), limit)
         chunks = [decoder.feed(raw) async for raw in response.aiter_raw()]
         chunks.append(decoder.finish())
     except BodyTooLarge:
@@ -249,15 +248,15 @@ class TenantTransports:
         self.policy = policy
         self.max_tenants = max_tenants
         self.max_connections = max_connections
-        self._ssl = httpx.create_ssl_context(trust_env=False)  # built once: it costs ~50 ms
-        self._pools: OrderedDict[str, httpx.AsyncBaseTransport] = OrderedDict()
+        self._ssl = default_ssl_context()  # built once: it costs ~50 ms
+        self._pools: OrderedDict[str, Transport] = OrderedDict()
         self._users: dict[str, int] = {}
 
     def __len__(self) -> int:
         return len(self._pools)
 
     @asynccontextmanager
-    async def transport(self, tenant: str) -> AsyncIterator[httpx.AsyncBaseTransport]:
+    async def transport(self, tenant: str) -> AsyncIterator[Transport]:
         pool = self._pools.get(tenant)
         if pool is None:
             pool = make_engine_transport(

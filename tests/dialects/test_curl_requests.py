@@ -3,7 +3,6 @@ system-variable names. Exact outputs; requests are built by the real HTTP action
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import re
 import time
@@ -18,8 +17,10 @@ from voicefn.actions.http import HttpRunner
 from voicefn.context import SYSTEM_VARIABLES, CallContext
 from voicefn.dialects import validate
 from voicefn.dialects.curl import CurlImport, CurlParseError, from_curl, from_curl_all
+from voicefn.egress import EgressPolicy
 from voicefn.results import ToolResult
 from voicefn.spec import Function
+from voicefn.transport import AiohttpTransport
 
 FIXTURES = Path(__file__).resolve().parent / "curl_fixtures"
 
@@ -50,12 +51,9 @@ def build(fn: Function, args: dict[str, Any], variables: dict[str, Any]) -> http
         time.perf_counter(),
         ToolResult(fn.name, False, ""),
     )
-    transport = httpx.AsyncHTTPTransport()
-    try:
-        request, _ = HttpRunner(transport).build_request(inv)
-    finally:
-        asyncio.run(transport.aclose())
-    return request
+    request, _ = HttpRunner(AiohttpTransport(EgressPolicy())).build_request(inv)
+    # As an httpx.Request, to read the URL and body the way the server will see them.
+    return httpx.Request(request.method, request.url, headers=request.headers, content=request.body)
 
 
 HOW = (

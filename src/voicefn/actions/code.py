@@ -20,7 +20,7 @@ import httpx
 
 from ..decoding import ACCEPT_ENCODING
 from ..egress import EgressDenied
-from ..outbound import FetchFailed, HopFailed, TenantTransports, fetch
+from ..outbound import FetchFailed, HopFailed, Request, TenantTransports, fetch, url_problem
 from ..results import ToolResult, bounded, error_content
 from ..sandbox.common import clean_text, normalize_headers
 from ..spec import JavaScriptAction, PythonAction
@@ -101,17 +101,21 @@ class CodeRunner:
         """
         try:
             method = str(request.get("method", "GET")).upper()
-            url = httpx.URL(str(request["url"]))
+            parsed = httpx.URL(str(request["url"]))
+            problem = url_problem(parsed)
+            url = str(parsed)
             headers, _, refused = normalize_headers(
                 [[str(k), str(v)] for k, v in list(request.get("headers") or [])[:100]]
             )
             body = base64.b64decode(str(request.get("body") or ""), validate=True)
-            if refused is not None:
-                return {"error": f"not sent: {refused}"}
-            pairs = [(k, v) for k, v in headers] + [("Accept-Encoding", ACCEPT_ENCODING)]
-            req = httpx.Request(method, url, headers=pairs, content=body)
-        except (KeyError, TypeError, ValueError, httpx.InvalidURL) as exc:
+        except (KeyError, TypeError, ValueError, UnicodeError, httpx.InvalidURL) as exc:
             return {"error": f"malformed request ({clean_text(exc, 200)})"}
+        if problem is not None:
+            return {"error": f"invalid URL: {problem}"}
+        if refused is not None:
+            return {"error": f"not sent: {refused}"}
+        pairs = [(k, v) for k, v in headers] + [("Accept-Encoding", ACCEPT_ENCODING)]
+        req = Request(method, url, pairs, body or None)
         try:
             async with (
                 asyncio.timeout(EGRESS_TIMEOUT_S),
@@ -137,7 +141,7 @@ class CodeRunner:
             return {"error": describe_send_error(exc, url)[1]}
         return {
             "status": response.status,
-            "headers": [list(h) for h in response.headers.multi_items()],
+            "headers": [[k, v] for k, v in response.headers.items()],
             "body": base64.b64encode(response.body).decode(),
         }
 

@@ -12,19 +12,21 @@ import asyncio
 import hashlib
 import json
 import logging
+import re
 import ssl
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+import aiohttp
 import httpx
 
 from .._cache import PerObjectCache
 from ..decoding import ACCEPT_ENCODING
 from ..egress import EgressDenied
-from ..outbound import FetchFailed, HopFailed, fetch
+from ..outbound import FetchFailed, HopFailed, Request, fetch
 from ..redaction import Redactor, function_secrets
 from ..results import RequestRecord, ToolResult, bounded, error_content
 from ..spec import Function
@@ -37,11 +39,13 @@ from ..templates import (
     format_specifier,
     parse_string,
 )
+from ..transport import Transport
 from .base import Invocation
 
 log = logging.getLogger("voicefn.http")
 
 QUERY_METHODS = frozenset({"GET", "DELETE"})
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
 USER_AGENT = "voicefn/0.1"
@@ -53,7 +57,7 @@ class _Plan:
 
     method: str
     url_parts: list[str | Specifier | Variable]
-    url: httpx.URL | None  # parsed once when the URL has no placeholders
+    url: str | None  # parsed and encoded once when the URL has no placeholders
     param: Template | None
     headers: dict[str, str]  # static headers, with the token as Authorization
     record_headers: dict[str, str]  # the same, redacted, for the RequestRecord
@@ -95,7 +99,7 @@ def _build(function: Function) -> _Plan:
     return _Plan(
         method=a.method,
         url_parts=parts,
-        url=httpx.URL(a.url) if static_url else None,
+        url=str(httpx.URL(a.url)) if static_url else None,
         param=Template(a.param) if a.param is not None else None,
         headers=headers,
         record_headers=redactor.headers(headers),
@@ -139,6 +143,36 @@ def render_url(
     return "".join(out)
 
 
+def _text(value: Any) -> str:
+    """A form/query value as httpx writes it: true/false, "" for null, JSON for objects."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+def _pairs(rendered: dict[str, Any]) -> list[tuple[str, str]]:
+    """Query or form pairs; a list repeats its key (``tag=a&tag=b``)."""
+    pairs: list[tuple[str, str]] = []
+    for key, value in rendered.items():
+        value = _query_value(value)
+        for item in value if isinstance(value, list) else [value]:
+            pairs.append((key, _text(item)))
+    return pairs
+
+
+def with_query(url: str, query: str) -> str:
+    """``url`` with ``query`` added to the query it may already have."""
+    if not query:
+        return url
+    url, hash_, fragment = url.partition("#")
+    glue = "" if url.endswith(("?", "&")) else "&" if "?" in url else "?"
+    return f"{url}{glue}{query}{hash_}{fragment}"
+
+
 def _query_value(value: Any) -> Any:
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
@@ -172,7 +206,7 @@ class HttpRunner:
 
     def __init__(
         self,
-        transport: httpx.AsyncBaseTransport,
+        transport: Transport,
         *,
         max_response_bytes: int = 1024 * 1024,
         result_max_bytes: int = 16 * 1024,
@@ -183,10 +217,10 @@ class HttpRunner:
         self.result_max_bytes = result_max_bytes
         self.max_redirects = max_redirects
 
-    def build_request(self, inv: Invocation) -> tuple[httpx.Request, RequestRecord]:
+    def build_request(self, inv: Invocation) -> tuple[Request, RequestRecord]:
         plan = plan_for(inv.function)
         values, variables = inv.values, inv.variables
-        url = plan.url or httpx.URL(render_url(plan.url_parts, values, variables))
+        url = plan.url or str(httpx.URL(render_url(plan.url_parts, values, variables)))
         if plan.param is None:
             rendered: Any = {k: v for k, v in values.items() if k in inv.function.properties}
         else:
@@ -202,39 +236,37 @@ class HttpRunner:
         for name, tpl in plan.header_templates.items():
             headers[name] = str(tpl.render(values, variables))
             record_headers.update(plan.redactor.headers({name: headers[name]}))
-        kwargs: dict[str, Any] = {}
+        body: bytes | None = None
         if plan.method in QUERY_METHODS:
             if isinstance(rendered, dict) and rendered:
-                kwargs["params"] = {k: _query_value(v) for k, v in rendered.items()}
+                url = with_query(url, urlencode(_pairs(rendered)))
         else:
             dynamic["Idempotency-Key"] = idempotency_key(
                 ctx.call_id, inv.tool_call_id, inv.function.name
             )
             if plan.body == "form" and isinstance(rendered, dict):
-                kwargs["data"] = {k: _query_value(v) for k, v in rendered.items()}
+                body = urlencode(_pairs(rendered)).encode()
             elif plan.body == "multipart" and isinstance(rendered, dict):
-                kwargs["files"] = _multipart_fields(rendered)
+                multipart = httpx.Request("POST", url, files=_multipart_fields(rendered))
+                body = multipart.read()  # built once, so that a redirect can resend it
+                dynamic["Content-Type"] = multipart.headers["Content-Type"]
             elif rendered is not None:
-                kwargs["content"] = json.dumps(
-                    rendered, ensure_ascii=False, allow_nan=False
-                ).encode()
+                body = json.dumps(rendered, ensure_ascii=False, allow_nan=False).encode()
                 if not plan.has_content_type:
                     dynamic["Content-Type"] = "application/json"
         headers.update(dynamic)
         record_headers.update(dynamic)
-        # Built directly (not client.build_request): no client-level cookies or defaults apply.
-        request = httpx.Request(plan.method, url, headers=headers, **kwargs)
-        if "files" in kwargs:
-            request.read()  # the multipart body, built once, so that redirects can resend it
-            record_headers["Content-Type"] = request.headers["Content-Type"]
+        for name, value in headers.items():
+            if _BAD_VALUE.search(value):  # a CR/LF from a variable would split the request
+                raise ValueError(f"the header {name!r} would contain a line break or NUL")
         redact = plan.redactor
         record = RequestRecord(
             method=plan.method,
-            url=redact.text(str(request.url)) if redact else str(request.url),
+            url=redact.text(url) if redact else url,
             headers=record_headers,
             body=rendered if plan.method not in QUERY_METHODS else None,
         )
-        return request, record
+        return Request(plan.method, url, list(headers.items()), body), record
 
     async def run(self, inv: Invocation) -> ToolResult:
         result = inv.result
@@ -352,37 +384,50 @@ def _error_body(body: Any) -> Any:
     return bounded(body, ERROR_BODY_MAX_BYTES)[0]
 
 
-def describe_send_error(exc: Exception, url: httpx.URL) -> tuple[str, str]:
+def _origin_text(url: str) -> str:
+    try:
+        parsed = httpx.URL(url)
+        return f"{parsed.host}:{parsed.port or (443 if parsed.scheme == 'https' else 80)}"
+    except Exception:
+        return url[:200]
+
+
+def describe_send_error(exc: Exception, url: str) -> tuple[str, str]:
     """``(reason, detail)`` for anything sending a request raised; a hop after a redirect is
     named by its own URL."""
     if isinstance(exc, HopFailed):
-        reason, detail = _describe(exc.error, httpx.URL(exc.hop))
+        reason, detail = _describe(exc.error, exc.hop)
         return reason, f"{detail} (at the redirect to {exc.hop})"
     return _describe(exc, url)
 
 
-def _describe(exc: Exception, url: httpx.URL) -> tuple[str, str]:
-    origin = f"{url.host}:{url.port or (443 if url.scheme == 'https' else 80)}"
+def _describe(exc: Exception, url: str) -> tuple[str, str]:
+    origin = _origin_text(url)
     cause: BaseException | None = exc
     while cause is not None:
         if isinstance(cause, EgressDenied):
             return "blocked", f"Request refused by the egress policy: {cause.reason}"
         if isinstance(cause, ssl.SSLError):
-            return "tls", f"TLS handshake with {origin} failed: {cause.reason or cause}"
+            why = getattr(cause, "reason", None) or getattr(cause, "strerror", None) or cause
+            return "tls", f"TLS handshake with {origin} failed: {why}"
         cause = cause.__cause__ or cause.__context__
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        why = exc.os_error.strerror or str(exc.os_error) or "connection failed"
+        return "connection", f"Could not connect to {origin} ({why})"
+    if isinstance(exc, aiohttp.ServerTimeoutError):
         return "timeout", f"Timed out talking to {origin}"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc) or "connection failed"
-        return "connection", f"Could not connect to {origin} ({text})"
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+    if isinstance(
+        exc, aiohttp.ServerDisconnectedError | aiohttp.ClientPayloadError | aiohttp.ClientOSError
+    ):
         return (
             "connection",
             f"The connection to {origin} broke before a complete response ({exc or type(exc).__name__})",
         )
-    if isinstance(exc, httpx.HTTPError):
-        return "connection", f"Request to {origin} failed: {exc or type(exc).__name__}"
-    if isinstance(exc, httpx.InvalidURL | ValueError | OverflowError | UnicodeError):
+    if isinstance(exc, aiohttp.ClientResponseError):  # a response that is not valid HTTP
+        return "connection", f"{origin} sent an invalid HTTP response ({exc.message})"
+    if isinstance(exc, aiohttp.InvalidURL | ValueError | OverflowError | UnicodeError):
         return "invalid_url", f"The URL {url} cannot be requested ({exc})"
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return "connection", f"Request to {origin} failed: {exc or type(exc).__name__}"
     log.exception("request to %s failed unexpectedly", origin)
     return "connection", f"Request to {origin} failed ({type(exc).__name__})"

@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 
 from ..decoding import ACCEPT_ENCODING
-from ..outbound import FetchFailed, fetch
+from ..outbound import FetchFailed, Request, fetch, url_problem
 from ..templates import OMIT, Template
+from ..transport import Transport
 from .base import Invocation
 from .http import describe_send_error
 
@@ -65,7 +66,7 @@ class WebhookSender:
     """
 
     def __init__(
-        self, transport: httpx.AsyncBaseTransport, timeout_s: float = 10.0, max_redirects: int = 5
+        self, transport: Transport, timeout_s: float = 10.0, max_redirects: int = 5
     ) -> None:
         self.transport = transport
         self.timeout_s = timeout_s
@@ -96,15 +97,19 @@ class WebhookSender:
 
     async def _send(self, url: str, body: dict[str, Any], name: str) -> None:
         try:
-            request = httpx.Request(
-                "POST",
-                url,
-                content=json.dumps(body, ensure_ascii=False, default=str).encode(),
-                headers={"Content-Type": "application/json", "Accept-Encoding": ACCEPT_ENCODING},
-            )
+            target = str(httpx.URL(url))
+            problem = url_problem(httpx.URL(target))
         except Exception as exc:
-            self._failed(name, f"the URL {url!r} cannot be requested ({exc})")
+            problem = str(exc) or type(exc).__name__
+        if problem is not None:
+            self._failed(name, f"the URL {url!r} cannot be requested ({problem})")
             return
+        request = Request(
+            "POST",
+            target,
+            [("Content-Type", "application/json"), ("Accept-Encoding", ACCEPT_ENCODING)],
+            json.dumps(body, ensure_ascii=False, default=str).encode(),
+        )
         try:
             async with asyncio.timeout(self.timeout_s):
                 response = await fetch(
