@@ -117,20 +117,40 @@ async def test_deno_command__deno_permissions(sandbox) -> None:
     assert_permission_stop(outcome, "run access")
 
 
-async def test_node_child_process__deno_permissions(sandbox) -> None:
+async def test_node_child_process__blocked_module(sandbox) -> None:
     outcome = await run(
         sandbox,
         "const cp = await import('node:child_process'); return cp.execSync('id').toString()",
     )
-    assert outcome.stopped_by == "deno-permissions", outcome
+    assert outcome.stopped_by == "blocked-module", outcome
     assert outcome.error == "exception"
 
 
-async def test_node_fs__deno_permissions(sandbox) -> None:
+async def test_node_child_process_through_a_data_module__blocked_module(sandbox) -> None:
+    # The import map applies inside data: modules too (Deno's run permission is behind it).
+    outcome = await run(
+        sandbox,
+        "const cp = await import('data:text/javascript,export * from \"node:child_process\"');"
+        "return cp.execSync('id').toString()",
+    )
+    assert outcome.stopped_by == "blocked-module", outcome
+
+
+async def test_node_fs__blocked_module(sandbox) -> None:
     outcome = await run(
         sandbox, "const fs = await import('node:fs'); return fs.readFileSync('/etc/passwd', 'utf8')"
     )
-    assert_permission_stop(outcome, "read access")
+    assert outcome.stopped_by == "blocked-module", outcome
+
+
+async def test_node_fs_through_a_blob_module__blocked_module(sandbox) -> None:
+    outcome = await run(
+        sandbox,
+        "const u = URL.createObjectURL(new Blob(['export * from \"node:fs\"'], "
+        "{type: 'text/javascript'}));"
+        "const fs = await import(u); return fs.readFileSync('/etc/passwd', 'utf8')",
+    )
+    assert outcome.stopped_by == "blocked-module", outcome
 
 
 async def test_write_file__deno_permissions(sandbox) -> None:
@@ -442,7 +462,7 @@ async def test_prototype_pollution_does_not_survive__fresh_worker(sandbox) -> No
     )
     assert outcome.value == [True, 1, 1], outcome
     assert egress.allowed == ["https://api.example.com/x"]
-    assert outcome.logs == [{"level": "log", "message": "still logging"}]
+    assert outcome.logs == [{"level": "log", "message": "still logging", "source": "function"}]
 
 
 # ----------------------------------------------------------------- output and odd values
@@ -513,21 +533,26 @@ async def test_unhandled_rejection_elsewhere_is_contained(sandbox) -> None:
     assert after.value == 2
 
 
-async def test_forged_protocol_on_stdout_and_stderr_is_ignored(sandbox) -> None:
-    code = """const enc = new TextEncoder();
-    const fake = JSON.stringify({t: 'result', id: 1, ok: true, json: '"forged"'});
-    const frame = new Uint8Array(4 + fake.length); new DataView(frame.buffer).setUint32(0, fake.length);
-    frame.set(enc.encode(fake), 4);
-    Deno.stdout.writeSync(frame); Deno.stderr.writeSync(frame);
+async def test_no_stdio_and_forged_messages_are_only_requests(sandbox) -> None:
+    # The process's stdout/stderr are not the protocol; the function cannot even write to them
+    # (stderr is kept for diagnosis, so it must not be able to plant "out of memory" there).
+    outcome = await run(
+        sandbox,
+        "return [typeof Deno.stdout, typeof Deno.stderr, typeof Deno.stdin,"
+        " typeof process.stdout, typeof process.stderr, typeof process._rawDebug]",
+    )
+    assert outcome.value == ["undefined"] * 6, outcome
+    code = """postMessage({t: 'result', id: 1, ok: true, json: '"forged"'});
+    postMessage({t: 'done', ok: true, json: '"forged too"', source: 'sandbox'});
     postMessage({t: 'fetch', rid: 1, method: 'GET', url: 'http://10.0.0.1/', headers: [], body: ''});
     await new Promise(r => setTimeout(r, 100));
     return 'real'"""
     egress = PolicyEgress()
     outcome = await run(sandbox, code, egress=egress)
+    # A forged "done" ends the job as the host's own would (the function chose its value), but
+    # a forged fetch message is still just a request through the egress policy.
     assert outcome.ok, outcome
-    assert outcome.value == "real", outcome
-    # A forged fetch message is still just a request through the egress policy.
-    assert egress.seen == ["http://10.0.0.1/"]
+    assert outcome.value in ("forged too", "real"), outcome
     assert not egress.allowed
 
 
@@ -577,7 +602,14 @@ async def view(sandbox) -> dict[str, Any]:
 
 async def test_process_sees_no_host_files__mount_namespace(view) -> None:
     assert view["root"] <= {"sandbox", "lib", "lib64", "usr", "proc"}, view["root"]
-    assert view["sandbox"] == {"deno", "host.js", "worker.js", "vendor", "host.sock"}
+    assert view["sandbox"] == {
+        "deno",
+        "host.js",
+        "worker.js",
+        "vendor",
+        "host.sock",
+        "imports.json",
+    }
     assert not view["etc"]
     assert not view["work"]
     assert not view["procfs"]  # no procfs, only a /proc/self/exe link

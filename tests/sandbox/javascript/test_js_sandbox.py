@@ -99,8 +99,8 @@ async def test_post_call_with_axios_moment_lodash(sandbox: JavaScriptSandbox, se
         "turns": 2,
     }
     assert outcome.logs == [
-        {"level": "log", "message": "updating CRM for Asha Rao"},
-        {"level": "info", "message": "crm answered 200"},
+        {"level": "log", "message": "updating CRM for Asha Rao", "source": "function"},
+        {"level": "info", "message": "crm answered 200", "source": "function"},
     ]
     assert len(outcome.http) == 1
     assert outcome.http[0]["method"] == "POST"

@@ -1,5 +1,6 @@
 """What the JavaScript sandbox needs from the host: the Deno binary, bubblewrap, the shared
-libraries Deno links against, a sandbox uid, and (where writable) cgroup v1 memory/pids limits."""
+libraries Deno links against, a sandbox uid, and (where writable) cgroup v1 memory, pids and cpu
+limits; the CPU time of a process tree."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ __all__ = [
     "CgroupParents",
     "find_deno",
     "library_binds",
+    "tree_cpu_seconds",
     "tree_rss_bytes",
 ]
 
@@ -111,25 +113,57 @@ def tree_rss_bytes(pid: int) -> int:
     return total
 
 
+# ------------------------------------------------------------------------------- CPU time
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads, exited ones included) of ``pid`` and its
+    descendants, in seconds (0 if gone)."""
+    ticks = 0
+    todo = [pid]
+    seen: set[int] = set()
+    while todo:
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        try:
+            with open(f"/proc/{current}/stat", encoding="ascii", errors="replace") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as fh:
+                    todo.extend(int(x) for x in fh.read().split())
+        except (OSError, ValueError, IndexError):
+            continue
+    return ticks / _CLOCK_TICKS
+
+
 # ------------------------------------------------------------------------------- cgroups
 
 _PREFIX = "voicefn-js-"
 _counter = itertools.count(1)
+CPU_PERIOD_US = 100_000
 
 
 @dataclass(frozen=True)
 class CgroupParents:
-    """Writable cgroup v1 directories (the supervisor's own cgroups) to create children under."""
+    """Writable cgroup v1 directories (the supervisor's own cgroups) to create children under:
+    memory (limit), pids (limit) and cpu (CFS quota: at most ``cpu_limit`` cores per tenant,
+    and equal ``cpu.shares`` so a tenant with many threads gets no more than one with one)."""
 
-    memory: Path
+    memory: Path | None
     pids: Path | None
+    cpu: Path | None = None
 
     @classmethod
     def detect(cls) -> CgroupParents | None:
-        """The supervisor's own v1 memory (and pids) cgroups, if it may create children there.
+        """The supervisor's own v1 memory, pids and cpu cgroups it may create children in.
 
-        Needs root: with cgroup v1 an unprivileged supervisor cannot delegate. Limits are then
-        V8's heap limit and the supervisor's RSS watchdog instead.
+        Needs root: with cgroup v1 an unprivileged supervisor cannot delegate. Without them the
+        limits are V8's heap limit, the supervisor's RSS watchdog and ``nice`` instead.
         """
         if os.geteuid() != 0:
             return None
@@ -153,15 +187,16 @@ class CgroupParents:
             return None
 
         memory = parent("memory", "memory.limit_in_bytes")
-        if memory is None:
+        cpu = parent("cpu", "cpu.cfs_quota_us")
+        if memory is None and cpu is None:
             return None
-        parents = cls(memory=memory, pids=parent("pids", "cgroup.procs"))
+        parents = cls(memory=memory, pids=parent("pids", "cgroup.procs"), cpu=cpu)
         parents.remove_stale()
         return parents
 
     def remove_stale(self) -> None:
         """Remove empty cgroups left by supervisors that died (their pid is in the name)."""
-        for base in (self.memory, self.pids):
+        for base in (self.memory, self.pids, self.cpu):
             if base is None:
                 continue
             with contextlib.suppress(OSError):
@@ -173,39 +208,55 @@ class CgroupParents:
                         with contextlib.suppress(OSError):
                             entry.rmdir()
 
-    def create(self, memory_bytes: int, pids_max: int, owner_uid: int | None) -> Cgroup:
+    def create(
+        self, memory_bytes: int, pids_max: int, cpu_limit: float | None, owner_uid: int | None
+    ) -> Cgroup:
+        """One tenant process's cgroups; ``cpu_limit`` in cores (None: shares only)."""
         name = f"{_PREFIX}{os.getpid()}-{next(_counter)}"
-        dirs: list[Path] = []
+        group = Cgroup()
         try:
-            mem = self.memory / name
-            mem.mkdir()
-            dirs.append(mem)
-            (mem / "memory.limit_in_bytes").write_text(str(memory_bytes))
-            for optional, value in (
-                ("memory.memsw.limit_in_bytes", str(memory_bytes)),
-                ("memory.swappiness", "0"),
-            ):
-                with contextlib.suppress(OSError):
-                    (mem / optional).write_text(value)
+            if self.memory is not None:
+                group.memory = self.memory / name
+                group.memory.mkdir()
+                (group.memory / "memory.limit_in_bytes").write_text(str(memory_bytes))
+                for optional, value in (
+                    ("memory.memsw.limit_in_bytes", str(memory_bytes)),
+                    ("memory.swappiness", "0"),
+                ):
+                    with contextlib.suppress(OSError):
+                        (group.memory / optional).write_text(value)
             if self.pids is not None:
-                pids = self.pids / name
-                pids.mkdir()
-                dirs.append(pids)
-                (pids / "pids.max").write_text(str(pids_max))
+                group.pids = self.pids / name
+                group.pids.mkdir()
+                (group.pids / "pids.max").write_text(str(pids_max))
+            if self.cpu is not None:
+                group.cpu = self.cpu / name
+                group.cpu.mkdir()
+                (group.cpu / "cpu.shares").write_text("1024")
+                if cpu_limit is not None:
+                    (group.cpu / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+                    quota = max(1000, round(cpu_limit * CPU_PERIOD_US))
+                    (group.cpu / "cpu.cfs_quota_us").write_text(str(quota))
             if owner_uid is not None:
-                for d in dirs:
+                for d in group.dirs:
                     os.chown(d / "cgroup.procs", owner_uid, -1)
         except OSError:
-            Cgroup(dirs).remove()
+            group.remove()
             raise
-        return Cgroup(dirs)
+        return group
 
 
 class Cgroup:
-    """One tenant process's cgroups (memory first, then pids)."""
+    """One tenant process's cgroups (memory, pids and cpu, each where available)."""
 
-    def __init__(self, dirs: list[Path]) -> None:
-        self.dirs = dirs
+    def __init__(self) -> None:
+        self.memory: Path | None = None
+        self.pids: Path | None = None
+        self.cpu: Path | None = None
+
+    @property
+    def dirs(self) -> list[Path]:
+        return [d for d in (self.memory, self.pids, self.cpu) if d is not None]
 
     @property
     def procs_files(self) -> list[str]:
@@ -213,17 +264,30 @@ class Cgroup:
 
     def oom_kills(self) -> int:
         """The kernel's count of OOM kills in the memory cgroup (-1 if unreadable)."""
+        if self.memory is None:
+            return -1
         try:
-            text = (self.dirs[0] / "memory.oom_control").read_text()
-        except (OSError, IndexError):
+            text = (self.memory / "memory.oom_control").read_text()
+        except OSError:
             return -1
         match = re.search(r"^oom_kill (\d+)$", text, re.MULTILINE)
         if match:
             return int(match.group(1))
         try:
-            return int((self.dirs[0] / "memory.failcnt").read_text())
+            return int((self.memory / "memory.failcnt").read_text())
         except (OSError, ValueError):
             return -1
+
+    def throttled_s(self) -> float:
+        """How long the CFS quota held the tenant back so far, in seconds (0 if unknown)."""
+        if self.cpu is None:
+            return 0.0
+        try:
+            text = (self.cpu / "cpu.stat").read_text()
+        except OSError:
+            return 0.0
+        match = re.search(r"^throttled_time (\d+)$", text, re.MULTILINE)
+        return int(match.group(1)) / 1e9 if match else 0.0
 
     def kill_all(self) -> None:
         for d in self.dirs:

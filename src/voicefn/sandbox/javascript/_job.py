@@ -1,23 +1,74 @@
-"""The supervisor's side of one job: its frames, logs, HTTP through egress, limits, the result."""
+"""The supervisor's side of one job: its frames, logs, HTTP through egress, limits, the result.
+
+Every frame comes from the tenant's Deno process and is untrusted: each field is checked here
+(types, integers in range, finite numbers, bounded strings) before anything uses it, and a frame
+that fails is a :class:`ProtocolError` (the process is killed, the job is ``crashed``). The
+supervisor alone decides ``stopped_by`` (from the error kind, its own clock and the error text;
+a ``layer`` the process names is ignored) and its own log lines (``source: "sandbox"``); every
+line the process sends is the function's (``source: "function"``).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ..common import EgressCalls, ProtocolError, clean_text
+from ._modules import BLOCKED_MESSAGE
 from .api import Egress, ErrorKind, Limits, Outcome
 
 MAX_DETAIL = 600
 MAX_LOG_MESSAGE = 4000
+MAX_ID = (1 << 53) - 1  # ids are JavaScript safe integers
+MAX_TIMEOUT_S = 24 * 3600.0
+MAX_STRING = 64 << 20  # no string field is longer than a frame anyway
+# The host's own timer fires no earlier than the supervisor's deadline (it starts later);
+# rounding of timeout_ms aside.
+DEADLINE_TOLERANCE_S = 0.005
 
 _LEVELS = frozenset({"log", "info", "debug", "warn", "error"})
-_JS_LAYERS = frozenset(
-    {"wall-clock", "deno-permissions", "deno-no-remote", "output-limit", "request-limit"}
-)
 _RESULT_ERRORS = frozenset({"exception", "invalid_output", "timeout", "crashed"})
+_PERMISSION = re.compile(r"NotCapable|PermissionDenied|Requires \w+ access")
+_NO_REMOTE = re.compile(r"--no-remote|--no-npm|remote specifier|npm specifier|jsr specifier")
+_FRAME_KINDS = frozenset({"log", "fetch", "result"})
+
+
+def _job_id(value: object) -> int:
+    if type(value) is not int or not 0 <= value <= MAX_ID:
+        raise ProtocolError("a frame with a bad job id")
+    return value
+
+
+def _string(frame: dict[str, Any], key: str, default: str | None = None) -> str:
+    value = frame.get(key, default)
+    if not isinstance(value, str) or len(value) > MAX_STRING:
+        raise ProtocolError(f"a frame with a bad {key!r}")
+    return value
+
+
+def _fetch_request(frame: dict[str, Any]) -> dict[str, Any]:
+    """Only the fields of a request, each of the right type and in range."""
+    timeout = frame.get("timeout")
+    if timeout is not None:
+        if (
+            type(timeout) not in (int, float)
+            or (type(timeout) is int and not 0 <= timeout <= MAX_TIMEOUT_S)
+            or not math.isfinite(timeout)
+            or not 0 <= timeout <= MAX_TIMEOUT_S
+        ):
+            raise ProtocolError("an HTTP request with a bad timeout")
+        timeout = float(timeout)
+    return {
+        "method": frame.get("method"),
+        "url": frame.get("url"),
+        "headers": frame.get("headers"),
+        "body": frame.get("body"),
+        "timeout": timeout,
+    }
 
 
 class Job:
@@ -57,38 +108,52 @@ class Job:
         }
 
     def handle(self, frame: dict[str, Any]) -> Outcome | None:
-        """Take one frame from the host; the outcome once the job's result came."""
+        """Take one frame from the host; the outcome once the job's result came.
+
+        :class:`ProtocolError` for anything malformed, whatever it is (never another error).
+        """
+        try:
+            return self._handle(frame)
+        except ProtocolError:
+            raise
+        except Exception as exc:  # e.g. a number no check above foresaw
+            raise ProtocolError(f"an unreadable frame ({type(exc).__name__})") from None
+
+    def _handle(self, frame: dict[str, Any]) -> Outcome | None:
         kind = frame.get("t")
-        if frame.get("id") != self.id:
-            if kind in ("log", "fetch", "result"):
-                raise ProtocolError("a frame for another job")
-            return None
+        if kind not in _FRAME_KINDS:
+            if kind == "pong":
+                return None
+            raise ProtocolError("an unknown frame")
+        if _job_id(frame.get("id")) != self.id:
+            raise ProtocolError("a frame for another job")
         if kind == "log":
             self._on_log(frame)
         elif kind == "fetch":
             self._on_fetch(frame)
-        elif kind == "result":
-            return self._result(frame)
         else:
-            raise ProtocolError("an unknown frame")
+            return self._result(frame)
         return None
 
     def _on_log(self, frame: dict[str, Any]) -> None:
+        level = frame.get("level")
+        message = _string(frame, "message", "")
         if len(self.logs) >= self.limits.max_log_lines:
             self.dropped_logs += 1
             return
-        level = frame.get("level")
         self.logs.append(
             {
                 "level": level if isinstance(level, str) and level in _LEVELS else "log",
-                "message": clean_text(frame.get("message", ""), MAX_LOG_MESSAGE),
+                "message": clean_text(message, MAX_LOG_MESSAGE),
+                "source": "function",  # whatever the frame says
             }
         )
 
     # -- HTTP through egress -------------------------------------------------------------
 
     def _on_fetch(self, frame: dict[str, Any]) -> None:
-        if not self.calls.submit(frame.get("rid"), frame) and not self.stop_sent:
+        rid = _job_id(frame.get("rid"))
+        if not self.calls.submit(rid, _fetch_request(frame)) and not self.stop_sent:
             self.stop_sent = True
             self.send(
                 {
@@ -121,8 +186,9 @@ class Job:
             logs.append(
                 {
                     "level": "warn",
-                    "message": f"[sandbox] further log lines were dropped "
+                    "message": f"further log lines were dropped "
                     f"(limit {self.limits.max_log_lines})",
+                    "source": "sandbox",
                 }
             )
         if self.calls.too_many and error != "memory":
@@ -141,10 +207,11 @@ class Job:
         )
 
     def _result(self, frame: dict[str, Any]) -> Outcome:
-        if frame.get("ok") is True:
-            text = frame.get("json")
-            if not isinstance(text, str):
-                raise ProtocolError("a result without a value")
+        ok = frame.get("ok")
+        if not isinstance(ok, bool):
+            raise ProtocolError("a result without ok")
+        if ok:
+            text = _string(frame, "json")
             if len(text.encode("utf-8", "surrogatepass")) > self.limits.max_output_bytes:
                 return self.outcome(
                     "invalid_output",
@@ -157,12 +224,31 @@ class Job:
                 return self.outcome("invalid_output", "the return value is not valid JSON")
             return self.outcome(None, value=value)
         error = frame.get("error")
+        detail = clean_text(_string(frame, "detail", ""), MAX_DETAIL) or "the function failed"
         if error == "too_many_requests" and self.calls.too_many:
             return self.outcome("too_many_requests", "", "request-limit")
+        if error == "timeout" and time.monotonic() < self.deadline - DEADLINE_TOLERANCE_S:
+            raise ProtocolError("a timeout before the deadline")
         kind: ErrorKind = error if isinstance(error, str) and error in _RESULT_ERRORS else "crashed"  # type: ignore[assignment]
-        layer = frame.get("layer")
-        return self.outcome(
-            kind,
-            clean_text(frame.get("detail", ""), MAX_DETAIL) or "the function failed",
-            layer if isinstance(layer, str) and layer in _JS_LAYERS else None,
-        )
+        if kind == "exception" and time.monotonic() >= self.deadline:
+            # It failed because the deadline cut it short (its HTTP request was cancelled there).
+            kind = "timeout"
+            detail = f"the function did not finish within {self.limits.timeout_s:g} s"
+        return self.outcome(kind, detail, self._layer(kind, detail))
+
+    @staticmethod
+    def _layer(kind: ErrorKind, detail: str) -> str | None:
+        """Which layer stopped the function, decided here from the error kind and text."""
+        if kind == "timeout":
+            return "wall-clock"  # checked against the supervisor's own deadline
+        if kind == "invalid_output":
+            return "output-limit" if "return value is larger than" in detail else None
+        if kind != "exception":
+            return None
+        if BLOCKED_MESSAGE in detail:
+            return "blocked-module"
+        if _NO_REMOTE.search(detail):
+            return "deno-no-remote"
+        if _PERMISSION.search(detail):
+            return "deno-permissions"
+        return None

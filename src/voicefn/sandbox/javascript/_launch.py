@@ -1,9 +1,11 @@
 """How a tenant's Deno process is launched: the checks at start, and its command line.
 
-:func:`prepare` checks the host once (the Deno binary, the sandbox's files, bubblewrap, and
-that bubblewrap really starts Deno) and returns the :class:`LaunchConfig`;
-:func:`tenant_argv` is the command line of one tenant's process: ``/bin/sh`` joining the
-cgroups and setting rlimits, then bubblewrap (isolated mode), then ``deno run host.js``.
+:func:`prepare` checks the host once (the Deno binary, the sandbox's files -- staged where the
+sandbox uid can read them (:mod:`._stage`) --, bubblewrap, and that bubblewrap really starts
+Deno) and returns the :class:`LaunchConfig`; :func:`tenant_argv` is the command line of one
+tenant's process: ``/bin/sh`` joining the cgroups and setting rlimits (``nice`` without a cpu
+cgroup), then bubblewrap (isolated mode), then ``deno run host.js`` with the import map that
+blocks Node built-ins (:mod:`._modules`).
 """
 
 from __future__ import annotations
@@ -16,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from ..common import clean_text
-from ._host import PACKAGE_DIR, SANDBOX_UID, CgroupParents, find_deno, library_binds
+from ._host import SANDBOX_UID, CgroupParents, find_deno, library_binds
+from ._modules import import_map_json
+from ._stage import HOST_JS, VENDOR_DIR, WORKER_JS, SandboxFiles, reachable_by_others, sandbox_files
 from .api import Mode, unavailable
 
-HOST_JS = PACKAGE_DIR / "host.js"
-WORKER_JS = PACKAGE_DIR / "worker.js"
-VENDOR_DIR = PACKAGE_DIR / "vendor"
-
+NICE = "/usr/bin/nice"
+NICENESS = 10  # without a cpu cgroup: tenants yield to the engine and to each other
 # The environment of the process (bubblewrap clears it again for Deno).
 TENANT_ENV = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "DENO_DIR": "/nonexistent"}
 _PROBE_TIMEOUT_S = 30
@@ -31,12 +33,21 @@ _PROBE_TIMEOUT_S = 30
 @dataclass(frozen=True)
 class LaunchConfig:
     mode: Mode
-    deno: str
+    files: SandboxFiles
     bwrap: str
     lib_binds: tuple[str, ...]
     cgroups: CgroupParents | None
+    cpu_limit: float | None  # cores per tenant process (cgroup cpu quota), None: no quota
     uid: int | None  # drop to this uid (when the supervisor is root)
-    workdir: Path  # where the sockets are created
+    workdir: Path  # where the sockets and the import map are created
+
+    @property
+    def deno(self) -> str:
+        return self.files.deno
+
+    @property
+    def import_map(self) -> Path:
+        return self.workdir / "imports.json"
 
 
 def run_as(uid: int | None) -> dict[str, Any]:
@@ -46,27 +57,65 @@ def run_as(uid: int | None) -> dict[str, Any]:
     return {"user": uid, "group": uid, "extra_groups": []}
 
 
-async def prepare(mode: Mode, deno: str | None, bwrap: str) -> LaunchConfig:
+async def prepare(
+    mode: Mode, deno: str | None, bwrap: str, cpu_limit: float | None = 1.0
+) -> LaunchConfig:
     """Check the host (and, isolated, that bubblewrap really starts Deno); make the workdir."""
     deno_bin = await asyncio.to_thread(find_deno, deno)
     await asyncio.to_thread(_check_files, mode, bwrap)
     uid = SANDBOX_UID if os.geteuid() == 0 else None
+    files = await asyncio.to_thread(sandbox_files, deno_bin, uid)
     lib_binds: tuple[str, ...] = ()
     if mode == "isolated":
-        lib_binds = tuple(await asyncio.to_thread(library_binds, deno_bin))
-        await _probe(bwrap, deno_bin, lib_binds, uid)
+        lib_binds = tuple(await asyncio.to_thread(library_binds, files.deno))
+        if uid is not None:
+            await asyncio.to_thread(_check_libraries, lib_binds, uid)
+        await _probe(bwrap, files.deno, lib_binds, uid)
     cgroups = await asyncio.to_thread(CgroupParents.detect)
-    workdir = Path(tempfile.mkdtemp(prefix="voicefn-js-"))
-    os.chmod(workdir, 0o711)
+    workdir = await asyncio.to_thread(_make_workdir, uid)
     return LaunchConfig(
         mode=mode,
-        deno=deno_bin,
+        files=files,
         bwrap=bwrap,
         lib_binds=lib_binds,
         cgroups=cgroups,
+        cpu_limit=cpu_limit,
         uid=uid,
         workdir=workdir,
     )
+
+
+def _make_workdir(uid: int | None) -> Path:
+    """A fresh directory for the sockets and the import map that the sandbox uid can enter."""
+    parents: list[str | None] = [None]
+    if uid is not None:
+        parents.append("/tmp")
+    for parent in parents:
+        workdir = Path(tempfile.mkdtemp(prefix="voicefn-js-", dir=parent))
+        os.chmod(workdir, 0o711)
+        if uid is None or reachable_by_others(workdir, enter_only=True) is None:
+            break
+        workdir.rmdir()
+    else:
+        raise unavailable(
+            f"the sandbox uid {uid} cannot enter the temporary directory {workdir.parent}; "
+            "set TMPDIR to a directory every user may enter (e.g. /tmp)."
+        )
+    imports = workdir / "imports.json"
+    imports.write_text(import_map_json())
+    os.chmod(imports, 0o644)
+    return workdir
+
+
+def _check_libraries(lib_binds: tuple[str, ...], uid: int) -> None:
+    for i, arg in enumerate(lib_binds):
+        if arg == "--ro-bind" and i + 1 < len(lib_binds):
+            blocked = reachable_by_others(Path(lib_binds[i + 1]))
+            if blocked is not None:
+                raise unavailable(
+                    f"the sandbox uid {uid} cannot read {blocked}, a shared library Deno needs; "
+                    "make it (and the folders on the way) world-readable."
+                )
 
 
 def _check_files(mode: Mode, bwrap: str) -> None:
@@ -104,8 +153,8 @@ async def _probe(bwrap: str, deno: str, lib_binds: tuple[str, ...], uid: int | N
             "bubblewrap could not start Deno in new namespaces "
             f"({message or f'exit status {proc.returncode}'}). Unprivileged user namespaces "
             "must be enabled (sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu "
-            "kernel.apparmor_restrict_unprivileged_userns=0), and the Deno binary and this "
-            f"package must be readable by uid {uid if uid is not None else os.getuid()}."
+            f"kernel.apparmor_restrict_unprivileged_userns=0), and {deno} must be readable "
+            f"by uid {uid if uid is not None else os.getuid()}."
         )
 
 
@@ -141,7 +190,7 @@ def _bwrap_options(bwrap: str, deno: str, lib_binds: tuple[str, ...]) -> list[st
 
 
 def _deno_argv(
-    deno: str, host: str, worker: str, vendor: str, sock: str, memory_mb: int
+    deno: str, host: str, worker: str, vendor: str, sock: str, imports: str, memory_mb: int
 ) -> list[str]:
     """``deno run host.js``: no remote code, and only the socket and the scripts allowed."""
     return [
@@ -156,6 +205,7 @@ def _deno_argv(
         "--no-code-cache",
         "--no-check",
         "--unstable-worker-options",
+        f"--import-map={imports}",
         f"--allow-read={worker},{vendor},{sock}",
         f"--allow-write={sock}",
         f"--allow-net=unix:{sock}",
@@ -181,19 +231,23 @@ def tenant_argv(
             "/sandbox/worker.js",
             "/sandbox/vendor",
             sock,
+            "/sandbox/imports.json",
             memory_mb,
         )
         argv = [
             *_bwrap_options(cfg.bwrap, cfg.deno, cfg.lib_binds),
             "--ro-bind",
-            str(HOST_JS),
+            cfg.files.host_js,
             "/sandbox/host.js",
             "--ro-bind",
-            str(WORKER_JS),
+            cfg.files.worker_js,
             "/sandbox/worker.js",
             "--ro-bind",
-            str(VENDOR_DIR),
+            cfg.files.vendor,
             "/sandbox/vendor",
+            "--ro-bind",
+            str(cfg.import_map),
+            "/sandbox/imports.json",
             "--ro-bind",
             str(socket_path),
             sock,
@@ -210,8 +264,16 @@ def tenant_argv(
         ]
     else:
         argv = _deno_argv(
-            cfg.deno, str(HOST_JS), str(WORKER_JS), str(VENDOR_DIR), str(socket_path), memory_mb
+            cfg.deno,
+            cfg.files.host_js,
+            cfg.files.worker_js,
+            cfg.files.vendor,
+            str(socket_path),
+            str(cfg.import_map),
+            memory_mb,
         )
+    if (cfg.cgroups is None or cfg.cgroups.cpu is None) and os.access(NICE, os.X_OK):
+        argv = [NICE, "-n", str(NICENESS), *argv]
     # Join the cgroups before exec, so every descendant is inside from the start; no core
     # dumps (a V8 OOM aborts), no file writes, bounded descriptors.
     return [

@@ -1,8 +1,14 @@
 """One tenant's Deno process: spawn it, run its jobs one at a time, learn why it died, kill it.
 
-The process gets its own cgroup v1 memory/pids limit where the supervisor may create one, else
-an RSS watchdog. The supervisor listens for its host on a fresh Unix socket, unlinked once the
-host connected; stderr is kept as a bounded tail (not the protocol: Workers can write to it).
+The process gets its own cgroup v1 memory/pids/cpu limits where the supervisor may create them,
+else an RSS watchdog (and ``nice``). The supervisor listens for its host on a fresh Unix socket,
+unlinked once the host connected; stderr is kept as a bounded tail for diagnosis only (never a
+source of verdicts on its own: Workers can write to it).
+
+A job's work must end with the job: the Worker is terminated, but native work it started (a
+WebCrypto/``node:crypto`` key derivation in Deno's thread pool, say) goes on. So after each job
+the supervisor watches the process's CPU time while it is idle (:meth:`TenantProcess.watch_idle`)
+and recycles the process (kills it; the supervisor starts a fresh one) when it keeps working.
 """
 
 from __future__ import annotations
@@ -16,12 +22,14 @@ import secrets
 import signal
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._host import Cgroup, tree_rss_bytes
+from ._host import Cgroup, tree_cpu_seconds, tree_rss_bytes
 from ._job import Job
 from ._launch import TENANT_ENV, LaunchConfig, run_as, tenant_argv
+from ._modules import unknown_builtins
 from ._protocol import Eof, ProtocolError, clean_text, encode_frame, ms, read_frame
 from .api import Egress, ErrorKind, Limits, Outcome
 
@@ -35,6 +43,14 @@ HEAP_OVERHEAD_MB = 192  # cgroup limit = memory_mb (a job's V8 heap) + the host,
 PIDS_MAX = 256
 WATCHDOG_INTERVAL_S = 0.05
 MAX_READY_FRAME = 1 << 20
+# After a job: the host terminates the Worker and warms the next one (~0.1 s of CPU). More than
+# IDLE_CPU_BUDGET_S + IDLE_CPU_RATE x (seconds since the job ended) is work the job left behind.
+IDLE_CPU_BUDGET_S = 0.6
+IDLE_CPU_RATE = 0.3
+IDLE_POLL_S = 0.2
+IDLE_QUIET_POLLS = 5  # this many polls with (almost) no CPU: the process is idle, stop watching
+# V8's fatal errors (heap OOM) end the process with SIGTRAP (bwrap reports 128 + 5) or SIGABRT
+_FATAL_STATUSES = frozenset({133, 134, -5, -6})
 
 
 class TenantProcess:
@@ -58,6 +74,10 @@ class TenantProcess:
         self.socket_path: Path | None = None
         self.next_job = 0
         self.cold_start_ms: float | None = None
+        self.recycled = 0  # times the process was killed for work left behind by a job
+        self.on_recycled: Callable[[TenantProcess], None] | None = None
+        self.idle_task: asyncio.Task[None] | None = None
+        self.idle_since: tuple[float, float] | None = None  # (monotonic, CPU s) at a job's end
 
     @property
     def alive(self) -> bool:
@@ -82,7 +102,9 @@ class TenantProcess:
             os.chmod(self.socket_path, 0o600)
             procs_files: list[str] = []
             if cfg.cgroups is not None:
-                self.cgroup = cfg.cgroups.create(self.memory_limit, PIDS_MAX, cfg.uid)
+                self.cgroup = cfg.cgroups.create(
+                    self.memory_limit, PIDS_MAX, cfg.cpu_limit, cfg.uid
+                )
                 self.oom_base = max(0, self.cgroup.oom_kills())
                 procs_files = self.cgroup.procs_files
             self.proc = await asyncio.create_subprocess_exec(
@@ -108,6 +130,14 @@ class TenantProcess:
             if frame.get("t") != "ready":
                 raise RuntimeError(
                     f"the Deno process failed: {clean_text(frame.get('detail'), 300)}"
+                )
+            builtins = frame.get("builtins")
+            unknown = unknown_builtins(builtins) if isinstance(builtins, list) else ["?"]
+            if unknown:
+                raise RuntimeError(
+                    "this Deno has Node built-in modules the sandbox neither allows nor blocks "
+                    f"({clean_text(', '.join(unknown), 300)}); update voicefn or use the Deno "
+                    "version it was released with"
                 )
         except (OSError, RuntimeError, TimeoutError, Eof, ProtocolError) as exc:
             await self.kill()
@@ -157,11 +187,26 @@ class TenantProcess:
     async def run(
         self, code: str, entrypoint: str, data_json: str, limits: Limits, egress: Egress
     ) -> Outcome:
-        """Run one job in a fresh Worker; kill the process if it breaks the protocol or hangs."""
+        """Run one job in a fresh Worker; kill the process if it breaks the protocol or hangs.
+
+        Never raises for anything the process sends (or fails to send)."""
         self.next_job += 1
         job = Job(self.next_job, limits, egress, self.send)
         self.send(job.run_frame(code, entrypoint, data_json))
         backstop = job.deadline + BACKSTOP_GRACE_S
+        try:
+            return await self._run(job, backstop)
+        except Exception as exc:  # a bug on this side must not become the caller's exception
+            log.exception("JavaScript sandbox job failed in the supervisor")
+            await self.kill()
+            return job.outcome("crashed", f"the sandbox supervisor failed ({type(exc).__name__})")
+        finally:
+            await job.cancel_tasks()
+            if self.alive:
+                self._watch_idle()
+
+    async def _run(self, job: Job, backstop: float) -> Outcome:
+        limits = job.limits
         try:
             while True:
                 remaining = backstop - time.monotonic()
@@ -184,8 +229,6 @@ class TenantProcess:
             return job.outcome("crashed", f"protocol violation: {exc}")
         except Eof:
             return job.outcome(*await self._death())
-        finally:
-            await job.cancel_tasks()
 
     async def _death(self) -> tuple[ErrorKind, str, str | None]:
         """Why the process died (it closed the socket)."""
@@ -200,15 +243,78 @@ class TenantProcess:
         if oom_killed or self.watchdog_fired:
             layer = "cgroup-memory" if oom_killed else "rss-watchdog"
             return "memory", f"the function used too much memory (limit {limit})", layer
-        if re.search(r"out of memory|heap limit", stderr, re.IGNORECASE):
-            return "memory", f"the function used more than its {limit} heap", "v8-heap"
         code = proc.returncode if proc is not None else None
+        # The stderr text alone could be the function's (Workers can write to stderr): only a
+        # process that V8 ended with a fatal signal counts as a heap overflow.
+        if code in _FATAL_STATUSES and re.search(
+            r"Fatal JavaScript out of memory|Reached heap limit", stderr
+        ):
+            return "memory", f"the function used more than its {limit} heap", "v8-heap"
         return "crashed", f"the sandbox process exited unexpectedly (status {code})", None
+
+    # -- work left behind by a job --------------------------------------------------------
+
+    def _cpu_seconds(self) -> float:
+        proc = self.proc
+        return tree_cpu_seconds(proc.pid) if proc is not None else 0.0
+
+    def _watch_idle(self) -> None:
+        """Start watching the process's CPU time until the next job (or until it is idle)."""
+        self.idle_since = (time.monotonic(), self._cpu_seconds())
+        if self.idle_task is None or self.idle_task.done():
+            self.idle_task = asyncio.ensure_future(self._idle_watch())
+
+    def left_work_behind(self) -> bool:
+        """True when the process used more CPU since its last job ended than the host's own
+        post-job work can explain (a job's native work goes on)."""
+        if self.idle_since is None or not self.alive:
+            return False
+        since, cpu0 = self.idle_since
+        used = self._cpu_seconds() - cpu0
+        return used > IDLE_CPU_BUDGET_S + IDLE_CPU_RATE * (time.monotonic() - since)
+
+    async def recycle_if_busy(self) -> bool:
+        """Before a job (under the lock): kill the process if the last job left work behind."""
+        if not self.left_work_behind():
+            return False
+        await self._recycle()
+        return True
+
+    async def _recycle(self) -> None:
+        since = self.idle_since
+        used = self._cpu_seconds() - since[1] if since else 0.0
+        self.recycled += 1
+        log.warning(
+            "JavaScript sandbox process of tenant %r kept working after its job "
+            "(%.2f s CPU since the job ended): recycled (layer cpu-after-job)",
+            self.tenant,
+            used,
+        )
+        await self.kill()
+        if self.on_recycled is not None:
+            self.on_recycled(self)
+
+    async def _idle_watch(self) -> None:
+        quiet = 0
+        last = self.idle_since[1] if self.idle_since else 0.0
+        while self.alive and quiet < IDLE_QUIET_POLLS:
+            await asyncio.sleep(IDLE_POLL_S)
+            if self.lock.locked() or self.idle_since is None:
+                return  # a job runs: it checks (recycle_if_busy) and watches again after
+            if self.left_work_behind():
+                async with self.lock:
+                    if self.alive and self.left_work_behind():
+                        await self._recycle()
+                return
+            now = self._cpu_seconds()
+            quiet = quiet + 1 if now - last < 0.02 else 0
+            last = now
 
     # -- killing -------------------------------------------------------------------------
 
     async def kill(self) -> None:
         """Kill the process tree and release everything it held. Idempotent."""
+        self.idle_since = None
         proc = self.proc
         if proc is not None and proc.returncode is None:
             # Not proc.kill(): Popen.send_signal() polls first, which can reap the child behind

@@ -5,6 +5,7 @@
 // thing it may reach: `--allow-net=unix:<socket>`), keeps one pre-warmed Worker ready
 // (`deno.permissions: "none"`), runs each job in a fresh Worker, forwards the job's fetch()
 // calls and console output, and terminates the Worker when the job ends or at its deadline.
+// The supervisor decides every verdict (stopped_by) itself; `layer` here is only a hint.
 //
 // Frames on the socket, both ways: 4-byte big-endian length, then UTF-8 JSON.
 "use strict";
@@ -132,6 +133,7 @@ function clip(text, n) {
 function layerOf(detail) {
   if (/NotCapable|PermissionDenied|Requires \w+ access/.test(detail)) return "deno-permissions";
   if (/--no-remote|--no-npm|remote specifier|npm specifier|jsr specifier/.test(detail)) return "deno-no-remote";
+  if (/is blocked in the voicefn sandbox/.test(detail)) return "blocked-module";
   return undefined;
 }
 
@@ -211,10 +213,8 @@ function onWorkerMessage(slot, m) {
   if (!job || job.finished) return;
   if (m.t === "log") {
     job.logs += 1;
-    if (job.logs > job.maxLogs) {
-      if (job.logs === job.maxLogs + 1) send({ t: "log", id: job.id, level: "warn", message: "[sandbox] further log lines dropped" });
-      return;
-    }
+    // One line over the limit tells the supervisor that lines were dropped (it says so itself).
+    if (job.logs > job.maxLogs + 1) return;
     const level = LEVELS.has(m.level) ? m.level : "log";
     const message = typeof m.message === "string" ? clip(m.message, MAX_LOG_MESSAGE) : "";
     send({ t: "log", id: job.id, level, message });
@@ -287,7 +287,15 @@ try {
   await send({ t: "fatal", detail: clip(String(err?.message ?? err), 600) });
   Deno.exit(71);
 }
-await send({ t: "ready" });
+// The supervisor checks that its import map blocks every Node built-in this Deno has but the
+// allowed ones (process.getBuiltinModule bypasses the import map; the host may use it).
+let builtins = [];
+try {
+  builtins = process.getBuiltinModule("node:module").builtinModules;
+} catch (err) {
+  builtins = ["(unknown: " + String(err?.message ?? err) + ")"];
+}
+await send({ t: "ready", builtins });
 try {
   for await (const msg of frames()) onSupervisorMessage(msg);
 } catch {

@@ -32,9 +32,12 @@ log = logging.getLogger("voicefn.sandbox.javascript")
 MAX_CODE_CHARS = 512 * 1024
 MAX_DATA_BYTES = 8 << 20
 WEAK_NOTE = (
-    "WEAKLY isolated (mode='unsafe-process'): Deno ran without bubblewrap namespaces; only "
-    "Worker permissions, Deno's own flags and the memory limit stood between the function "
-    "and the host."
+    "WEAKLY isolated (mode='unsafe-process'): Deno runs without bubblewrap namespaces, so there "
+    "is NO isolation between tenants: all tenants' processes run as the same uid in the same "
+    "namespaces, and code that gets past Deno's permissions (one V8 bug) can read another "
+    "tenant's live memory through /proc/<pid>/mem, kill its calls, and see the host's files and "
+    "network. Use it only for one trusted tenant (local development), never for a service "
+    "that runs more than one workspace."
 )
 
 _DEFAULT_LIMITS = Limits()
@@ -119,8 +122,16 @@ class JavaScriptSandbox:
         deno: str | None = None,
         bwrap: str = DEFAULT_BWRAP,
         max_processes: int = 32,
+        cpu_limit: float | None = 1.0,
     ) -> None:
         self.mode: Mode = check_mode(mode)
+        if cpu_limit is not None and (
+            isinstance(cpu_limit, bool)
+            or not isinstance(cpu_limit, int | float)
+            or not 0.01 <= cpu_limit <= 1024
+        ):
+            raise ValueError(f"cpu_limit must be a number of cores (0.01-1024), not {cpu_limit!r}")
+        self.cpu_limit = cpu_limit
         self._deno_arg = deno
         self._bwrap = bwrap
         self.max_processes = max(1, max_processes)
@@ -136,9 +147,16 @@ class JavaScriptSandbox:
     def memory_layer(self) -> str:
         """What enforces the memory limit of a tenant process: cgroup-memory or rss-watchdog
         (each on top of V8's per-isolate heap limit)."""
-        if self._config is not None and self._config.cgroups is not None:
-            return "cgroup-memory"
-        return "rss-watchdog"
+        cgroups = self._config.cgroups if self._config is not None else None
+        return "cgroup-memory" if cgroups is not None and cgroups.memory else "rss-watchdog"
+
+    @property
+    def cpu_layer(self) -> str:
+        """What bounds a tenant process's CPU: cgroup-cpu (a CFS quota of ``cpu_limit`` cores
+        and equal shares per tenant) or nice (without a writable cpu cgroup). Either way, a
+        process that keeps working after its job is recycled (cpu-after-job)."""
+        cgroups = self._config.cgroups if self._config is not None else None
+        return "cgroup-cpu" if cgroups is not None and cgroups.cpu else "nice"
 
     async def __aenter__(self) -> JavaScriptSandbox:
         await self.start()
@@ -154,10 +172,21 @@ class JavaScriptSandbox:
                 return
             if self._closed:
                 raise RuntimeError("the sandbox is closed")
-            self._config = await prepare(self.mode, self._deno_arg, self._bwrap)
+            self._config = await prepare(self.mode, self._deno_arg, self._bwrap, self.cpu_limit)
             if self.mode != "isolated":
                 log.warning("JavaScript sandbox runs %s", WEAK_NOTE)
-            if self._config.cgroups is None:
+            if self._config.files.staged is not None:
+                log.info(
+                    "the sandbox uid cannot read voicefn's install; using the verified copy in %s",
+                    self._config.files.staged,
+                )
+            if self.cpu_layer != "cgroup-cpu":
+                log.info(
+                    "no writable cgroup v1 cpu controller; tenant processes run with nice %d "
+                    "and are recycled when they keep working after a job",
+                    10,
+                )
+            if self.memory_layer != "cgroup-memory":
                 log.info(
                     "no writable cgroup v1 memory controller; memory is limited by V8's heap "
                     "limit and an RSS watchdog"
@@ -212,6 +241,7 @@ class JavaScriptSandbox:
         process = await self._process(tenant, limits.memory_mb)
         async with process.lock:
             outcome: Outcome | None = None
+            await process.recycle_if_busy()  # the last job's work must not run into this one
             if not process.alive:
                 try:
                     await process.spawn()
@@ -246,6 +276,7 @@ class JavaScriptSandbox:
             self._processes.move_to_end(key)
             return process
         process = TenantProcess(self._config, tenant, memory_mb)
+        process.on_recycled = self._respawn_later
         self._processes[key] = process
         while len(self._processes) > self.max_processes:
             victim_key = next(
