@@ -24,7 +24,11 @@ def run(title: str, *cmd: str) -> None:
 
 
 #: Debian packages the sandbox needs (see README, "Sandbox"). Installed when missing and root.
-DEBIAN_PACKAGES = {"bubblewrap": "/usr/bin/bwrap", "python3-seccomp": None}
+DEBIAN_PACKAGES = {
+    "bubblewrap": "/usr/bin/bwrap",
+    "python3-seccomp": None,
+    "chromium": "/usr/bin/chromium",  # the dashboard's browser tests (Playwright drives it)
+}
 
 
 def _missing_packages() -> list[str]:
