@@ -11,8 +11,10 @@ measured in the same test, with generous bounds: the machine is a busy 2-core bo
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import statistics
+import subprocess
 import time
 from typing import Any
 
@@ -333,3 +335,32 @@ async def test_bystander_is_not_slowed_by_work_left_behind__cgroup_cpu_and_recyc
     # they ran; held to one core and recycled within about a second, they barely show.
     assert during / baseline < 2.5, (baseline, during, after)
     assert after / baseline < 2.0, (baseline, during, after)
+
+
+# ----------------------------------------------------------------- the import map's coverage
+
+
+async def test_every_node_builtin_of_this_deno_is_allowed_or_blocked() -> None:
+
+    from voicefn.sandbox.javascript._host import find_deno
+    from voicefn.sandbox.javascript._modules import ALLOWED, unknown_builtins
+
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            find_deno(None),
+            "eval",
+            "console.log(JSON.stringify(process.getBuiltinModule('node:module').builtinModules))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "DENO_NO_UPDATE_CHECK": "1"},
+    )
+    builtins = json.loads(done.stdout)
+    assert "worker_threads" in builtins
+    assert unknown_builtins(builtins) == []
+    # and a built-in this list does not know would be refused at start
+    assert unknown_builtins([*builtins, "node:brand_new"]) == ["brand_new"]
+    assert "worker_threads" not in ALLOWED
