@@ -525,3 +525,13 @@ async def test_multipart_form_fields_are_sent_as_parts(server, ex):
     assert ['name="name"' in parts[0], 'name="tags"' in parts[2]] == [True, True]
     assert result.request is not None
     assert result.request.headers["Content-Type"] == content_type
+
+
+async def test_a_line_break_from_a_variable_cannot_split_the_request(server, ex):
+    fn = make(server, headers={"X-Customer": "{customer}"})
+    ctx = CallContext(call_sid="CA1", variables={"customer": "Ana\r\nX-Injected: 1"})
+    result = await ex.run(fn, {"order_id": "ORD-1"}, ctx)
+    assert not result.ok
+    assert result.data["reason"] == "template"
+    assert "line break" in result.data["detail"]
+    assert server.received == []
