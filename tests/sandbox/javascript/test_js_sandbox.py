@@ -326,7 +326,8 @@ async def test_missing_deno_raises_sandbox_unavailable() -> None:
     await sb.aclose()
 
 
-async def test_unsafe_process_mode_is_marked_weak(server) -> None:
+async def test_unsafe_process_mode_is_marked_weak(server, caplog) -> None:
+    caplog.set_level("WARNING", logger="voicefn.sandbox.javascript")
     async with JavaScriptSandbox(mode="unsafe-process") as sb:
         code = """async function main(d) {
           const r = await axios.get(d.url + "/echo");
@@ -339,6 +340,20 @@ async def test_unsafe_process_mode_is_marked_weak(server) -> None:
     assert outcome.value == {"status": 200, "read": "NotCapable"}
     assert outcome.isolation == "weak"
     assert outcome.weakly_isolated
+    # The start warning says plainly what the mode does not give (issue 7 section 6).
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelname == "WARNING")
+    assert "NO isolation between tenants" in warning
+    assert "/proc/<pid>/mem" in warning
+    assert "more than one workspace" in warning
+
+
+async def test_unavailable_error_warns_about_unsafe_process() -> None:
+    sb = JavaScriptSandbox(bwrap="/nonexistent/bwrap")
+    with pytest.raises(SandboxUnavailable) as info:
+        await sb.start()
+    await sb.aclose()
+    assert "NO isolation between tenants" in str(info.value)
+    assert "/nonexistent/bwrap" in str(info.value)
 
 
 async def test_http_record_drops_credentials(sandbox: JavaScriptSandbox) -> None:

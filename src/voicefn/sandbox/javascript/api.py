@@ -14,8 +14,10 @@ from ..common import Egress, ErrorKind, Mode, Outcome, SandboxUnavailable
 __all__ = ["Egress", "ErrorKind", "Limits", "Mode", "Outcome", "SandboxUnavailable", "unavailable"]
 
 _UNSAFE_HINT = (
-    'Or pass mode="unsafe-process" to JavaScriptSandbox to run Deno without namespaces '
-    "(an explicit, weaker choice: Worker permissions only, and every Outcome says so)."
+    'mode="unsafe-process" runs Deno without namespaces, but it gives NO isolation between '
+    "tenants (one tenant's code that gets past Deno's permissions can read another tenant's "
+    "live memory through /proc/<pid>/mem and kill its calls): use it only for one trusted "
+    "tenant, never for a service with more than one workspace."
 )
 
 
