@@ -13,9 +13,10 @@ same POST (JSON body, Authorization header), read the whole body and parse the J
   baseline every ratio is taken against);
 * httpx: a bare pooled ``httpx.AsyncClient`` (the engine's client stack before this benchmark
   chose aiohttp);
-* bolna: Bolna 0.11.9's way of running a tool's API call, rebuilt here from its description: a new
-  ``aiohttp.ClientSession`` per call (so a new connection each time), ``json=`` body, text read
-  and parsed.
+* bolna: the per-call work of Bolna 0.11.9's tool execution (``trigger_api``), rebuilt from its
+  source: URL vetting with a ``getaddrinfo`` per call, the body %-formatted from its template, a
+  new ``aiohttp.ClientSession`` per call (so a new connection each time), ``json=`` body, text
+  read and parsed (its log lines skipped, its SSRF guard accepting loopback).
 
 They are measured interleaved after a warm-up: at concurrency 1 in small alternating batches, at
 concurrency 100 in alternating rounds whose order rotates, so drift affects all alike. Every
@@ -30,8 +31,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import json
 import platform
+import socket
 import statistics
 import sys
 import time
@@ -39,6 +42,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -129,21 +133,36 @@ def aiohttp_call(session: aiohttp.ClientSession, port: int, failures: FailureLog
     return call
 
 
+BOLNA_PARAM = '{"order_id": "%(order_id)s"}'  # Bolna's legacy %-template for the body
+
+
 def bolna_call(port: int, failures: FailureLog) -> Call:
-    """A new session per call, as Bolna 0.11.9's tool execution does."""
+    """The per-call work of Bolna 0.11.9's ``trigger_api``, rebuilt from its source (read, not
+    copied): vet the URL (split it, resolve the host with ``getaddrinfo`` in the loop's
+    executor, check each address), build the body by %-formatting the param template and
+    parsing it back, open a new ``aiohttp.ClientSession`` (so a new connection), POST ``json=``
+    with allow_redirects=False, read the text. Its SSRF guard would refuse 127.0.0.1; here the
+    loopback address is accepted, as an allow-listed host would be. Its log lines are skipped."""
     url = f"http://127.0.0.1:{port}/orders"
     headers = {"Authorization": TOKEN, "Content-Type": "application/json"}
 
     async def call() -> bool:
-        arguments = json.loads(ARGUMENTS)
+        kwargs = json.loads(ARGUMENTS)
         try:
+            parts = urlsplit(url)
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                parts.hostname, parts.port, type=socket.SOCK_STREAM
+            )
+            if not all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos):
+                raise RuntimeError("unexpected address")
+            payload = json.loads(BOLNA_PARAM % kwargs)
             async with (
-                aiohttp.ClientSession() as session,
-                session.post(url, json={"order_id": arguments["order_id"]}, headers=headers) as r,
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+                session.post(url, json=payload, headers=headers, allow_redirects=False) as r,
             ):
                 data = json.loads(await r.text())
                 status = r.status
-        except (aiohttp.ClientError, OSError, ValueError) as exc:
+        except (aiohttp.ClientError, OSError, ValueError, RuntimeError) as exc:
             failures[f"{type(exc).__name__}: {exc}"[:200]] += 1
             return False
         if status != 200:
