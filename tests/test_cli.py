@@ -246,12 +246,19 @@ def test_from_curl_to_bolna_by_default_and_other_dialects():
 
 
 def test_from_curl_names_unsupported_flags_and_rejects_garbage():
-    res = runner.invoke(app, ["from-curl", "curl -k -F file=@a.png https://api.example.com/upload"])
+    res = runner.invoke(app, ["from-curl", "curl -k -F caption=hi https://api.example.com/upload"])
+    assert res.exit_code == 0, res.output
     assert "-k" in res.stderr
-    assert "-F" in res.stderr or "--form" in res.stderr
+    assert json.loads(res.stdout)["value"]["method"] == "POST"
+    upload = runner.invoke(app, ["from-curl", "curl -F file=@a.png https://api.example.com/upload"])
+    assert upload.exit_code == 1
+    assert "file" in upload.stderr
     bad = runner.invoke(app, ["from-curl", "not a curl command"])
     assert bad.exit_code == 1
     assert "error" in bad.stderr
+    as_json = runner.invoke(app, ["from-curl", "not a curl command", "--json"])
+    assert as_json.exit_code == 1
+    assert json.loads(as_json.stdout)["error"] == "invalid_curl"
 
 
 def test_interactive_call_reads_the_callers_lines_from_the_terminal(tmp_path):

@@ -809,9 +809,13 @@ def test_cli_validate_exit_codes_and_json(tmp_path: Any) -> None:
     entries = json.loads(failed.stdout)
     assert [e["valid"] for e in entries] == [True, False]
     assert sum(p["severity"] == "error" for p in entries[1]["problems"]) == 9
-    declared = runner.invoke(app, ["validate", "--json", "--var", "customer_name", str(bad)])
+    declared = runner.invoke(app, ["validate", "--json", "--var", "customer_name=x", str(bad)])
     paths = {p["path"] for p in json.loads(declared.stdout)[0]["problems"]}
     assert "$.value.param.who" not in paths
+    bare = runner.invoke(app, ["validate", "--json", "--var", "customer_name", str(bad)])
+    assert bare.exit_code == 2  # one meaning of --var everywhere: key=value
+    assert json.loads(bare.stdout)["error"] == "usage"
+    assert "key=value" in json.loads(bare.stdout)["message"]
 
 
 @pytest.mark.parametrize("timeout", [0, -1, 120_001])

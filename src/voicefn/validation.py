@@ -8,6 +8,7 @@ function that turns a canonical path into the path of the user's own file, so a 
 from __future__ import annotations
 
 import difflib
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -15,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import httpx
-from jsonschema import Draft202012Validator
 from pydantic import ValidationError
 
 from .context import SYSTEM_VARIABLES
@@ -37,7 +37,83 @@ Severity = Literal["error", "warning"]
 
 _NAME_RE = re.compile(NAME_PATTERN)
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_META = Draft202012Validator(Draft202012Validator.META_SCHEMA)
+#: The description ``voicefn from-curl`` writes until a person says when to call the function.
+FROM_CURL_TODO = "TODO: say when the agent should call this"
+
+
+def _is_str(v: Any) -> bool:
+    return isinstance(v, str)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+_SIMPLE_TYPES = frozenset({*PARAMETER_TYPES, "null"})
+#: Keywords whose values this module can vouch for without the meta-schema; anything else (or a
+#: value of an unexpected shape) goes through jsonschema, which says exactly what is wrong.
+_PLAIN: dict[str, Callable[[Any], bool]] = {
+    "type": lambda v: (
+        (isinstance(v, str) and v in _SIMPLE_TYPES)
+        or (
+            isinstance(v, list)
+            and all(isinstance(t, str) and t in _SIMPLE_TYPES for t in v)
+            and len(set(v)) == len(v)
+        )
+    ),
+    "description": _is_str,
+    "title": _is_str,
+    "format": _is_str,
+    "pattern": _is_str,
+    "default": lambda v: True,
+    "enum": lambda v: isinstance(v, list),
+    "const": lambda v: True,
+    "examples": lambda v: isinstance(v, list),
+    "required": lambda v: (
+        isinstance(v, list) and all(isinstance(x, str) for x in v) and len(set(v)) == len(v)
+    ),
+    "minimum": _is_number,
+    "maximum": _is_number,
+    "exclusiveMinimum": _is_number,
+    "exclusiveMaximum": _is_number,
+    "minLength": _is_count,
+    "maxLength": _is_count,
+    "minItems": _is_count,
+    "maxItems": _is_count,
+    "uniqueItems": lambda v: isinstance(v, bool),
+}
+
+
+def _plainly_valid(schema: Any, depth: int = 0) -> bool:
+    """True only when ``schema`` is certainly valid JSON Schema (the common shapes); False means
+    "ask jsonschema", which is slower to import (this keeps ``voicefn validate`` quick)."""
+    if isinstance(schema, bool):
+        return True
+    if not isinstance(schema, dict) or depth > 8:
+        return False
+    for key, value in schema.items():
+        if key in ("properties", "$defs"):
+            if not isinstance(value, dict) or not all(
+                _plainly_valid(v, depth + 1) for v in value.values()
+            ):
+                return False
+        elif key in ("items", "additionalProperties"):
+            if not _plainly_valid(value, depth + 1):
+                return False
+        elif key not in _PLAIN or not _PLAIN[key](value):
+            return False
+    return True
+
+
+@functools.cache
+def _meta_validator() -> Any:
+    from jsonschema import Draft202012Validator  # only validation pays for it
+
+    return Draft202012Validator(Draft202012Validator.META_SCHEMA)
 
 
 def json_path(path: Iterable[str | int]) -> str:
@@ -208,7 +284,45 @@ def _from_pydantic(loc: Path, err: Any, locate: Locate) -> Problem:
         return Problem(path, f"unknown field {key!r}", fix, None)
     if isinstance(found, dict | list) and len(json.dumps(found, default=str)) > 200:
         found = None
-    return Problem(path, err["msg"].rstrip("."), "give a value of the expected type", found)
+    return Problem(
+        path, err["msg"].rstrip("."), value_fix(kind, err.get("ctx") or {}, found), found
+    )
+
+
+#: What YAML 1.1 reads as a boolean when it is not quoted.
+_YAML_BOOLEANS = "yes, no, on, off, y, n, true, false"
+
+
+def value_fix(kind: str, ctx: dict[str, Any], found: Any) -> str:
+    """The fix line for a value pydantic refused, fitted to why it was refused."""
+    bounds = {
+        "greater_than": ("greater than", "gt"),
+        "greater_than_equal": ("at least", "ge"),
+        "less_than": ("less than", "lt"),
+        "less_than_equal": ("at most", "le"),
+    }
+    if kind in bounds:
+        words, key = bounds[kind]
+        limit = ctx.get(key)
+        return f"use a number {words} {limit}" if limit is not None else "use a number in range"
+    if kind == "string_type" and isinstance(found, bool):
+        return (
+            f'write it as text; in YAML quote it ("{"yes" if found else "no"}"): '
+            f"unquoted {_YAML_BOOLEANS} are read as true/false"
+        )
+    if kind == "string_type" and isinstance(found, int | float):
+        return f'write it as text; in YAML quote it ("{found}")'
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return "use a whole number, e.g. 5000"
+    if kind in ("float_type", "float_parsing"):
+        return "use a number, e.g. 0.5"
+    if kind in ("bool_type", "bool_parsing"):
+        return "use true or false"
+    if kind in ("dict_type", "model_type"):
+        return "use an object (key: value pairs)"
+    if kind == "list_type":
+        return "use a list, e.g. [a, b] (or one '- item' per line in YAML)"
+    return "give a value of the expected type"
 
 
 # ------------------------------------------------------------------------------------ rules
@@ -234,6 +348,14 @@ def _check_semantics(data: dict[str, Any], out: _Collector, variables: set[str])
             "in-call functions need a description: it is how the LLM knows when to call them",
             "say when to call it, with synonyms, e.g. 'Use when the caller asks where their order is'",
             description,
+        )
+    if isinstance(description, str) and FROM_CURL_TODO in description:
+        out.add(
+            ("description",),
+            "the description is still the TODO that from-curl wrote",
+            "say when the agent should call it, e.g. 'Use when the caller asks where their order is'",
+            description,
+            "warning",
         )
     params = data.get("parameters", {"type": "object", "properties": {}})
     properties = _check_parameters(params, out)
@@ -297,7 +419,7 @@ def _check_parameters(params: Any, out: _Collector) -> dict[str, Any]:
                 severity="warning",
             )
     reported = {p.path for p in out.problems}
-    for err in _META.iter_errors(params):
+    for err in () if _plainly_valid(params) else _meta_validator().iter_errors(params):
         path = ("parameters", *err.absolute_path)
         if json_path(out.locate(path)) not in reported:
             out.add(path, f"not valid JSON Schema: {err.message}", "correct the schema keyword")
@@ -336,6 +458,16 @@ def _check_filler(filler: Any, out: _Collector) -> None:
                     "write the line in that language or remove the entry",
                     line,
                 )
+
+
+def check_url(url: Any, path: Path, what: str) -> list[Problem]:
+    """The problems of an absolute http(s) URL setting (``what`` names it in messages)."""
+    out = _Collector(_identity)
+    if not isinstance(url, str):
+        out.add(path, f"{what} must be a URL string", "write e.g. https://api.example.com/v1", url)
+    else:
+        _check_url(url, path, out, what)
+    return out.problems
 
 
 def _check_url(url: Any, path: Path, out: _Collector, what: str) -> httpx.URL | None:

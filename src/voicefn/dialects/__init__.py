@@ -13,11 +13,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
-
 from ..context import CallContext
 from ..spec import Function
-from ..validation import FunctionValidationError, Problem, validate_document
+from ..validation import FunctionValidationError, Problem, did_you_mean, validate_document
 from . import bolna, call2me, callkaro, code, llm, native
 
 LOADABLE: dict[str, ModuleType] = {
@@ -111,25 +109,102 @@ def validate(
     return Report(name, function, problems, source)
 
 
-def read_documents(path: str | Path) -> list[Any]:
-    """The function documents in a JSON or YAML file: one object, or a list of them."""
+def read_file(path: str | Path) -> Any:
+    """The parsed content of a JSON or YAML file (source code: its marker document).
+
+    Raises :class:`FunctionValidationError` (labelled with the path) for an empty file or a
+    syntax error, saying where it is; :class:`OSError` when the file cannot be read.
+    """
     p = Path(path)
     text = p.read_text(encoding="utf-8")
-    if p.suffix.lower() in code.SUFFIXES:
-        return [code.source_document(text, code.SUFFIXES[p.suffix.lower()])]
+    suffix = p.suffix.lower()
+    if suffix in code.SUFFIXES:
+        if not text.strip():
+            raise FunctionValidationError([_empty(p)], str(p))
+        return code.source_document(text, code.SUFFIXES[suffix])
+    if not text.strip():
+        raise FunctionValidationError([_empty(p)], str(p))
+    if suffix in (".yaml", ".yml"):
+        return _parse_yaml(text, p)
     try:
-        data = yaml.safe_load(text) if p.suffix.lower() in (".yaml", ".yml") else json.loads(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
         raise FunctionValidationError(
             [
                 Problem(
                     "$",
-                    f"not valid {'YAML' if p.suffix in ('.yaml', '.yml') else 'JSON'}: {exc}",
-                    "fix the syntax",
+                    f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                    _json_fix(text, exc),
                 )
             ],
             str(p),
         ) from None
+
+
+def _empty(p: Path) -> Problem:
+    return Problem("$", "the file is empty", f"write the definition into {p.name}")
+
+
+def _json_fix(text: str, exc: json.JSONDecodeError) -> str:
+    line = text.splitlines()[exc.lineno - 1] if text.splitlines() else ""
+    if exc.msg.startswith("Expecting property name") and "'" in line:
+        return "JSON needs double quotes around keys and strings"
+    if exc.msg.startswith("Expecting property name") or exc.msg == "Illegal trailing comma":
+        return "remove the comma before the closing bracket (JSON allows no trailing comma)"
+    shown = line.strip()
+    shown = shown if len(shown) <= 80 else shown[:77] + "..."
+    return f"correct line {exc.lineno}: {shown!r}" if shown else "correct the syntax"
+
+
+def _parse_yaml(text: str, p: Path) -> Any:
+    import yaml  # only YAML files pay for it
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = str(getattr(exc, "problem", None) or exc).strip()
+        if "'\\t'" in problem:  # yaml says: found character '\\t' ...
+            message = f"a tab character{where}: YAML indents with spaces only"
+            fix = "replace the tab with spaces"
+        else:
+            message = f"not valid YAML{where}: {problem}"
+            fix = "correct the syntax there (quote a value that holds ': ' or starts with { [ * & ! | >)"
+        raise FunctionValidationError([Problem("$", message, fix)], str(p)) from None
+
+
+#: Keys only an agent file has: a document with one of them (and no function dialect) is an agent.
+_AGENT_ONLY = frozenset({"system_prompt", "welcome_message", "functions", "llm", "variables"})
+
+
+def is_agent_document(data: Any) -> bool:
+    """True for a parsed agent file (as opposed to one function, or a list of them)."""
+    return isinstance(data, dict) and bool(_AGENT_ONLY & data.keys()) and detect(data) is None
+
+
+def unreadable(path: Path, exc: OSError) -> Problem:
+    """The problem for a file that cannot be read, naming the path it was looked for at."""
+    resolved = path.expanduser().resolve()
+    why = exc.strerror or type(exc).__name__
+    fix = "check the path"
+    if not path.is_absolute():
+        fix += f" (relative paths start from {Path.cwd()})"
+    if not resolved.exists():
+        try:
+            siblings = [p.name for p in resolved.parent.iterdir()]
+        except OSError:
+            siblings = []
+        hint = did_you_mean(resolved.name, siblings)
+        if hint:
+            fix = f"did you mean {resolved.parent / hint}?"
+    return Problem("$", f"cannot read file {resolved}: {why}", fix)
+
+
+def read_documents(path: str | Path) -> list[Any]:
+    """The function documents in a JSON or YAML file: one object, or a list of them (an agent
+    file gives its ``functions`` list)."""
+    data = read_file(path)
     if isinstance(data, dict) and isinstance(data.get("functions"), list):
         return list(data["functions"])
     return data if isinstance(data, list) else [data]
@@ -206,7 +281,11 @@ __all__ = [
     "Report",
     "detect",
     "dump",
+    "is_agent_document",
     "load_function",
     "load_functions",
+    "read_documents",
+    "read_file",
+    "unreadable",
     "validate",
 ]

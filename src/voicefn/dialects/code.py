@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..sandbox.contract import check_javascript, python_function
 from ..validation import Locate, Problem
 
 NAMES = ("python", "javascript")
@@ -32,6 +31,8 @@ def detect(data: dict[str, Any]) -> str | None:
 
 
 def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
+    from ..sandbox.contract import check_javascript, python_function  # only code pays for it
+
     code = str(data["$source"])
     if data["$language"] == "python":
         doc, problems = python_function(code)

@@ -12,21 +12,36 @@ An agent file (YAML or JSON) lists or embeds its functions in any dialect::
     functions:
       - functions/check_order_status.json     # a path, relative to this file
       - {name: end_call, description: ..., action: {type: builtin, builtin: end_call}}
+
+:func:`validate_agent` checks an agent and every function in it and never raises; every problem
+has the same path / found / fix form as a function's. :func:`load_agent` raises
+:class:`~voicefn.validation.FunctionValidationError` listing them.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..dialects import load_functions, validate
+from ..context import SYSTEM_VARIABLES, CallContext
+from ..dialects import Report, is_agent_document, read_file, unreadable, validate
+from ..dialects.llm import dump as llm_dump
 from ..spec import Function
-from ..validation import FunctionValidationError, Problem
+from ..templates import VARIABLE_RE, render_text
+from ..validation import (
+    FunctionValidationError,
+    Problem,
+    check_url,
+    did_you_mean,
+    json_path,
+    value_fix,
+)
 
 
 class LLMSettings(BaseModel):
@@ -39,7 +54,7 @@ class LLMSettings(BaseModel):
     base_url: str | None = None
     #: The *name* of the environment variable holding the key (keys do not belong in files).
     api_key_env: str = "OPENAI_API_KEY"
-    temperature: float | None = None
+    temperature: float | None = Field(default=None, ge=0, le=2)
     max_tool_rounds: int = Field(default=5, ge=1, le=20)
     timeout_s: float = Field(default=30.0, gt=0)
     #: Retries of a failed LLM request (the SDK's; each costs the caller time on the line).
@@ -55,6 +70,11 @@ class LLMSettings(BaseModel):
 
     def resolved_base_url(self) -> str | None:
         return self.base_url or os.environ.get("OPENAI_BASE_URL")
+
+    def endpoint(self) -> str:
+        """The chat-completions endpoint requests go to, for messages."""
+        base = (self.resolved_base_url() or "https://api.openai.com/v1").rstrip("/")
+        return f"{base}/chat/completions"
 
     def resolved_api_key(self) -> str:
         # Local servers (Ollama, vLLM, LM Studio) accept any key; the SDK insists on one.
@@ -76,53 +96,373 @@ class Agent(BaseModel):
     def function(self, name: str) -> Function | None:
         return next((f for f in self.functions if f.name == name), None)
 
+    def call_context(self, context: CallContext | None = None) -> CallContext:
+        """The context a call with this agent runs in: the agent's variables under the call's
+        own, the agent's name as ``agent_id`` and its webhook URL, unless the call sets them."""
+        ctx = context or CallContext()
+        return CallContext(
+            agent_id=ctx.agent_id or self.name,
+            call_sid=ctx.call_sid,
+            execution_id=ctx.execution_id,
+            from_number=ctx.from_number,
+            to_number=ctx.to_number,
+            variables={**self.variables, **ctx.variables},
+            webhook_url=ctx.webhook_url or self.webhook_url,
+            workspace_id=ctx.workspace_id,
+        )
 
-def _load_entry(entry: Any, base: Path, index: int, variables: list[str]) -> list[Function]:
-    if isinstance(entry, str):
-        return load_functions(base / entry, variables=variables)
-    report = validate(entry, variables=variables)
-    if report.function is None:
-        problems = [
-            Problem(f"$.functions[{index}]{p.path[1:]}", p.message, p.fix, p.found, p.severity)
-            for p in report.problems
-        ]
-        raise FunctionValidationError(problems)
-    return [report.function]
+    def llm_view(
+        self, context: CallContext | None = None, dialect: str = "openai"
+    ) -> dict[str, Any]:
+        """What the LLM sees at the start of a call: the rendered system prompt, the welcome
+        message (the first assistant message) and the in-call functions as tools in ``dialect``,
+        parameters the context fills left out. Pre-call functions may still change the prompt."""
+        ctx = self.call_context(context)
+        variables = ctx.as_variables()
+        return {
+            "system_prompt": render_text(self.system_prompt, variables),
+            "welcome_message": render_text(self.welcome_message, variables)
+            if self.welcome_message
+            else None,
+            "tools": [llm_dump(f, dialect, ctx) for f in self.functions if f.phase == "in_call"],
+        }
 
 
-def load_agent(source: str | Path | dict[str, Any]) -> Agent:
-    """Load an agent from a YAML/JSON file or a dict; raises FunctionValidationError or
-    ValueError with every problem listed."""
+#: Documented in the README ("Agent files"); the order is the order of that table.
+AGENT_KEYS: tuple[str, ...] = tuple(Agent.model_fields)
+LLM_KEYS: tuple[str, ...] = tuple(LLMSettings.model_fields)
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class FunctionEntry:
+    """One item of an agent's ``functions`` list and what validating it found."""
+
+    index: int
+    source: str  #: the path as written, or ``$.functions[i]`` for an embedded document
+    reports: list[Report] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.reports)
+
+
+@dataclass
+class AgentReport:
+    """The outcome of validating an agent: its own problems and each function's report."""
+
+    source: str | None
+    agent: Agent | None
+    problems: list[Problem] = field(default_factory=list)
+    functions: list[FunctionEntry] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.agent is not None and not self.errors
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.all_problems() if p.severity == "error"]
+
+    def all_problems(self) -> list[Problem]:
+        """Every problem, function problems with their entry in front of their path."""
+        out = list(self.problems)
+        for entry in self.functions:
+            for i, report in enumerate(entry.reports):
+                where = f"$.functions[{entry.index}]"
+                if entry.source != where:
+                    where += f" ({entry.source}"
+                    where += f"[{i}])" if len(entry.reports) > 1 else ")"
+                for p in report.problems:
+                    # An embedded document's paths already start at $.functions[i].
+                    path = p.path if entry.source.startswith("$") else f"{where} {p.path}"
+                    out.append(Problem(path, p.message, p.fix, p.found, p.severity))
+        return out
+
+
+def validate_agent(
+    source: str | Path | Mapping[str, Any], *, variables: Iterable[str] = ()
+) -> AgentReport:
+    """Check an agent file (or parsed document) and every function in it; never raises.
+
+    ``variables`` names variables every call provides (``--var``), beyond the agent's own.
+    """
     base = Path.cwd()
-    label = None
+    label: str | None = None
     if isinstance(source, str | Path):
         path = Path(source)
         base, label = path.parent, str(path)
-        text = path.read_text(encoding="utf-8")
-        data = yaml.safe_load(text) if path.suffix in (".yaml", ".yml") else json.loads(text)
-    else:
-        data = source
-    if not isinstance(data, dict):
-        raise ValueError(f"{label or 'agent'}: an agent must be an object")
-    raw_functions = data.get("functions") or []
-    variables = list((data.get("variables") or {}).keys())
-    functions: list[Function] = []
-    problems: list[Problem] = []
-    for i, entry in enumerate(raw_functions):
         try:
-            functions += _load_entry(entry, base, i, variables)
+            data: Any = read_file(path)
         except FunctionValidationError as exc:
-            where = f"{exc.source}: " if exc.source else ""
-            problems += [
-                Problem(p.path, f"{where}{p.message}", p.fix, p.found, p.severity)
-                for p in exc.problems
-            ]
+            return AgentReport(label, None, exc.problems)
+        except OSError as exc:
+            return AgentReport(label, None, [unreadable(path, exc)])
+    else:
+        data = dict(source)
+    report = AgentReport(label, None)
+    if not isinstance(data, dict):
+        report.problems.append(
+            Problem(
+                "$",
+                f"an agent must be an object of settings, not {_kind(data)}",
+                "write name:, system_prompt:, functions: ... at the top level",
+            )
+        )
+        return report
+    problems = report.problems
+    for key in data:
+        if key in LLM_KEYS and key not in AGENT_KEYS:
+            problems.append(
+                Problem(
+                    json_path((str(key),)),
+                    f"{key!r} is an LLM setting",
+                    f"move it under llm: (llm: {{{key}: ...}})",
+                )
+            )
+        elif key not in AGENT_KEYS:
+            problems.append(_unknown((str(key),), AGENT_KEYS, "agent"))
+    for key in ("name", "system_prompt", "welcome_message", "language"):
+        value = data.get(key)
+        if value is not None and not isinstance(value, str):
+            problems.append(
+                Problem(
+                    json_path((key,)),
+                    f"{key} must be text, not {_kind(value)}",
+                    value_fix("string_type", {}, value),
+                    value,
+                )
+            )
+    declared = data.get("variables")
+    if declared is not None and not isinstance(declared, dict):
+        problems.append(
+            Problem(
+                "$.variables",
+                f"variables must be an object of names and default values, not {_kind(declared)}",
+                "write one 'name: default value' per line (e.g. customer_name: there)",
+                _shown(declared),
+            )
+        )
+        declared = {}
+    known = {*SYSTEM_VARIABLES, *(declared or {}), *variables}
+    _check_llm(data.get("llm"), problems)
+    if data.get("webhook_url") is not None:
+        problems += check_url(data["webhook_url"], ("webhook_url",), "webhook_url")
+    for key in ("system_prompt", "welcome_message"):
+        if isinstance(data.get(key), str):
+            problems += _check_text_variables(key, data[key], known)
+    functions = _load_functions(data.get("functions"), base, known, report)
     names = [f.name for f in functions]
     for dup in sorted({n for n in names if names.count(n) > 1}):
-        problems.append(Problem("$.functions", f"two functions are named {dup!r}", "rename one"))
-    if any(p.severity == "error" for p in problems):
-        raise FunctionValidationError(problems, label)
+        problems.append(
+            Problem(
+                "$.functions",
+                f"two functions are named {dup!r}",
+                "rename one: the LLM calls functions by name",
+                dup,
+            )
+        )
+    if any(p.severity == "error" for p in report.all_problems()):
+        return report
     try:
-        return Agent.model_validate({**data, "functions": functions})
+        report.agent = Agent.model_validate({**data, "functions": functions})
     except ValidationError as exc:
-        raise ValueError(f"{label or 'agent'}: {exc}") from None
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if isinstance(p, str | int))
+            found = err.get("input")
+            if err["type"] == "extra_forbidden":
+                continue  # reported above with a did-you-mean
+            problems.append(
+                Problem(
+                    json_path(loc),
+                    "required field is missing"
+                    if err["type"] == "missing"
+                    else err["msg"].rstrip("."),
+                    value_fix(err["type"], err.get("ctx") or {}, found),
+                    _shown(found),
+                )
+            )
+    return report
+
+
+def load_agent(source: str | Path | dict[str, Any], *, variables: Iterable[str] = ()) -> Agent:
+    """Load an agent from a YAML/JSON file or a dict; raises FunctionValidationError (a
+    ValueError) listing every problem."""
+    report = validate_agent(source, variables=variables)
+    if report.agent is None or not report.ok:
+        raise FunctionValidationError(report.all_problems(), report.source)
+    return report.agent
+
+
+def _load_functions(raw: Any, base: Path, known: set[str], report: AgentReport) -> list[Function]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        fix = "write functions: as a list, one '- path/to/function.json' (or a document) per line"
+        if isinstance(raw, str):
+            fix = f"write it as a list: functions: [{raw}]"
+        report.problems.append(
+            Problem("$.functions", f"functions must be a list, not {_kind(raw)}", fix, _shown(raw))
+        )
+        return []
+    functions: list[Function] = []
+    for i, item in enumerate(raw):
+        if isinstance(item, str):
+            entry = FunctionEntry(i, item)
+            functions += _load_file(item, base, known, i, entry, report)
+        elif isinstance(item, dict):
+            entry = FunctionEntry(i, f"$.functions[{i}]")
+            found = validate(item, variables=known, source=entry.source)
+            found.problems = [
+                Problem(f"{entry.source}{p.path[1:]}", p.message, p.fix, p.found, p.severity)
+                for p in found.problems
+            ]
+            entry.reports.append(found)
+            functions += [r.function for r in entry.reports if r.function is not None]
+        else:
+            report.problems.append(
+                Problem(
+                    f"$.functions[{i}]",
+                    f"a function is a path to its file or a document, not {_kind(item)}",
+                    "write a path such as functions/check_order.json, or the function itself",
+                    _shown(item),
+                )
+            )
+            continue
+        report.functions.append(entry)
+    return functions
+
+
+def _load_file(
+    item: str, base: Path, known: set[str], index: int, entry: FunctionEntry, report: AgentReport
+) -> list[Function]:
+    path = base / item
+    where = f"$.functions[{index}]"
+    try:
+        data = read_file(path)
+    except OSError as exc:
+        hint = unreadable(path, exc).fix
+        if not hint.startswith("did you mean"):
+            hint = f"check the path: it is relative to the agent file's folder ({base.resolve()})"
+        why = exc.strerror or type(exc).__name__
+        report.problems.append(
+            Problem(where, f"cannot read function file {path.resolve()}: {why}", hint, item)
+        )
+        return []
+    except FunctionValidationError as exc:
+        entry.reports.append(Report(None, None, exc.problems, item))
+        return []
+    docs = data if isinstance(data, list) else [data]
+    if is_agent_document(data):
+        report.problems.append(
+            Problem(where, f"{item} is an agent file, not a function", "list function files", item)
+        )
+        return []
+    for k, doc in enumerate(docs):
+        label = item if len(docs) == 1 else f"{item}[{k}]"
+        entry.reports.append(validate(doc, variables=known, source=label))
+    return [r.function for r in entry.reports if r.function is not None]
+
+
+def _check_llm(llm: Any, problems: list[Problem]) -> None:
+    if llm is None:
+        return
+    if not isinstance(llm, dict):
+        problems.append(
+            Problem(
+                "$.llm",
+                f"llm must be an object of settings, not {_kind(llm)}",
+                "write e.g. llm: {model: gpt-4o-mini, temperature: 0.3}",
+                _shown(llm),
+            )
+        )
+        return
+    for key in llm:
+        if key not in LLM_KEYS:
+            problem = _unknown(("llm", str(key)), LLM_KEYS, "LLM setting")
+            if key in ("api_key", "key", "token"):
+                problem = Problem(
+                    problem.path,
+                    "keys do not belong in agent files",
+                    "set api_key_env to the name of the environment variable that holds it "
+                    "(default OPENAI_API_KEY)",
+                )
+            problems.append(problem)
+    if llm.get("base_url") is not None:
+        problems += check_url(llm["base_url"], ("llm", "base_url"), "llm.base_url")
+    env = llm.get("api_key_env")
+    if isinstance(env, str) and not _ENV_NAME.fullmatch(env):
+        problems.append(
+            Problem(
+                "$.llm.api_key_env",
+                "api_key_env is the *name* of an environment variable, and this is not one",
+                "write the variable's name, e.g. OPENAI_API_KEY, and export the key in it",
+                None,  # it may be the key itself: never echo it
+            )
+        )
+    try:
+        LLMSettings.model_validate({k: v for k, v in llm.items() if k in LLM_KEYS})
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ("llm", *(p for p in err["loc"] if isinstance(p, str | int)))
+            if loc == ("llm", "api_key_env"):
+                continue
+            found = err.get("input")
+            problems.append(
+                Problem(
+                    json_path(loc),
+                    err["msg"].rstrip("."),
+                    value_fix(err["type"], err.get("ctx") or {}, found),
+                    _shown(found),
+                )
+            )
+
+
+def _check_text_variables(key: str, text: str, known: set[str]) -> list[Problem]:
+    out: list[Problem] = []
+    for m in VARIABLE_RE.finditer(text):
+        name = m.group("name")
+        if name in known:
+            continue
+        hint = did_you_mean(name, known)
+        fix = (
+            f"did you mean {{{hint}}}? Variable names must match exactly"
+            if hint
+            else f"declare it under variables (with a default), or pass it per call (--var {name}=...)"
+        )
+        out.append(
+            Problem(
+                f"$.{key}",
+                f"{{{name}}} is not a system variable or one of the agent's variables; "
+                "it is said as written unless the call or a pre-call function sets it",
+                fix,
+                m.group(0),
+                "warning",
+            )
+        )
+    return out
+
+
+def _unknown(path: tuple[str, ...], known: Iterable[str], what: str) -> Problem:
+    key = path[-1]
+    hint = did_you_mean(key, known)
+    fix = f"did you mean {hint!r}?" if hint else f"use one of {', '.join(known)}"
+    return Problem(json_path(path), f"unknown {what} key {key!r}", fix)
+
+
+def _kind(value: Any) -> str:
+    return {
+        str: "a string",
+        int: "a number",
+        float: "a number",
+        bool: "true/false",
+        list: "a list",
+        dict: "an object",
+        type(None): "empty",
+    }.get(type(value), type(value).__name__)
+
+
+def _shown(value: Any) -> Any:
+    if isinstance(value, dict | list) and len(repr(value)) > 200:
+        return None
+    return value

@@ -8,10 +8,12 @@ events (printing them, or through a telephony provider when one is given).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -30,7 +32,13 @@ from .events import (
     TurnFinished,
     TurnInterrupted,
 )
-from .session import CallSession
+
+if TYPE_CHECKING:
+    from .session import CallSession
+
+_T = TypeVar("_T")
+#: The ErrorEvent message of a failed LLM request (see :mod:`voicefn.runtime.session`).
+LLM_FAILED = "the LLM request failed"
 
 
 class Telephony(Protocol):
@@ -41,8 +49,9 @@ class Telephony(Protocol):
 class Transcript:
     """Prints events for a person (or collects them silently for ``--json``)."""
 
-    def __init__(self, console: Console | None) -> None:
+    def __init__(self, console: Console | None, endpoint: str | None = None) -> None:
         self.console = console
+        self.endpoint = endpoint
         self.lines: list[dict[str, Any]] = []
         self._streaming = False
         self._streamed = False
@@ -53,6 +62,13 @@ class Transcript:
 
     def caller(self, text: str) -> None:
         self.lines.append({"speaker": "caller", "text": text})
+
+    def hangup(self) -> None:
+        if self._streaming:  # end the line the agent was saying
+            self._print()
+            self._streaming = False
+        self.lines.append({"event": "hangup"})
+        self._print("[bold]call ended[/bold] (the caller hung up)")
 
     def event(self, ev: Event) -> None:
         if isinstance(ev, AgentTextDelta):
@@ -108,9 +124,14 @@ class Transcript:
             self.lines.append({"event": "call_ended", "reason": ev.reason})
             self._print(f"[bold]call ended[/bold] ({ev.reason})")
         elif isinstance(ev, ErrorEvent):
-            self.lines.append({"event": "error", "message": ev.message, "detail": ev.detail})
+            line: dict[str, Any] = {"event": "error", "message": ev.message, "detail": ev.detail}
+            where = ""
+            if ev.message == LLM_FAILED and self.endpoint:
+                line["endpoint"] = self.endpoint
+                where = f" at {escape(self.endpoint)}"
+            self.lines.append(line)
             self._print(
-                f"[red]error: {escape(ev.message)}[/red]"
+                f"[red]error: {escape(ev.message)}{where}[/red]"
                 + (f" [dim]{escape(ev.detail)}[/dim]" if ev.detail else "")
             )
         elif isinstance(ev, TurnInterrupted):
@@ -131,38 +152,67 @@ async def _carry_out(ev: Event, telephony: Telephony | None, transcript: Transcr
         transcript.event(ErrorEvent("telephony request failed", str(exc)))
 
 
+async def _unless(hangup: asyncio.Event, work: Awaitable[_T]) -> tuple[bool, _T | None]:
+    """``(False, result)`` when ``work`` finishes first; ``(True, None)`` when the caller hangs up
+    first (``work`` is then cancelled)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.ensure_future(hangup.wait())
+    try:
+        await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+    if task.done():
+        return False, task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return True, None
+
+
 async def run_call(
     session: CallSession,
     next_line: Callable[[], Awaitable[str | None]],
     *,
     console: Console | None = None,
     telephony: Telephony | None = None,
+    hangup: asyncio.Event | None = None,
+    endpoint: str | None = None,
 ) -> dict[str, Any]:
-    """Drive a call until the caller stops or the call ends; returns the JSON summary."""
-    transcript = Transcript(console)
+    """Drive a call until the caller stops, hangs up (``hangup`` is set: Ctrl-C) or the call
+    ends; returns the JSON summary. ``endpoint`` is named in LLM errors."""
+    transcript = Transcript(console, endpoint)
+    hangup = hangup or asyncio.Event()
 
     async def play(events: AsyncIterator[Event]) -> None:
         async for ev in events:
             transcript.event(ev)
             await _carry_out(ev, telephony, transcript)
 
-    await play(session.start())
+    hung_up, _ = await _unless(hangup, play(session.start()))
     turns = 0
-    while not session.ended:
-        line = await next_line()
-        if line is None:
+    while not session.ended and not hung_up:
+        hung_up, line = await _unless(hangup, next_line())
+        if hung_up or line is None:
             break
         line = line.strip()
         if not line:
             continue
         turns += 1
         transcript.caller(line)
-        await play(session.turn(line))
+        turn = asyncio.ensure_future(play(session.turn(line)))
+        hung_up, _ = await _unless(hangup, asyncio.shield(turn))
+        if hung_up:
+            session.interrupt()  # what was said and sent stays in the history
+            with contextlib.suppress(asyncio.CancelledError):
+                await turn
+    if hung_up:
+        transcript.hangup()
     await play(session.finish())
     return {
         "agent": session.agent.name,
         "turns": turns,
-        "ended": session.ended,
+        "ended": session.ended or hung_up,
+        "hung_up": hung_up,
         # ErrorEvents (a failed LLM request, a turn that failed, a telephony error): the call
         # went on, but `voicefn call` exits non-zero.
         "errors": sum(1 for line in transcript.lines if line.get("event") == "error"),
@@ -181,11 +231,28 @@ def script_reader(lines: list[str]) -> Callable[[], Awaitable[str | None]]:
 
 
 def stdin_reader(console: Console) -> Callable[[], Awaitable[str | None]]:
+    """Lines typed by the caller; ``/quit`` or ``/exit`` (or end of input) hangs up.
+
+    Each line is read on a daemon thread, so a hang-up (Ctrl-C) never waits for Enter."""
+
     async def next_line() -> str | None:
-        try:
-            line = await asyncio.to_thread(console.input, "[bold green]you>[/bold green] ")
-        except EOFError:
-            return None
-        return None if line.strip() in ("/quit", "/exit") else line
+        loop = asyncio.get_running_loop()
+        got: asyncio.Future[str | None] = loop.create_future()
+
+        def deliver(value: str | None) -> None:
+            if not got.done():
+                got.set_result(value)
+
+        def read() -> None:
+            try:
+                value: str | None = console.input("[bold green]you>[/bold green] ")
+            except (EOFError, OSError, ValueError):
+                value = None
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
+                loop.call_soon_threadsafe(deliver, value)
+
+        threading.Thread(target=read, name="voicefn-stdin", daemon=True).start()
+        line = await got
+        return None if line is None or line.strip() in ("/quit", "/exit") else line
 
     return next_line

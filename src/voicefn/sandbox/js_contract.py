@@ -243,7 +243,8 @@ def _js_entry(tokens: list[_Token], entrypoint: str | None, out: Problems) -> st
             out.error(
                 tokens[asyncs[1][1]].line,
                 f"several top-level async functions: {listing}",
-                "name the entrypoint, or keep one top-level async function",
+                f'name the entrypoint ("entrypoint": "{asyncs[0][0]}" in the function\'s action), '
+                "or keep one top-level async function",
             )
             return None
         if not asyncs and len(found) != 1:

@@ -17,7 +17,8 @@ The sandbox calls ``await entrypoint(ctx, **arguments)``:
 sandbox must pass ``None`` (fill every omitted argument from its schema ``default``).
 
 An optional module-level ``__voicefn__ = {...}`` literal sets ``phase`` (``pre_call`` or
-``in_call``, the default), ``filler``, ``name``, ``timeout_ms`` and ``memory_mb``.
+``in_call``, the default), ``filler``, ``name``, ``entrypoint`` (the ``async def`` to call when
+the file has several), ``timeout_ms`` and ``memory_mb``.
 
 There is no import policy: the sandbox is the boundary. Errors only the compiler finds (``return``
 outside a function, ...) surface when the sandbox loads the code.
@@ -50,7 +51,7 @@ from .python_schema import (
 )
 
 PYTHON_PHASES: tuple[str, ...] = ("pre_call", "in_call")
-SETTINGS: tuple[str, ...] = ("phase", "filler", "name", "timeout_ms", "memory_mb")
+SETTINGS: tuple[str, ...] = ("phase", "filler", "name", "entrypoint", "timeout_ms", "memory_mb")
 MEMORY_MB_MIN, MEMORY_MB_MAX = 32, 2048
 
 _NAME_RE = re.compile(NAME_PATTERN)
@@ -106,7 +107,7 @@ def check_python(
     if tree is None:
         return None, out.result()
     settings = _settings(tree, out)
-    fn = _entry(tree, entrypoint, out)
+    fn = _entry(tree, entrypoint or settings.get("entrypoint"), out)
     if fn is None:
         return None, out.result()
     for deco in fn.decorator_list:
@@ -275,6 +276,11 @@ def _check_setting(key: str, value: Any, line: int, out: Problems) -> bool:
             f"name {value!r} is not valid (1-64 letters, digits, '_' or '-')",
             "use e.g. 'get_weather'",
         )
+    elif key == "entrypoint" and not (isinstance(value, str) and value.isidentifier()):
+        problem = (
+            f"entrypoint {value!r} is not a function name",
+            "write the name of a top-level async def, e.g. 'check_stock'",
+        )
     elif key == "timeout_ms" and not _int_in(value, 1, MAX_TIMEOUT_MS):
         problem = (f"timeout_ms must be an integer in 1..{MAX_TIMEOUT_MS}", "e.g. 5000")
     elif key == "memory_mb" and not _int_in(value, MEMORY_MB_MIN, MEMORY_MB_MAX):
@@ -328,7 +334,8 @@ def _entry(tree: ast.Module, entrypoint: str | None, out: Problems) -> _Def | No
             out.error(
                 asyncs[1].lineno,
                 f"several top-level async functions: {listing}",
-                "name the entrypoint, or keep one top-level async def (helpers: plain def)",
+                f'name the entrypoint: __voicefn__ = {{"entrypoint": "{asyncs[0].name}"}}, '
+                "or keep one top-level async def (helpers: plain def)",
             )
             return None
         if asyncs:
