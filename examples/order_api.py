@@ -1,6 +1,6 @@
 """A tiny store API for trying voicefn locally: order lookup and appointment booking.
 
-    ./dev python examples/order_api.py [--port 8787]
+    ./dev python examples/order_api.py [--port 8787]     (--port 0: any free port)
 
 GET  /orders?order_id=ORD-78234      -> the order, or 404
 POST /appointments  (Bearer demo-token, JSON body) -> the booking, or 401/422
@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -71,10 +72,25 @@ def serve(port: int) -> ThreadingHTTPServer:
     return ThreadingHTTPServer(("127.0.0.1", port), Handler)
 
 
-if __name__ == "__main__":
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=8787)
-    server = serve(parser.parse_args().port)
+    parser.add_argument("--port", type=int, default=8787, help="0 picks a free port")
+    port = parser.parse_args().port
+    try:
+        server = serve(port)
+    except OSError as exc:  # most often: another copy is still running
+        print(
+            f"order API: cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}); the port is "
+            "busy: stop what holds it, or pass --port 0 for a free port (the example functions "
+            "name 8787: edit their URL to match)",
+            file=sys.stderr,
+        )
+        return 1
     print(f"order API on http://127.0.0.1:{server.server_address[1]}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

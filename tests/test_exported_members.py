@@ -27,3 +27,16 @@ def test_importing_voicefn_does_not_load_test_doubles_or_telephony():
     code = "import sys, voicefn; print(any(m.startswith(('voicefn.testing', 'voicefn.telephony', 'twilio')) for m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_importing_voicefn_loads_neither_the_llm_client_nor_the_engine():
+    import subprocess
+
+    code = (
+        "import sys, voicefn; "
+        "print(sorted(m for m in ('openai', 'voicefn.executor', 'voicefn.runtime.session', "
+        "'voicefn.dialects') if m in sys.modules)); "
+        "print(voicefn.CallSession.__name__, voicefn.Function.__name__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["[]", "CallSession Function"]

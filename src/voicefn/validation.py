@@ -342,7 +342,14 @@ def _check_semantics(data: dict[str, Any], out: _Collector, variables: set[str])
     if phase not in PHASES:
         out.add(("phase",), "unknown phase", f"use one of {', '.join(PHASES)}", phase)
     description = data.get("description")
-    if phase == "in_call" and (not isinstance(description, str) or not description.strip()):
+    if isinstance(description, bool | int | float):
+        out.add(
+            ("description",),
+            "description must be text",
+            value_fix("string_type", {}, description),
+            description,
+        )
+    elif phase == "in_call" and (not isinstance(description, str) or not description.strip()):
         out.add(
             ("description",),
             "in-call functions need a description: it is how the LLM knows when to call them",

@@ -175,7 +175,9 @@ def _parse_yaml(text: str, p: Path) -> Any:
 
 
 #: Keys only an agent file has: a document with one of them (and no function dialect) is an agent.
-_AGENT_ONLY = frozenset({"system_prompt", "welcome_message", "functions", "llm", "variables"})
+_AGENT_ONLY = frozenset(
+    {"system_prompt", "welcome_message", "functions", "llm", "variables", "language", "webhook_url"}
+)
 
 
 def is_agent_document(data: Any) -> bool:
