@@ -9,9 +9,22 @@ through the caller's ``egress`` callback. See ``ISOLATION.md`` beside this file:
     await sandbox.start()          # SandboxUnavailable says what the host is missing
     outcome = await sandbox.run(code, "postCall", call_data, egress=policy_checked_egress,
                                 tenant=agent_id)
+
+``check()`` (for ``voicefn doctor``) says what the host provides and whether the sandbox starts
+from this install, and if not, which path or requirement failed and the fix.
 """
 
 from .api import Egress, Limits, Outcome, SandboxUnavailable
+from .check import JavaScriptSandboxCheck, acheck, check
 from .supervisor import JavaScriptSandbox
 
-__all__ = ["Egress", "JavaScriptSandbox", "Limits", "Outcome", "SandboxUnavailable"]
+__all__ = [
+    "Egress",
+    "JavaScriptSandbox",
+    "JavaScriptSandboxCheck",
+    "Limits",
+    "Outcome",
+    "SandboxUnavailable",
+    "acheck",
+    "check",
+]

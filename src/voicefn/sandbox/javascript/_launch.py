@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,14 @@ async def prepare(
         lib_binds = tuple(await asyncio.to_thread(library_binds, files.deno))
         if uid is not None:
             await asyncio.to_thread(_check_libraries, lib_binds, uid)
-        await _probe(bwrap, files.deno, lib_binds, uid)
-    cgroups = await asyncio.to_thread(CgroupParents.detect)
     workdir = await asyncio.to_thread(_make_workdir, uid)
+    if mode == "isolated":
+        try:
+            await _probe(bwrap, files, lib_binds, workdir, uid)
+        except BaseException:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise
+    cgroups = await asyncio.to_thread(CgroupParents.detect)
     return LaunchConfig(
         mode=mode,
         files=files,
@@ -129,9 +135,17 @@ def _check_files(mode: Mode, bwrap: str) -> None:
         )
 
 
-async def _probe(bwrap: str, deno: str, lib_binds: tuple[str, ...], uid: int | None) -> None:
-    """Run ``deno --version`` in the namespaces every tenant process gets."""
-    argv = [*_bwrap_options(bwrap, deno, lib_binds), "--remount-ro", "/"]
+async def _probe(
+    bwrap: str, files: SandboxFiles, lib_binds: tuple[str, ...], workdir: Path, uid: int | None
+) -> None:
+    """Run ``deno --version`` in the namespaces every tenant process gets, with every file it
+    binds (but the socket), as the uid it runs as: a path that uid cannot open fails here."""
+    argv = [
+        *_bwrap_options(bwrap, files.deno, lib_binds),
+        *_file_binds(files, workdir / "imports.json"),
+        "--remount-ro",
+        "/",
+    ]
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -149,16 +163,41 @@ async def _probe(bwrap: str, deno: str, lib_binds: tuple[str, ...], uid: int | N
         raise unavailable(f"bubblewrap could not be run ({exc}).") from exc
     if proc.returncode != 0 or not out.startswith(b"deno "):
         message = clean_text(err.decode("utf-8", "replace").strip(), 300)
+        if "Can't find source path" in message:
+            raise unavailable(
+                f"bubblewrap, running as uid {uid if uid is not None else os.getuid()}, could "
+                f"not open a file the sandbox needs ({message}). Fix: make that path and every "
+                "folder on the way readable by that uid, or install voicefn (and `deno`) in a "
+                "world-readable folder."
+            )
         raise unavailable(
             "bubblewrap could not start Deno in new namespaces "
             f"({message or f'exit status {proc.returncode}'}). Unprivileged user namespaces "
             "must be enabled (sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu "
-            f"kernel.apparmor_restrict_unprivileged_userns=0), and {deno} must be readable "
+            f"kernel.apparmor_restrict_unprivileged_userns=0), and {files.deno} must be readable "
             f"by uid {uid if uid is not None else os.getuid()}."
         )
 
 
 # ------------------------------------------------------------------------------- command line
+
+
+def _file_binds(files: SandboxFiles, import_map: Path) -> list[str]:
+    """Read-only binds of the scripts, the vendored libraries and the import map."""
+    return [
+        "--ro-bind",
+        files.host_js,
+        "/sandbox/host.js",
+        "--ro-bind",
+        files.worker_js,
+        "/sandbox/worker.js",
+        "--ro-bind",
+        files.vendor,
+        "/sandbox/vendor",
+        "--ro-bind",
+        str(import_map),
+        "/sandbox/imports.json",
+    ]
 
 
 def _bwrap_options(bwrap: str, deno: str, lib_binds: tuple[str, ...]) -> list[str]:
@@ -236,18 +275,7 @@ def tenant_argv(
         )
         argv = [
             *_bwrap_options(cfg.bwrap, cfg.deno, cfg.lib_binds),
-            "--ro-bind",
-            cfg.files.host_js,
-            "/sandbox/host.js",
-            "--ro-bind",
-            cfg.files.worker_js,
-            "/sandbox/worker.js",
-            "--ro-bind",
-            cfg.files.vendor,
-            "/sandbox/vendor",
-            "--ro-bind",
-            str(cfg.import_map),
-            "/sandbox/imports.json",
+            *_file_binds(cfg.files, cfg.import_map),
             "--ro-bind",
             str(socket_path),
             sock,

@@ -283,7 +283,6 @@ class TenantProcess:
     async def _recycle(self) -> None:
         since = self.idle_since
         used = self._cpu_seconds() - since[1] if since else 0.0
-        self.recycled += 1
         log.warning(
             "JavaScript sandbox process of tenant %r kept working after its job "
             "(%.2f s CPU since the job ended): recycled (layer cpu-after-job)",
@@ -291,6 +290,7 @@ class TenantProcess:
             used,
         )
         await self.kill()
+        self.recycled += 1  # counted once the process and its work are gone
         if self.on_recycled is not None:
             self.on_recycled(self)
 

@@ -17,6 +17,7 @@ every size matches; ``host.js``, ``worker.js`` and ``vendor/`` are compared byte
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -47,6 +48,8 @@ class SandboxFiles:
     worker_js: str
     vendor: str
     staged: Path | None = None
+    #: why a staged copy is used (the path the sandbox uid could not read); None: in place
+    reason: str | None = None
 
 
 def reachable_by_others(
@@ -107,10 +110,11 @@ def sandbox_files(deno: str, sandbox_uid: int | None) -> SandboxFiles:
             "`deno` package) where every folder on the way is world-executable, e.g. a venv "
             "outside your home folder, or `chmod o+x` the folders on the way."
         )
+    reason = f"the sandbox uid {sandbox_uid} cannot read {blocked[0]}"
     problems: list[str] = []
     for base in STAGE_DIRS:
         try:
-            return _stage(base, sources)
+            return dataclasses.replace(_stage(base, sources), reason=reason)
         except OSError as exc:
             problems.append(f"{base}: {exc.strerror or exc}")
     raise unavailable(
@@ -156,6 +160,9 @@ def _safe_dir(path: Path) -> None:
 
 
 def _ensure_base(base: Path) -> None:
+    """Create ``base`` (root-owned, 0755) -- only under a folder that is itself safe."""
+    existing = next(p for p in (base, *base.parents) if p.exists())
+    _safe_dir(existing)
     for p in reversed([base, *base.parents]):
         if not p.exists():
             with contextlib.suppress(FileExistsError):

@@ -105,6 +105,22 @@ def _refusal(code: str, entrypoint: str) -> str | None:
     return None
 
 
+def _start_failure(exc: Exception) -> str:
+    """What to tell the caller when a tenant process did not start (the log has the rest)."""
+    text = str(exc)
+    found = re.search(r"bwrap: Can't find source path [^;\n]*", text)
+    if found:
+        return (
+            f"the sandbox process could not be started ({clean_text(found.group(0), 300)}). "
+            "Fix: that path and every folder on the way must be readable by the sandbox uid; "
+            "restart the sandbox (start() copies what it cannot read) or install voicefn in a "
+            "world-readable folder"
+        )
+    if "Node built-in modules" in text:
+        return f"the sandbox process could not be started: {clean_text(text, 400)}"
+    return "the sandbox process could not be started (see the log)"
+
+
 class JavaScriptSandbox:
     """Runs customers' post-call JavaScript functions (hostile code), one Deno process per
     tenant, one fresh Worker per job.
@@ -249,9 +265,7 @@ class JavaScriptSandbox:
                     log.warning(
                         "JavaScript sandbox process for %r failed to start: %s", tenant, exc
                     )
-                    outcome = Outcome(
-                        False, None, "unavailable", "the sandbox process could not be started"
-                    )
+                    outcome = Outcome(False, None, "unavailable", _start_failure(exc))
             ready = time.perf_counter()
             if outcome is None:
                 outcome = await process.run(code, entrypoint, data_json, limits, egress)
