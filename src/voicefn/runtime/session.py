@@ -3,7 +3,9 @@
 The tool-call path is built for latency. The filler is emitted the moment a streamed tool name is
 known; the function starts the moment its arguments are complete (the JSON object closes), while
 the LLM is still streaming and the filler is still being spoken; several calls run concurrently
-and their results go back in the order the LLM asked.
+and their results go back in the order the LLM asked. The LLM is reached through one client per
+endpoint shared by every call of the process (:mod:`voicefn.runtime.llm_client`): a session costs
+a few kilobytes, and a turn's requests are serialised once, never copied.
 
     session = CallSession(agent, executor=ex, context=ctx)
     async for event in session.start():            # the welcome message
@@ -22,10 +24,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
-from typing import Any, cast
-
-import openai
-from openai.types.chat import ChatCompletionChunk
+from typing import Any
 
 from ..context import CallContext
 from ..dialects.llm import dump as llm_tool
@@ -49,6 +48,7 @@ from .events import (
     TurnFinished,
     TurnInterrupted,
 )
+from .llm_client import LLMClient, LLMError, shared_client
 from .streaming import (
     ThinkFilter,
     complete_object,
@@ -194,7 +194,7 @@ class CallSession:
         *,
         executor: Executor,
         context: CallContext | None = None,
-        llm: openai.AsyncOpenAI | None = None,
+        llm: LLMClient | None = None,
         language: str | None = None,
     ) -> None:
         self.agent = agent
@@ -207,15 +207,8 @@ class CallSession:
             webhook_url=ctx.webhook_url or agent.webhook_url,
         )
         self.language = language or agent.language
-        settings = agent.llm
-        self.model = settings.resolved_model()
-        self._owns_llm = llm is None
-        self.llm = llm or openai.AsyncOpenAI(
-            base_url=settings.resolved_base_url(),
-            api_key=settings.resolved_api_key(),
-            timeout=settings.timeout_s,
-            max_retries=settings.max_retries,
-        )
+        self.model = agent.llm.resolved_model()
+        self._llm = llm  # None: the process's shared client for the agent's settings
         self.functions: dict[str, Function] = {
             f.name: f for f in agent.functions if f.phase == "in_call"
         }
@@ -238,17 +231,24 @@ class CallSession:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    @property
+    def llm(self) -> LLMClient:
+        """The LLM client: the one given, else the running loop's shared client for the
+        agent's ``llm`` settings (one per endpoint, key and settings; see
+        :func:`~voicefn.runtime.llm_client.shared_client`)."""
+        if self._llm is None:
+            self._llm = shared_client(self.agent.llm)
+        return self._llm
+
     async def aclose(self) -> None:
-        """End the session: stop the turn in progress, let sent functions finish, close the
-        LLM client if the session made it."""
+        """End the session: stop the turn in progress, let sent functions finish. The LLM
+        client is shared (or the caller's) and stays open."""
         self.interrupt()
         if self._producer is not None:
             await asyncio.gather(self._producer, return_exceptions=True)
         pending = [c.task for c in self._pending if c.task is not None]
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
-        if self._owns_llm:
-            await self.llm.close()
 
     def _refresh(self) -> None:
         """Tools and system prompt from the current context (pre-call functions may change it)."""
@@ -418,10 +418,10 @@ class CallSession:
                 self._abandon_round(current)
             emit(TurnInterrupted([c.name for c in self._pending]))
             raise
-        except openai.APIError as exc:
+        except LLMError as exc:
             # The caller's words stay in the history; the next turn tries again.
             self._salvage(current)
-            emit(ErrorEvent("the LLM request failed", _describe_llm_error(exc)))
+            emit(ErrorEvent("the LLM request failed", str(exc)))
             emit(TurnFinished(rounds, ttft))
         except Exception as exc:
             # Whatever went wrong (a provider's odd stream, a bug of ours), the call goes on:
@@ -442,20 +442,14 @@ class CallSession:
             log.exception("the interrupted response could not be kept in the history")
 
     async def _stream_round(self, rnd: _Round, tools_allowed: bool, emit: Any) -> None:
-        kwargs: dict[str, Any] = {}
+        options: dict[str, Any] = {}
         if self.tools:
-            kwargs["tools"] = self.tools
+            options["tools"] = self.tools
             if not tools_allowed:
-                kwargs["tool_choice"] = "none"
+                options["tool_choice"] = "none"
         if self.agent.llm.temperature is not None:
-            kwargs["temperature"] = self.agent.llm.temperature
+            options["temperature"] = self.agent.llm.temperature
         rnd.sent_at = time.perf_counter()
-        stream = cast(
-            "openai.AsyncStream[ChatCompletionChunk]",
-            await self.llm.chat.completions.create(
-                model=self.model, messages=cast(Any, self.messages), stream=True, **kwargs
-            ),
-        )
         first_token: float | None = None
 
         def speak(text: str) -> None:
@@ -468,30 +462,33 @@ class CallSession:
             rnd.text.append(text)
             emit(AgentTextDelta(text))
 
-        async for chunk in stream:
-            choices = field_of(chunk, "choices")
-            if not choices or not isinstance(choices, list):
-                continue  # usage, prompt filter results
-            # Azure's asynchronous content filter sends choices with no delta at all.
-            delta = field_of(choices[0], "delta")
-            if delta is None:
-                continue
-            text, thinking = content_parts(field_of(delta, "content"))
-            if thinking:
-                rnd.reasoning.append(thinking)
-            reasoning = field_of(delta, "reasoning_content")
-            if isinstance(reasoning, str) and reasoning:
-                rnd.reasoning.append(reasoning)
-            extra = field_of(delta, "extra_content")
-            if isinstance(extra, dict):
-                rnd.extra_content = merge_extra(rnd.extra_content, extra)
-            if text:
-                speak(rnd.think.feed(text))
-            fragments = field_of(delta, "tool_calls")
-            if isinstance(fragments, list) and fragments:
-                self._add_fragments(rnd, fragments, emit)
-        speak(rnd.think.flush())
-        self._finish_calls(rnd, emit)
+        async with self.llm.stream(self.model, self.messages, **options) as chunks:
+            async for chunk in chunks:
+                choices = chunk.get("choices")
+                if not choices or not isinstance(choices, list):
+                    continue  # usage, prompt filter results
+                # Azure's asynchronous content filter sends choices with no delta at all.
+                delta = field_of(choices[0], "delta")
+                if not isinstance(delta, dict):
+                    continue
+                content = delta.get("content")
+                if content:
+                    text, thinking = content_parts(content)
+                    if thinking:
+                        rnd.reasoning.append(thinking)
+                    if text:
+                        speak(rnd.think.feed(text))
+                reasoning = delta.get("reasoning_content")
+                if reasoning and isinstance(reasoning, str):
+                    rnd.reasoning.append(reasoning)
+                extra = delta.get("extra_content")
+                if extra and isinstance(extra, dict):
+                    rnd.extra_content = merge_extra(rnd.extra_content, extra)
+                fragments = delta.get("tool_calls")
+                if fragments and isinstance(fragments, list):
+                    self._add_fragments(rnd, fragments, emit)
+            speak(rnd.think.flush())
+            self._finish_calls(rnd, emit)
         if first_token is not None:
             rnd.first_token_ms = (first_token - rnd.sent_at) * 1000
 
@@ -746,9 +743,3 @@ def _completed(result: ToolResult) -> asyncio.Task[ToolResult]:
 def _describe(exc: BaseException) -> str:
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _describe_llm_error(exc: openai.APIError) -> str:
-    status = getattr(exc, "status_code", None)
-    head = f"HTTP {status}: " if status else ""
-    return f"{head}{type(exc).__name__}: {exc.message}"
