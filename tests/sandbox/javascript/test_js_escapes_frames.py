@@ -9,11 +9,13 @@ marked as the function's, and a violation kills the process (``crashed``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +79,7 @@ def fetch(**fields: Any) -> str:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def hostile():
+async def hostile() -> AsyncIterator[JavaScriptSandbox]:
     folder = Path(tempfile.mkdtemp(prefix="voicefn-hostile-", dir="/tmp"))
     os.chmod(folder, 0o755)
     host = folder / "host.js"
@@ -121,7 +123,7 @@ def assert_violation(outcome: Outcome) -> None:
     assert outcome.stopped_by is None, outcome
 
 
-VIOLATIONS = {
+VIOLATIONS: dict[str, list[Any]] = {
     "400-digit timeout": [fetch(timeout="@BIG")],
     "timeout 1e308": [fetch(timeout=1e308)],
     "negative timeout": [fetch(timeout=-5)],
@@ -153,7 +155,7 @@ VIOLATIONS = {
 
 @pytest.mark.parametrize("case", list(VIOLATIONS))
 async def test_malformed_frame_kills_the_process_and_run_returns__protocol(
-    hostile, case: str
+    hostile: JavaScriptSandbox, case: str
 ) -> None:
     warm = await send(hostile, [], then="result")
     assert warm.ok, warm
@@ -166,7 +168,9 @@ async def test_malformed_frame_kills_the_process_and_run_returns__protocol(
     assert not pid_exists(old_pid) or process.proc.pid != old_pid
 
 
-async def test_a_log_line_claiming_the_sandbox_is_the_functions__supervisor(hostile) -> None:
+async def test_a_log_line_claiming_the_sandbox_is_the_functions__supervisor(
+    hostile: JavaScriptSandbox,
+) -> None:
     outcome = await send(
         hostile,
         [
@@ -183,7 +187,7 @@ async def test_a_log_line_claiming_the_sandbox_is_the_functions__supervisor(host
     assert outcome.logs[1]["level"] == "log"
 
 
-async def test_dropped_lines_are_said_by_the_supervisor_alone(hostile) -> None:
+async def test_dropped_lines_are_said_by_the_supervisor_alone(hostile: JavaScriptSandbox) -> None:
     line = '{"t": "log", "id": $ID, "level": "log", "message": "x"}'
     outcome = await hostile.run(
         "async function main() { /*"
@@ -212,7 +216,7 @@ async def test_dropped_lines_are_said_by_the_supervisor_alone(hostile) -> None:
     ],
 )
 async def test_the_process_cannot_choose_stopped_by__supervisor(
-    hostile, claim: str, error: str
+    hostile: JavaScriptSandbox, claim: str, error: str
 ) -> None:
     outcome = await send(
         hostile, ['{"t": "result", "id": $ID, "ok": false, "detail": "claimed", ' + claim + "}"]
@@ -222,7 +226,7 @@ async def test_the_process_cannot_choose_stopped_by__supervisor(
     assert outcome.stopped_by is None, outcome
 
 
-async def test_huge_values_are_bounded(hostile) -> None:
+async def test_huge_values_are_bounded(hostile: JavaScriptSandbox) -> None:
     outcome = await send(
         hostile,
         [
@@ -246,7 +250,28 @@ async def test_huge_values_are_bounded(hostile) -> None:
     assert len(outcome.logs[0]["message"]) <= 4001
 
 
-async def test_silence_is_ended_by_the_supervisor__supervisor_kill(hostile) -> None:
+async def test_silence_is_ended_by_the_supervisor__supervisor_kill(
+    hostile: JavaScriptSandbox,
+) -> None:
     outcome = await send(hostile, [])  # the process never answers
     assert outcome.error == "timeout", outcome
     assert outcome.stopped_by == "supervisor-kill", outcome
+
+
+async def test_a_bystander_tenant_is_untouched_by_a_violation(hostile: JavaScriptSandbox) -> None:
+    async def bystander() -> Outcome:
+        plan = json.dumps({"frames": [], "then": "result"})
+        return await hostile.run(
+            f"async function main() {{ /*{plan}*/ }}",
+            "main",
+            {},
+            egress=no_egress,
+            limits=Limits(timeout_s=3),
+            tenant="bystander",
+        )
+
+    assert (await bystander()).ok  # its process is up
+    violation, other = await asyncio.gather(send(hostile, [fetch(timeout="@BIG")]), bystander())
+    assert_violation(violation)
+    assert other.ok, other
+    assert other.value == "done"
