@@ -259,6 +259,12 @@ class LLMClient:
         _raise_if_error(result, self.endpoint)
         return result
 
+    @property
+    def is_open(self) -> bool:
+        """True from the first request until :meth:`aclose` (or its loop's shutdown, for a
+        shared client)."""
+        return self._session is not None and not self._session.closed
+
     async def aclose(self) -> None:
         session, self._session = self._session, None
         if session is not None:
@@ -587,7 +593,7 @@ def shared_client(settings: LLMSettings) -> LLMClient:
     if owner is None:
         owner = _by_loop[loop] = _LoopClients(loop)
     key = (
-        settings.resolved_base_url(),
+        (settings.resolved_base_url() or DEFAULT_BASE_URL).rstrip("/"),
         settings.resolved_api_key(),
         settings.timeout_s,
         settings.max_retries,

@@ -190,12 +190,17 @@ class RawReply:
     The body is written as it is, with HTTP/1.1 chunked transfer encoding, one Server-Sent
     Event (up to and including its blank line) per write, so the client parses the provider's
     own framing, field order and quirks. Nothing in the body is checked or rewritten.
+
+    ``drop_after_bytes=n`` simulates a connection lost mid-answer: only the body's first ``n``
+    bytes are sent (cut anywhere, mid-line included), then the connection is closed without
+    ending the body.
     """
 
     body: bytes
     status: int = 200
     content_type: str = "text/event-stream; charset=utf-8"
     headers: Mapping[str, str] = field(default_factory=dict)
+    drop_after_bytes: int | None = None
 
     def events(self) -> list[bytes]:
         """The body cut after each blank line (``\\n\\n`` or ``\\r\\n\\r\\n``)."""
@@ -307,6 +312,7 @@ class _Handler(JSONHandler["ScriptedLLM"]):
     def _post(self) -> None:
         arrived = time.perf_counter()
         raw = self.read_body()
+        headers = {name.lower(): value for name, value in self.headers.items()}
         path = urlsplit(self.path).path.rstrip("/")
         owner = self.owner
         if path != "/v1/chat/completions":
@@ -324,7 +330,7 @@ class _Handler(JSONHandler["ScriptedLLM"]):
             self._send_error_json(400, message, "invalid_request_error")
             return
 
-        number, item = owner._take(body, arrived)
+        number, item = owner._take(body, arrived, headers)
         if item is None:
             message = f"ScriptedLLM: no scripted reply left for request #{number}"
             owner._note_error(message)
@@ -392,6 +398,13 @@ class _Handler(JSONHandler["ScriptedLLM"]):
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
+        if reply.drop_after_bytes is not None:
+            part = reply.body[: reply.drop_after_bytes]
+            if part:
+                self.write(f"{len(part):x}\r\n".encode("ascii") + part + b"\r\n")
+            self.close_connection = True  # the body never ends
+            self.owner._note_disconnect(number)
+            return
         for event in reply.events():
             self.write(f"{len(event):x}\r\n".encode("ascii") + event + b"\r\n")
         self.write(b"0\r\n\r\n")
@@ -426,7 +439,9 @@ class ScriptedLLM(LocalHTTPServer):
         super().__init__(host, port)
         self._queue: deque[ScriptItem] = deque(replies)
         self._requests: list[dict[str, Any]] = []
+        self._request_headers: list[dict[str, str]] = []
         self._request_times: list[float] = []
+        self._connections_opened = 0
         self._errors: list[str] = []
         self._disconnected: list[int] = []
         self._ids = itertools.count(1)
@@ -461,6 +476,17 @@ class ScriptedLLM(LocalHTTPServer):
     def requests(self) -> list[dict[str, Any]]:
         """JSON bodies of the chat-completion requests received so far, in arrival order."""
         return self._snapshot(self._requests)
+
+    @property
+    def request_headers(self) -> list[dict[str, str]]:
+        """The headers of each entry of `requests` (names in lower case)."""
+        return self._snapshot(self._request_headers)
+
+    @property
+    def connections_opened(self) -> int:
+        """How many connections clients opened so far (kept-alive ones count once)."""
+        with self._lock:
+            return self._connections_opened
 
     @property
     def request_times(self) -> list[float]:
@@ -503,6 +529,7 @@ class ScriptedLLM(LocalHTTPServer):
     def _connection_opened(self, conn: socket.socket) -> None:
         with self._lock:
             self._connections.add(conn)
+            self._connections_opened += 1
 
     def _connection_closed(self, conn: socket.socket) -> None:
         with self._lock:
@@ -518,9 +545,12 @@ class ScriptedLLM(LocalHTTPServer):
             if number not in self._disconnected:
                 self._disconnected.append(number)
 
-    def _take(self, body: dict[str, Any], arrived: float) -> tuple[int, ScriptItem | None]:
+    def _take(
+        self, body: dict[str, Any], arrived: float, headers: dict[str, str]
+    ) -> tuple[int, ScriptItem | None]:
         with self._lock:
             self._requests.append(body)
+            self._request_headers.append(headers)
             self._request_times.append(arrived)
             self._lock.notify_all()
             number = len(self._requests)
