@@ -1,0 +1,81 @@
+"""The FastAPI application: ``create_app(config)`` mounts the API routers (and the dashboard,
+when the ``voicefn.server.dashboard`` package is present) around one :class:`Platform`.
+
+Tests and embedders build it with a :class:`~voicefn.server.config.ServerConfig` (database URL,
+data directory, egress defaults) and run it under any ASGI server; ``voicefn serve`` runs it
+under uvicorn.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from .. import __version__
+from . import errors
+from .config import ServerConfig
+from .middleware import Observability
+from .platform import Platform
+from .routes import agents, execute, executions, functions, health, tenants, tools
+
+DESCRIPTION = """\
+The voicefn platform: store agents and their custom functions (in any dialect: voicefn, Bolna,
+Call2Me, CallKaro, or pasted cURL), test them, and run them for your voice stack.
+
+Authenticate with a workspace's API key: `Authorization: Bearer vfn_...`. Invalid input is a
+422 listing every problem (JSON path in your dialect, what was found, the fix) and changes
+nothing.
+"""
+
+ROUTERS = (
+    tenants.router,
+    agents.router,
+    functions.router,
+    tools.router,
+    execute.router,
+    executions.router,
+    health.router,
+)
+
+
+def create_app(config: ServerConfig | None = None) -> FastAPI:
+    platform = Platform(config or ServerConfig())
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await platform.start()
+        try:
+            yield
+        finally:
+            await platform.stop()
+
+    app = FastAPI(
+        title="voicefn",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.platform = platform
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    _mount_dashboard(app)
+    app.add_middleware(Observability, metrics=platform.metrics, root=app)
+    return app
+
+
+def _mount_dashboard(app: FastAPI) -> None:
+    """``voicefn.server.dashboard.mount(app)`` when the dashboard ships; else ``/`` shows the
+    API documentation."""
+    if importlib.util.find_spec(f"{__package__}.dashboard") is not None:
+        importlib.import_module(f"{__package__}.dashboard").mount(app)
+        return
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/docs")

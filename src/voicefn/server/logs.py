@@ -1,0 +1,67 @@
+"""Structured JSON logs: one object per line with the request id and the workspace.
+
+Nothing secret is logged on purpose; as a second line of defence every message is scrubbed of
+anything shaped like an API key or a bearer credential before it is written.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "voicefn_request_id", default=None
+)
+workspace_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "voicefn_workspace_id", default=None
+)
+
+_SCRUB = re.compile(
+    r"vfn_[A-Za-z0-9_\-]{8,}|(?i:bearer|basic|token)\s+[A-Za-z0-9._~+/=\-]{6,}|"
+    r"gAAAAA[A-Za-z0-9_\-=]{20,}"  # a Fernet token
+)
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
+
+
+def scrub(text: str) -> str:
+    return _SCRUB.sub("[redacted]", text)
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": scrub(record.getMessage()),
+        }
+        rid, ws = request_id.get(), workspace_id.get()
+        if rid:
+            out["request_id"] = rid
+        if ws:
+            out["workspace_id"] = ws
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def configure(level: str = "info", stream: Any = None) -> logging.Handler:
+    """Send voicefn's and uvicorn's logs to ``stream`` (stderr) as JSON lines."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    for name in ("voicefn", "uvicorn", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+    logging.getLogger("uvicorn.access").disabled = True  # our middleware logs each request
+    return handler
