@@ -185,13 +185,13 @@ def run_server(
             url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{bound}"
             db = platform.store.backend
             _say(f"voicefn serve: {url}  ({db}, data in {config.data_dir.resolve()})")
-            _say(f"Dashboard: {url}/   API docs: {url}/docs")
             if platform.first_key is not None:
                 _say(f"API key: {platform.first_key.secret}")
                 _say(
                     "  (the first workspace's operator key: shown once, keep it; "
                     "more with `voicefn keys create`)"
                 )
+            _say(f"Dashboard: {url}/   API docs: {url}/docs")
 
     server = Server(
         uvicorn.Config(

@@ -123,10 +123,16 @@ def install(app: FastAPI) -> None:
             found = err.get("input")
             if not isinstance(found, str | int | float | bool | type(None)):
                 found = None
+            loc = err.get("loc", ())
+            message = str(err.get("msg", "invalid")).rstrip(".")
+            if err.get("type") == "json_invalid":  # loc is ("body", <character position>)
+                where = loc[-1] if len(loc) > 1 else "?"
+                loc, found = ("body",), None
+                message = f"not valid JSON (at character {where}): {message}"
             problems.append(
                 Problem(
-                    _where(err.get("loc", ())),
-                    str(err.get("msg", "invalid")).rstrip("."),
+                    _where(loc),
+                    message,
                     _fix(str(err.get("type", "")), err.get("ctx") or {}),
                     found,
                 )

@@ -140,6 +140,11 @@ class Platform:
         database on a warm path. Returns the execution id and the result."""
         executor = self.executors.get(await self.catalog.policy(ws))
         result = await executor.run(fn.function, arguments, context, tool_call_id=tool_call_id)
+        if fn.redactor:
+            # The engine scrubs the function's own secrets; the agent's secret variables (in a
+            # header or body through {variable}) are only known here.
+            result.content = fn.redactor.text(result.content)
+            result.data = _scrub(result.data, fn.redactor)
         return self.record(ws, fn, result, context, tool_call_id, source), result
 
     def record(

@@ -167,7 +167,7 @@ class ChangeRow(Base):
 
     __tablename__ = "changes"
     #: SQLite: AUTOINCREMENT, so a sequence number is never reused after pruning.
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     seq: Mapped[int] = mapped_column(Sequence64, primary_key=True, autoincrement=True)
     workspace_id: Mapped[str] = mapped_column(String(ID))
