@@ -528,10 +528,13 @@ def test_ctrl_c_hangs_up_an_interactive_call_on_the_first_press(tmp_path):
             assert line, proc.stderr.read() if proc.stderr else ""
             seen += line
         proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=60)  # stdin stays open: no Enter pressed
+        proc.wait(timeout=60)  # stdin stays open (communicate() would close it: end of input)
+        stdout = proc.stdout.read()
+        stderr = proc.stderr.read() if proc.stderr else ""
     finally:
         if proc.poll() is None:
             proc.kill()
+        proc.communicate()  # closes the pipes
     assert proc.returncode == 0, stderr
     assert "call ended (the caller hung up)" in stdout
     assert "Traceback" not in stderr

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict
@@ -233,7 +236,32 @@ def script_reader(lines: list[str]) -> Callable[[], Awaitable[str | None]]:
 def stdin_reader(console: Console) -> Callable[[], Awaitable[str | None]]:
     """Lines typed by the caller; ``/quit`` or ``/exit`` (or end of input) hangs up.
 
-    Each line is read on a daemon thread, so a hang-up (Ctrl-C) never waits for Enter."""
+    Each line is read on a daemon thread, so a hang-up (Ctrl-C) never waits for Enter. A real
+    stdin is read with ``os.read`` on its descriptor: a thread left blocked in Python's buffered
+    ``input()`` would hold the stdin lock when the interpreter exits (a fatal error)."""
+    try:
+        fd: int | None = sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        fd = None  # a replaced stdin (tests): read it with input()
+    pending = bytearray()
+
+    def read_line() -> str | None:
+        if fd is None:
+            try:
+                return console.input("[bold green]you>[/bold green] ")
+            except (EOFError, OSError, ValueError):
+                return None
+        console.print("[bold green]you>[/bold green] ", end="")
+        while b"\n" not in pending:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                if not pending:
+                    return None
+                break
+            pending.extend(chunk)
+        line, _, rest = bytes(pending).partition(b"\n")
+        pending[:] = rest
+        return line.decode("utf-8", errors="replace")
 
     async def next_line() -> str | None:
         loop = asyncio.get_running_loop()
@@ -244,9 +272,11 @@ def stdin_reader(console: Console) -> Callable[[], Awaitable[str | None]]:
                 got.set_result(value)
 
         def read() -> None:
+            if hasattr(signal, "pthread_sigmask"):  # Ctrl-C goes to the loop, never to read()
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
             try:
-                value: str | None = console.input("[bold green]you>[/bold green] ")
-            except (EOFError, OSError, ValueError):
+                value = read_line()
+            except OSError:
                 value = None
             with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is listening
                 loop.call_soon_threadsafe(deliver, value)
