@@ -2,17 +2,17 @@
 
 One module per concept: ``_app`` (the application, shared options, exit codes, JSON errors),
 ``_functions`` (validate, convert, from-curl), ``_invoke``, ``_call`` (call, tools) and
-``_generate``. Each command imports the engine parts it uses when it runs.
+``_generate`` and ``_doctor`` (are the sandboxes usable from this install?). Each command imports the engine parts it uses when it runs.
 """
 
 from __future__ import annotations
 
-from . import _call, _functions, _generate, _invoke
+from . import _call, _doctor, _functions, _generate, _invoke
 from ._app import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE, app
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "app", "main"]
 
-_commands = (_call, _functions, _generate, _invoke)
+_commands = (_call, _doctor, _functions, _generate, _invoke)
 
 
 def main() -> None:

@@ -49,7 +49,16 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 #: The order of ``voicefn --help``: the way a newcomer meets the commands.
-COMMAND_ORDER = ("validate", "convert", "from-curl", "invoke", "tools", "call", "generate")
+COMMAND_ORDER = (
+    "validate",
+    "convert",
+    "from-curl",
+    "invoke",
+    "tools",
+    "call",
+    "generate",
+    "doctor",
+)
 
 
 class _Group(TyperGroup):
