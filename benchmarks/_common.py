@@ -2,7 +2,7 @@
 
 The benchmarks are run as scripts (``python benchmarks/<name>.py``), so their own folder is first
 on ``sys.path`` and they import this module as ``_common``. Standard library only at import time:
-``turn_overhead.py --serve`` (its server child) imports it too and must not load httpx or voicefn.
+``_calls.py`` imports it in the call benchmarks' processes; httpx and voicefn load only where used.
 """
 
 from __future__ import annotations

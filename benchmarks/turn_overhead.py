@@ -1,46 +1,45 @@
-"""How much voicefn's CallSession adds on the tool-call path of a turn, next to a bare loop.
+"""What a tool-call turn costs through voicefn's CallSession, next to the bare floor, by history size.
 
-    python benchmarks/turn_overhead.py [--turns N] [--json]
+    python benchmarks/turn_overhead.py [--turns N] [--sizes 2,30,130] [--quick] [--json]
 
-Two latencies of every turn, both taken from server-side clocks:
+For each history size (the number of messages in the turn's first LLM request: the system prompt,
+the earlier conversation, the new words), turns run one at a time, interleaved (the order rotates
+every round), against the same servers, through:
 
-* (a) args -> request: from the moment the LLM server wrote the tool-call chunk that completes the
-  arguments to the moment the function's HTTP request reached the function server;
-* (b) result -> next LLM request: from the moment the function server wrote its response to the
-  moment the follow-up LLM request (carrying the tool result) reached the LLM server.
+* voicefn: a ``CallSession`` (a new one per turn, the earlier conversation already in its
+  ``messages``) with one HTTP function (POST, JSON body) run by ``voicefn.Executor``;
+* floor: aiohttp and orjson directly (``_calls.floor_turn``): what any Python program must do for
+  the same turn;
+* sdk (a reference, when the openai package is installed; ``--no-sdk`` leaves it out): the same
+  loop through the openai SDK (one client for all turns), the function through the floor's aiohttp
+  session: the LLM path voicefn had before its own client.
 
-Clients, in this process, interleaved turn by turn (ABBA order) against the same servers:
+Per turn:
 
-* voicefn: ``CallSession(agent, executor=Executor(...))``, ``async for ev in session.turn(...)``
-  with an agent holding one HTTP function (POST, JSON body); a new session per turn, so no call is
-  deduplicated;
-* bare: the openai SDK and httpx directly: stream the completion, accumulate the tool call, send
-  the httpx request as soon as ``json.loads`` of the accumulated arguments succeeds, then append
-  the assistant and tool messages and call the LLM again.
+* CPU: this process's CPU time (``time.process_time``) from the turn's start to its end; the
+  servers run in another process and turns run one at a time, so this is the turn's own cost,
+  kernel time of its sockets included;
+* (a) args -> request: from the moment the LLM server wrote the chunk that completes the tool
+  call's arguments to the moment the function's request reached the function server;
+* (b) result -> next LLM request: from the moment the function server wrote its response (or the
+  LLM stream ended, if later) to the moment the follow-up LLM request reached the LLM server.
 
-The servers run in a child process (this script with ``--serve``) on 127.0.0.1, one asyncio loop,
-so they neither share this process's GIL nor its event loop. Timestamps are
-``time.monotonic_ns()``: CLOCK_MONOTONIC, system-wide on Linux (``time.perf_counter`` uses the
-same clock). The LLM server streams the tool call's arguments in small fragments a few ms apart,
-then holds the stream open (``--hold-ms``) after the last fragment, so (a) measures "arguments
-complete -> request sent" and not "stream end -> request". The function server answers after
-``--fn-delay-ms`` (longer than the hold), so its response is the last thing the client waits for
-and (b) starts there; turns where the LLM stream ended later are measured from the stream's end
-and counted.
+(a) and (b) come from the servers' clocks (``_call_servers.py``, ``time.monotonic_ns()``,
+system-wide on Linux). The LLM streams the arguments in small fragments ``--gap-ms`` apart, then
+holds the stream open (``--hold-ms``), so (a) measures "arguments complete -> request sent";
+the function answers after ``--fn-delay-ms``, longer than the hold, so (b) starts at its answer.
 
-Target (from the issue): "< 1 ms added at p50" for each of (a) and (b). It is printed as
-information; the exit status is 0 whether or not it is met.
+Once: the memory an idle ``CallSession`` holds (tracemalloc over 200 sessions) and the CPU to make
+one. Targets, printed as information (the exit status is 0 whether or not they are met): engine
+CPU per turn <= 2 ms at 30 messages; (a) and (b) < 1 ms added over the floor at p50; an idle
+session < 100 KB.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
-import json
-import os
-import re
 import statistics
 import sys
 import time
@@ -48,486 +47,359 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from _common import (
-    Budget,
-    HelperProcess,
-    check_order_function,
-    check_order_parameters,
-    emit,
-    environment,
-    environment_line,
-    percentile,
-    pooled_client,
+from _calls import (
+    SYSTEM,
+    TOOLS,
+    agent_spec,
+    fetch_times,
+    floor_client,
+    floor_turn,
+    history,
+    idle_session_bytes,
+    intervals,
+    user_text,
+    voicefn_turn,
 )
+from _common import Budget, HelperProcess, emit, environment, environment_line, percentile
 
-SYSTEM = "You are Sam from Acme. Keep answers short. Use check_order for order questions."
-TARGET_US = 1000.0  # "< 1 ms added at p50"
-KEY = re.compile(r"ORD-([0-9]+[a-z])")
+CALL_SERVERS = Path(__file__).with_name("_call_servers.py")
+CPU_TARGET_US = 2000.0  # engine CPU per turn <= 2 ms with a 30-message history
+LATENCY_TARGET_US = 1000.0  # < 1 ms added at p50
+IDLE_TARGET_BYTES = 100 * 1024
 
-# ================================================================================ servers
-# (child process; standard library only)
-
-
-def _chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-    body = {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion.chunk",
-        "created": 0,
-        "model": "bench",
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    data = b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
-    return b"%x\r\n%s\r\n" % (len(data), data)
-
-
-_DONE = b"data: [DONE]\n\n"
-_DONE_CHUNK = b"%x\r\n%s\r\n0\r\n\r\n" % (len(_DONE), _DONE)
-_SSE_HEAD = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-    b"Transfer-Encoding: chunked\r\n\r\n"
-)
-
-
-def _json_response(data: bytes) -> bytes:
-    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
-    return head % len(data) + data
-
-
-Handler = Callable[[bytes, bytes, asyncio.StreamWriter], Awaitable[None]]
-
-
-async def _serve_connection(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handle: Handler
-) -> None:
-    """``handle(request line, body, writer)`` for each request, until EOF or ``close``."""
-    try:
-        while (req := await _read_request(reader)) is not None:
-            line, body, keep_alive = req
-            await handle(line, body, writer)
-            if not keep_alive:
-                break
-    except ConnectionError:
-        pass
-    finally:
-        writer.close()
-
-
-async def _read_request(reader: asyncio.StreamReader) -> tuple[bytes, bytes, bool] | None:
-    """(request line, body, keep-alive) or None at EOF."""
-    try:
-        head = await reader.readuntil(b"\r\n\r\n")
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    lines = head.split(b"\r\n")
-    length = 0
-    keep_alive = True
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection" and value.strip().lower() == b"close":
-            keep_alive = False
-    try:
-        body = await reader.readexactly(length) if length else b""
-    except (asyncio.IncompleteReadError, ConnectionError):
-        return None
-    return lines[0], body, keep_alive
-
-
-class Servers:
-    """The scripted LLM and the function server, recording monotonic_ns per turn key."""
-
-    def __init__(self, hold_s: float, gap_s: float, fn_delay_s: float) -> None:
-        self.hold_s, self.gap_s, self.fn_delay_s = hold_s, gap_s, fn_delay_s
-        self.times: dict[str, dict[str, int]] = {}
-
-    def _note(self, key: str, what: str) -> None:
-        self.times.setdefault(key, {})[what] = time.monotonic_ns()
-
-    async def llm(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _serve_connection(reader, writer, self._llm_request)
-
-    async def _llm_request(self, line: bytes, body: bytes, writer: asyncio.StreamWriter) -> None:
-        if line.startswith(b"GET /_times"):
-            writer.write(_json_response(json.dumps(self.times).encode()))
-        else:
-            await self._complete(json.loads(body), writer)
-
-    async def _complete(self, body: dict[str, Any], writer: asyncio.StreamWriter) -> None:
-        messages = body["messages"]
-        user = next(m["content"] for m in messages if m["role"] == "user")
-        match = KEY.search(user)
-        key = match.group(1) if match else "?"
-        if messages[-1]["role"] == "tool":  # the follow-up request, with the function's result
-            self._note(key, "llm2_arrived")
-            writer.write(_SSE_HEAD + _chunk({"role": "assistant", "content": ""}))
-            for text in ("Your order ", "has shipped ", "and arrives in 2 days."):
-                writer.write(_chunk({"content": text}))
-            writer.write(_chunk({}, "stop") + _DONE_CHUNK)
-            return
-        self._note(key, "llm1_arrived")
-        args = json.dumps({"order_id": f"ORD-{key}"}, separators=(",", ":"))
-        fragments = [args[i : i + 6] for i in range(0, len(args), 6)]
-        writer.write(_SSE_HEAD + _chunk({"role": "assistant", "content": ""}))
-        header = {
-            "index": 0,
-            "id": f"call_{key}",
-            "type": "function",
-            "function": {"name": "check_order", "arguments": ""},
-        }
-        writer.write(_chunk({"tool_calls": [header]}))
-        for fragment in fragments:
-            await asyncio.sleep(self.gap_s)
-            piece = {"index": 0, "function": {"arguments": fragment}}
-            writer.write(_chunk({"tool_calls": [piece]}))
-        self._note(key, "args_written")  # the chunk that completes the arguments is on the wire
-        await asyncio.sleep(self.hold_s)
-        writer.write(_chunk({}, "tool_calls") + _DONE_CHUNK)
-        self._note(key, "stream_end_written")
-
-    async def function(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await _serve_connection(reader, writer, self._function_request)
-
-    async def _function_request(
-        self, line: bytes, body: bytes, writer: asyncio.StreamWriter
-    ) -> None:
-        order_id = str(json.loads(body).get("order_id", ""))
-        key = order_id.removeprefix("ORD-")
-        self._note(key, "fn_arrived")
-        await asyncio.sleep(self.fn_delay_s)
-        data = json.dumps(
-            {"order_id": order_id, "status": "shipped", "eta_days": 2, "carrier": "UPS"}
-        ).encode()
-        writer.write(_json_response(data))
-        self._note(key, "fn_responded")
-
-
-async def _serve(args: argparse.Namespace) -> None:
-    loop = asyncio.get_running_loop()
-    servers = Servers(args.hold_ms / 1000, args.gap_ms / 1000, args.fn_delay_ms / 1000)
-    llm = await asyncio.start_server(servers.llm, "127.0.0.1", 0)
-    fn = await asyncio.start_server(servers.function, "127.0.0.1", 0)
-    stop = asyncio.Event()
-
-    def on_stdin() -> None:  # the parent closed our stdin (or died): stop
-        if not os.read(sys.stdin.fileno(), 4096):
-            loop.remove_reader(sys.stdin.fileno())
-            stop.set()
-
-    loop.add_reader(sys.stdin.fileno(), on_stdin)
-    llm_port = llm.sockets[0].getsockname()[1]
-    fn_port = fn.sockets[0].getsockname()[1]
-    print(f"PORTS {llm_port} {fn_port}", flush=True)
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), args.max_seconds + 30)
-    llm.close()
-    fn.close()
-
-
-# ================================================================================ clients
-
-
-def user_text(key: str) -> str:
-    return f"Where is my order ORD-{key}?"
-
-
-def agent_spec(llm_port: int, fn_port: int) -> dict[str, Any]:
-    return {
-        "name": "bench",
-        "system_prompt": SYSTEM,
-        "llm": {
-            "model": "bench",
-            "base_url": f"http://127.0.0.1:{llm_port}/v1",
-            "max_retries": 0,
-        },
-        "functions": [
-            check_order_function(f"http://127.0.0.1:{fn_port}/orders", timeout_ms=10_000)
-        ],
-    }
-
-
-TOOLS = [
-    {
-        "type": "function",
-        "function": {
-            "name": "check_order",
-            "description": "Look up an order's status.",
-            "parameters": check_order_parameters(),
-        },
-    }
-]
-
-
-async def voicefn_turn(agent: Any, ex: Any, key: str) -> str | None:
-    """One turn through CallSession; None if it went as scripted, else what went wrong."""
-    from voicefn.runtime import CallSession
-    from voicefn.runtime.events import ErrorEvent, FunctionFinished, TurnFinished
-
-    problem: str | None = "no TurnFinished"
-    ok_calls = 0
-    async with CallSession(agent, executor=ex) as session:
-        async for ev in session.turn(user_text(key)):
-            if isinstance(ev, FunctionFinished):
-                ok_calls += ev.result.ok
-                if not ev.result.ok:
-                    return f"function failed: {ev.result.content[:120]}"
-            elif isinstance(ev, ErrorEvent):
-                return f"error: {ev}"
-            elif isinstance(ev, TurnFinished):
-                problem = None if ok_calls == 1 else f"{ok_calls} successful calls"
-    return problem
-
-
-async def bare_turn(openai_mod: Any, http: Any, llm_url: str, fn_url: str, key: str) -> str | None:
-    """The same turn with the openai SDK and httpx directly."""
-    client = openai_mod.AsyncOpenAI(
-        base_url=llm_url, api_key="not-needed", timeout=30.0, max_retries=0
-    )
-
-    async def call_function(arguments: dict[str, Any]) -> str:
-        body = json.dumps({"order_id": arguments["order_id"]}).encode()
-        response = await http.post(
-            fn_url, content=body, headers={"Content-Type": "application/json"}
-        )
-        return str(response.text)
-
-    try:
-        messages: list[dict[str, Any]] = [
-            {"role": "system", "content": SYSTEM},
-            {"role": "user", "content": user_text(key)},
-        ]
-        stream = await client.chat.completions.create(
-            model="bench", messages=messages, tools=TOOLS, stream=True
-        )
-        call_id = name = arguments = ""
-        task: asyncio.Task[str] | None = None
-        async for chunk in stream:
-            if not chunk.choices:
-                continue
-            for tc in chunk.choices[0].delta.tool_calls or ():
-                if tc.id:
-                    call_id = tc.id
-                if tc.function is not None:
-                    name += tc.function.name or ""
-                    arguments += tc.function.arguments or ""
-                if task is None and arguments:
-                    try:
-                        parsed = json.loads(arguments)
-                    except ValueError:
-                        continue
-                    task = asyncio.create_task(call_function(parsed))
-        if task is None:
-            return "no tool call"
-        content = await task
-        messages.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": name, "arguments": arguments},
-                    }
-                ],
-            }
-        )
-        messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
-        stream = await client.chat.completions.create(
-            model="bench", messages=messages, tools=TOOLS, stream=True
-        )
-        text = [c.choices[0].delta.content or "" async for c in stream if c.choices]
-        return None if "".join(text) else "no answer"
-    finally:
-        await client.close()
-
-
-# ================================================================================ measuring
+Turn = Callable[[str, list[dict[str, Any]]], Awaitable[str | None]]
 
 
 def start_servers(args: argparse.Namespace) -> HelperProcess:
-    """This script with ``--serve`` in a child process; its ``numbers`` are the two ports."""
     argv = [
         sys.executable,
-        str(Path(__file__).resolve()),
-        "--serve",
+        str(CALL_SERVERS),
         f"--hold-ms={args.hold_ms}",
         f"--gap-ms={args.gap_ms}",
         f"--fn-delay-ms={args.fn_delay_ms}",
-        f"--max-seconds={args.max_seconds}",
+        f"--max-seconds={args.max_seconds * 2 + 60}",
     ]
     return HelperProcess(argv, "PORTS", "the benchmark servers")
 
 
 async def run(args: argparse.Namespace, llm_port: int, fn_port: int) -> dict[str, Any]:
-    import openai
-
     import voicefn
-    from voicefn.runtime import load_agent
+    from voicefn.runtime import CallSession, load_agent
 
-    budget = Budget(args.max_seconds)
     agent = load_agent(agent_spec(llm_port, fn_port))
     llm_url = f"http://127.0.0.1:{llm_port}/v1"
     fn_url = f"http://127.0.0.1:{fn_port}/orders"
-    failures: dict[str, list[str]] = {"voicefn": [], "bare": []}
-    keys: dict[str, list[str]] = {"voicefn": [], "bare": []}
-    async with (
-        voicefn.Executor(allow_private_network=True) as ex,
-        pooled_client(200) as http,
-    ):
-        runners = {
-            "voicefn": lambda key: voicefn_turn(agent, ex, key),
-            "bare": lambda key: bare_turn(openai, http, llm_url, fn_url, key),
+    sdk: Any = None
+    if args.sdk:
+        try:
+            import openai
+        except ImportError:
+            args.sdk = False
+        else:
+            sdk = openai.AsyncOpenAI(base_url=llm_url, api_key="not-needed", max_retries=0)
+
+    async with voicefn.Executor(allow_private_network=True) as ex, floor_client() as http:
+
+        async def through_voicefn(key: str, earlier: list[dict[str, Any]]) -> str | None:
+            session = CallSession(agent, executor=ex)
+            session.messages.extend(earlier)
+            try:
+                return await voicefn_turn(session, key)
+            finally:
+                await session.aclose()
+
+        async def through_floor(key: str, earlier: list[dict[str, Any]]) -> str | None:
+            messages = [{"role": "system", "content": SYSTEM}, *earlier]
+            return await floor_turn(http, f"{llm_url}/chat/completions", fn_url, messages, key)
+
+        async def through_sdk(key: str, earlier: list[dict[str, Any]]) -> str | None:
+            messages = [{"role": "system", "content": SYSTEM}, *earlier]
+            return await sdk_turn(sdk, http, fn_url, messages, key)
+
+        sides: dict[str, Turn] = {"voicefn": through_voicefn, "floor": through_floor}
+        if sdk is not None:
+            sides["sdk"] = through_sdk
+        sizes = [int(s) for s in args.sizes.split(",")]
+        per_size = args.max_seconds / len(sizes)
+        results = []
+        for number, size in enumerate(sizes):
+            results.append(
+                await measure_size(args, sides, size, f"s{number}", Budget(per_size), http, fn_port)
+            )
+        idle = idle_session_bytes(agent, ex)
+    if sdk is not None:
+        await sdk.close()
+    return summarize(args, results, idle)
+
+
+async def measure_size(
+    args: argparse.Namespace,
+    sides: dict[str, Turn],
+    size: int,
+    prefix: str,
+    budget: Budget,
+    http: Any,
+    fn_port: int,
+) -> dict[str, Any]:
+    earlier = history(size)
+    names = list(sides)
+    cpu: dict[str, list[float]] = {n: [] for n in names}
+    keys: dict[str, list[str]] = {n: [] for n in names}
+    failures: dict[str, list[str]] = {n: [] for n in names}
+    gc.collect()
+    rounds = 0
+    for i in range(args.warmup + args.turns):
+        measured = i >= args.warmup
+        if measured and rounds >= 5 and budget.spent():
+            break
+        if i == args.warmup:
+            gc.collect()
+            gc.freeze()  # warm-up garbage and imports out of the collector's way
+        order = names[i % len(names) :] + names[: i % len(names)]
+        for side in order:
+            key = f"{prefix}{side[0]}{i:05d}"
+            started = time.process_time()
+            try:
+                async with asyncio.timeout(10):
+                    problem = await sides[side](key, earlier)
+            except Exception as exc:  # counted and reported
+                problem = f"{type(exc).__name__}: {exc}"
+            spent = time.process_time() - started
+            if not measured:
+                continue
+            if problem is None:
+                cpu[side].append(spent * 1e6)
+                keys[side].append(key)
+            else:
+                failures[side].append(problem)
+        rounds += measured
+    gc.unfreeze()
+    times = await fetch_times(http, fn_port, prefix)
+    figures: dict[str, Any] = {}
+    for side in names:
+        a: list[float] = []
+        b: list[float] = []
+        for key in keys[side]:
+            pair = intervals(times.get(key, {}))
+            if pair is None:
+                failures[side].append(f"turn {key}: missing server timestamps")
+                continue
+            a.append(pair[0])
+            b.append(pair[1])
+        figures[side] = {
+            "cpu_us": _stats(cpu[side]),
+            "a_us": _stats(a),
+            "b_us": _stats(b),
+            "failures": {"count": len(failures[side]), "first": failures[side][:3]},
         }
-        total = args.warmup + args.turns
-        done = 0
-        for i in range(total):
-            if i >= args.warmup and done >= 10 and budget.spent():
-                break
-            if i == args.warmup:
-                gc.collect()
-                gc.freeze()  # warm-up garbage and imports out of the collector's way
-            order = ["voicefn", "bare"] if i % 4 in (0, 3) else ["bare", "voicefn"]
-            for side in order:
-                key = f"{i:06d}{side[0]}"
+    return {"messages": size, "rounds": rounds, "sides": figures}
+
+
+def _stats(values: list[float]) -> dict[str, float | int | None]:
+    if not values:
+        return {"p50": None, "p90": None, "n": 0}
+    ordered = sorted(values)
+    return {
+        "p50": round(statistics.median(ordered), 1),
+        "p90": round(percentile(ordered, 90), 1),
+        "n": len(ordered),
+    }
+
+
+async def sdk_turn(
+    client: Any, http: Any, fn_url: str, messages: list[dict[str, Any]], key: str
+) -> str | None:
+    """The floor's turn with the openai SDK for the LLM requests (a reference)."""
+    import orjson
+
+    messages.append({"role": "user", "content": user_text(key)})
+    stream = await client.chat.completions.create(
+        model="bench", messages=messages, tools=TOOLS, stream=True
+    )
+    call_id = name = arguments = ""
+    task: asyncio.Task[str] | None = None
+
+    async def call_function(order_id: str) -> str:
+        body = orjson.dumps({"order_id": order_id})
+        async with http.post(fn_url, data=body, headers={"Content-Type": "application/json"}) as r:
+            return str((await r.read()).decode())
+
+    async for chunk in stream:
+        if not chunk.choices:
+            continue
+        for tc in chunk.choices[0].delta.tool_calls or ():
+            call_id = tc.id or call_id
+            if tc.function is not None:
+                name += tc.function.name or ""
+                arguments += tc.function.arguments or ""
+            if task is None and arguments.endswith("}"):
                 try:
-                    async with asyncio.timeout(10):
-                        problem = await runners[side](key)
-                except Exception as exc:  # counted and reported
-                    problem = f"{type(exc).__name__}: {exc}"
-                if i < args.warmup:
+                    parsed = orjson.loads(arguments)
+                except orjson.JSONDecodeError:
                     continue
-                if problem is None:
-                    keys[side].append(key)
-                else:
-                    failures[side].append(problem)
-            if i >= args.warmup:
-                done += 1
-        times = (await http.get(f"http://127.0.0.1:{llm_port}/_times")).json()
-    return summarize(args, keys, failures, times, done)
+                task = asyncio.create_task(call_function(parsed["order_id"]))
+    if task is None:
+        return "no tool call"
+    content = await task
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    messages.append({"role": "assistant", "content": None, "tool_calls": [call]})
+    messages.append({"role": "tool", "tool_call_id": call_id, "content": content})
+    stream = await client.chat.completions.create(
+        model="bench", messages=messages, tools=TOOLS, stream=True
+    )
+    said = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    return None if said else "no answer"
 
 
 def summarize(
-    args: argparse.Namespace,
-    keys: dict[str, list[str]],
-    failures: dict[str, list[str]],
-    times: dict[str, dict[str, int]],
-    turns: int,
+    args: argparse.Namespace, results: list[dict[str, Any]], idle: dict[str, float]
 ) -> dict[str, Any]:
-    import httpx
-    import openai
+    import aiohttp
+    import orjson
 
     import voicefn
 
-    samples: dict[str, dict[str, dict[int, float]]] = {}
-    late_stream: dict[str, int] = {}
-    for side, side_keys in keys.items():
-        a: dict[int, float] = {}
-        b: dict[int, float] = {}
-        late = 0
-        for key in side_keys:
-            t = times.get(key, {})
-            need = ("args_written", "fn_arrived", "fn_responded", "stream_end_written")
-            if not all(k in t for k in (*need, "llm2_arrived")):
-                failures[side].append(f"turn {key}: missing server timestamps")
-                continue
-            turn = int(key[:-1])
-            a[turn] = (t["fn_arrived"] - t["args_written"]) / 1e3
-            start = max(t["fn_responded"], t["stream_end_written"])
-            late += t["stream_end_written"] > t["fn_responded"]
-            b[turn] = (t["llm2_arrived"] - start) / 1e3
-        samples[side] = {"a": a, "b": b}
-        late_stream[side] = late
-    metrics: dict[str, Any] = {}
-    labels = {
-        "a": "(a) last argument chunk written -> function request arrived",
-        "b": "(b) function response written -> next LLM request arrived",
+    versions: dict[str, Any] = {
+        "voicefn": getattr(voicefn, "__version__", "?"),
+        "aiohttp": aiohttp.__version__,
+        "orjson": orjson.__version__,
     }
-    for m, label in labels.items():
-        v, bare = samples["voicefn"][m], samples["bare"][m]
-        if not v or not bare:
-            continue
-        paired = [v[t] - bare[t] for t in v.keys() & bare.keys()]
-        v_p50, v_p90 = statistics.median(v.values()), percentile(sorted(v.values()), 90)
-        bare_p50, bare_p90 = statistics.median(bare.values()), percentile(sorted(bare.values()), 90)
-        added = v_p50 - bare_p50
-        metrics[m] = {
-            "label": label,
-            "unit": "us",
-            "voicefn": {"p50": round(v_p50, 1), "p90": round(v_p90, 1), "n": len(v)},
-            "bare": {"p50": round(bare_p50, 1), "p90": round(bare_p90, 1), "n": len(bare)},
-            "added_p50_us": round(added, 1),
-            "added_p90_us": round(v_p90 - bare_p90, 1),
-            "paired_difference_median_us": round(statistics.median(paired), 1) if paired else None,
-            "target": "< 1 ms added at p50",
-            "met": added < TARGET_US,
+    if args.sdk:
+        import openai
+
+        versions["openai"] = openai.__version__
+    for result in results:
+        sides = result["sides"]
+        v, floor = sides["voicefn"], sides["floor"]
+        derived: dict[str, Any] = {}
+        for metric in ("cpu_us", "a_us", "b_us"):
+            if v[metric]["p50"] is None or floor[metric]["p50"] is None:
+                continue
+            derived[metric] = {
+                "added_p50": round(v[metric]["p50"] - floor[metric]["p50"], 1),
+                "ratio_p50": round(v[metric]["p50"] / floor[metric]["p50"], 2),
+            }
+            if "sdk" in sides and sides["sdk"][metric]["p50"] is not None:
+                derived[metric]["sdk_ratio_p50"] = round(
+                    sides["sdk"][metric]["p50"] / floor[metric]["p50"], 2
+                )
+        result["versus_floor"] = derived
+    at_30 = next((r for r in results if r["messages"] == 30), None)
+    cpu_30 = at_30["sides"]["voicefn"]["cpu_us"]["p50"] if at_30 else None
+    targets = {
+        "cpu_per_turn_at_30_messages_us": {
+            "value": cpu_30,
+            "target": "<= 2000",
+            "met": cpu_30 is not None and cpu_30 <= CPU_TARGET_US,
+        },
+        "idle_session_bytes": {
+            "value": round(idle["bytes"]),
+            "target": f"< {IDLE_TARGET_BYTES}",
+            "met": idle["bytes"] < IDLE_TARGET_BYTES,
+        },
+    }
+    for metric in ("a_us", "b_us"):
+        added = [r["versus_floor"].get(metric, {}).get("added_p50") for r in results]
+        worst = max((x for x in added if x is not None), default=None)
+        targets[f"{metric[0]}_added_p50_us_worst_size"] = {
+            "value": worst,
+            "target": "< 1000",
+            "met": worst is not None and worst < LATENCY_TARGET_US,
         }
     return {
         "config": {
-            "turns_measured": turns,
-            "warmup_turns": args.warmup,
+            "turns_per_side_and_size": args.turns,
+            "warmup": args.warmup,
             "hold_after_args_ms": args.hold_ms,
             "argument_chunk_gap_ms": args.gap_ms,
             "function_delay_ms": args.fn_delay_ms,
-            "turns_where_llm_stream_ended_after_function_response": late_stream,
         },
-        "environment": environment(
-            openai=openai.__version__,
-            httpx=httpx.__version__,
-            voicefn=getattr(voicefn, "__version__", "?"),
-        ),
-        "metrics": metrics,
-        "failures": {side: {"count": len(f), "first": f[:5]} for side, f in failures.items()},
+        "environment": environment(**versions),
+        "sizes": results,
+        "idle_session": {
+            "bytes": round(idle["bytes"]),
+            "create_cpu_us": round(idle["create_cpu_us"], 1),
+        },
+        "targets": targets,
     }
+
+
+def _cell(stats: dict[str, Any]) -> str:
+    if stats["p50"] is None:
+        return f"{'-':>15}"
+    return f"{stats['p50']:7.0f} ({stats['p90']:5.0f})"
 
 
 def print_report(data: dict[str, Any]) -> None:
     cfg, env = data["config"], data["environment"]
-    print(environment_line(env, "voicefn", "openai", "httpx"))
+    packages = [p for p in ("voicefn", "aiohttp", "orjson", "openai") if p in env]
+    print(environment_line(env, *packages))
     print(
-        f"{cfg['turns_measured']} turns per client (+{cfg['warmup_turns']} warm-up), interleaved; "
-        f"hold after args {cfg['hold_after_args_ms']} ms, function delay "
-        f"{cfg['function_delay_ms']} ms"
+        f"up to {cfg['turns_per_side_and_size']} turns per side and size "
+        f"(+{cfg['warmup']} warm-up), interleaved; arguments in fragments "
+        f"{cfg['argument_chunk_gap_ms']} ms apart, held {cfg['hold_after_args_ms']} ms, "
+        f"function answers after {cfg['function_delay_ms']} ms"
     )
-    print(f"{'':62} {'voicefn':>16} {'bare':>16} {'added':>9}")
-    print(f"{'(microseconds)':62} {'p50':>7} {'p90':>8} {'p50':>7} {'p90':>8} {'p50':>9}")
-    for m in data["metrics"].values():
-        v, b = m["voicefn"], m["bare"]
-        print(
-            f"{m['label']:62} {v['p50']:7.0f} {v['p90']:8.0f} {b['p50']:7.0f} {b['p90']:8.0f} "
-            f"{m['added_p50_us']:+9.0f}"
-        )
-    for key, m in data["metrics"].items():
-        verdict = "met" if m["met"] else "NOT met"
-        print(
-            f"target ({key}) {m['target']}: added {m['added_p50_us']:+.0f} us "
-            f"(paired median {m['paired_difference_median_us']:+.0f} us) -> {verdict}"
-        )
-    late = cfg["turns_where_llm_stream_ended_after_function_response"]
-    if any(late.values()):
-        print(f"note: (b) measured from the LLM stream's end in {late} turns")
-    for side, f in data["failures"].items():
-        if f["count"]:
-            print(f"{side}: {f['count']} failed turns, e.g. {f['first'][0]}")
+    sides = list(data["sizes"][0]["sides"])
+    for metric, title in (
+        ("cpu_us", "CPU per turn (process CPU time)"),
+        ("a_us", "(a) arguments complete -> function request arrived"),
+        ("b_us", "(b) function response -> next LLM request arrived"),
+    ):
+        print(f"\n{title}, microseconds: p50 (p90)")
+        head = f"{'messages':>8} " + " ".join(f"{s:>15}" for s in sides)
+        head += f" {'voicefn/floor':>13} {'added':>7}"
+        if "sdk" in sides:
+            head += f" {'sdk/floor':>9}"
+        print(head)
+        for result in data["sizes"]:
+            row = f"{result['messages']:>8} " + " ".join(
+                _cell(result["sides"][s][metric]) for s in sides
+            )
+            versus = result["versus_floor"].get(metric)
+            if versus:
+                row += f" {versus['ratio_p50']:12.2f}x {versus['added_p50']:+7.0f}"
+                if "sdk_ratio_p50" in versus:
+                    row += f" {versus['sdk_ratio_p50']:8.2f}x"
+            print(row)
+    idle = data["idle_session"]
+    print(
+        f"\nidle CallSession: {idle['bytes'] / 1024:.1f} KB (tracemalloc, 200 sessions), "
+        f"{idle['create_cpu_us']:.0f} us of CPU to make one"
+    )
+    labels = {
+        "cpu_per_turn_at_30_messages_us": "engine CPU per turn at 30 messages <= 2 ms",
+        "idle_session_bytes": "idle CallSession < 100 KB",
+        "a_added_p50_us_worst_size": "(a) < 1 ms added at p50 (worst size)",
+        "b_added_p50_us_worst_size": "(b) < 1 ms added at p50 (worst size)",
+    }
+    for key, target in data["targets"].items():
+        verdict = "met" if target["met"] else "NOT met"
+        print(f"target: {labels[key]}: {target['value']} -> {verdict}")
+    for result in data["sizes"]:
+        for side, figures in result["sides"].items():
+            f = figures["failures"]
+            if f["count"]:
+                print(
+                    f"{side} at {result['messages']} messages: {f['count']} failed turns, e.g. {f['first'][0]}"
+                )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--turns", type=int, default=200, help="measured turns per client")
-    parser.add_argument("--warmup", type=int, default=10, help="unmeasured turns per client")
+    parser.add_argument("--turns", type=int, default=80, help="measured turns per side and size")
+    parser.add_argument("--warmup", type=int, default=8, help="unmeasured turns per side and size")
+    parser.add_argument("--sizes", default="2,30,130", help="history sizes (messages)")
+    parser.add_argument("--quick", action="store_true", help="25 turns per side and size")
+    parser.add_argument("--no-sdk", dest="sdk", action="store_false", help="leave the SDK out")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--hold-ms", type=float, default=25.0, help="hold after the last args")
     parser.add_argument("--gap-ms", type=float, default=2.0, help="gap between args chunks")
     parser.add_argument("--fn-delay-ms", type=float, default=40.0, help="function server delay")
-    parser.add_argument("--max-seconds", type=float, default=90.0, help="stop measuring after")
-    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--max-seconds", type=float, default=120.0, help="stop measuring after")
     args = parser.parse_args()
-    if args.serve:
-        asyncio.run(_serve(args))
-        return
-    if args.fn_delay_ms <= args.hold_ms:
-        print("note: --fn-delay-ms <= --hold-ms: (b) will often start at the stream's end")
+    if args.quick:
+        args.turns, args.warmup = 25, 5
     args.turns = max(args.turns, 1)
     with start_servers(args) as servers:
         llm_port, fn_port = servers.numbers

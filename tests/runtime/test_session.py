@@ -145,6 +145,17 @@ async def test_context_filled_parameters_are_hidden_from_the_llm(llm, ex, server
     assert server.received[-1].json == {"order_id": "A1", "phone": "+15550001"}
 
 
+async def test_calls_of_one_agent_share_its_tools_unless_the_context_differs(llm, ex, server):
+    fn = http_fn(server)
+    fn["parameters"]["properties"]["from_number"] = {"type": "string", "description": "caller"}
+    agent = load_agent(agent_doc(llm, [fn]))
+    first, second = (CallSession(agent, executor=ex) for _ in range(2))
+    caller = CallSession(agent, executor=ex, context=CallContext(from_number="+15550001"))
+    assert first.tools[0] is second.tools[0]
+    assert "from_number" in first.tools[0]["function"]["parameters"]["properties"]
+    assert "from_number" not in caller.tools[0]["function"]["parameters"]["properties"]
+
+
 async def test_tool_call_path_filler_request_result_answer(llm, ex, server):
     llm.push(
         Reply(

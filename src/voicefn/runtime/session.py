@@ -22,11 +22,13 @@ import json
 import logging
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..context import CallContext
+from ..dialects.llm import context_filled
 from ..dialects.llm import dump as llm_tool
 from ..executor import Executor
 from ..results import ToolResult, error_content
@@ -162,6 +164,28 @@ class _Round:
         return slot
 
 
+#: (id(function), parameters the context fills) -> (function, its tool): the tools of a
+#: thousand calls of one agent are the same few objects (memory, and dicts the garbage collector
+#: would otherwise visit once per call). The function is kept so that its id stays its own.
+_TOOLS: OrderedDict[tuple[int, frozenset[str]], tuple[Function, dict[str, Any]]] = OrderedDict()
+_TOOLS_KEPT = 1024
+
+
+def _tool(function: Function, context: CallContext) -> dict[str, Any]:
+    """The function as the LLM sees it (read-only: shared by the calls whose context fills the
+    same parameters, which is all the context changes in it)."""
+    key = (id(function), frozenset(context_filled(function, context)))
+    known = _TOOLS.get(key)
+    if known is not None and known[0] is function:
+        _TOOLS.move_to_end(key)
+        return known[1]
+    tool = llm_tool(function, "openai", context)
+    _TOOLS[key] = (function, tool)
+    if len(_TOOLS) > _TOOLS_KEPT:
+        _TOOLS.popitem(last=False)
+    return tool
+
+
 def _canonical(arguments: dict[str, Any] | str) -> str:
     if isinstance(arguments, str):
         return arguments
@@ -218,7 +242,9 @@ class CallSession:
         self._refresh()
         self.executions: list[ExecutionRecord] = []
         self.ended = False
-        self._done: dict[tuple[str, str], ToolResult] = {}
+        # (function, canonical arguments) -> (content, status) of what was sent and succeeded;
+        # plain strings and numbers, which the garbage collector does not have to visit.
+        self._done: dict[tuple[str, str], tuple[str, int | None]] = {}
         self._pending: list[_Call] = []
         self._producer: asyncio.Task[None] | None = None
         self._first_token_wait: list[ExecutionRecord] = []
@@ -252,7 +278,7 @@ class CallSession:
 
     def _refresh(self) -> None:
         """Tools and system prompt from the current context (pre-call functions may change it)."""
-        self.tools = [llm_tool(f, "openai", self.context) for f in self.functions.values()]
+        self.tools = [_tool(f, self.context) for f in self.functions.values()]
         variables = self.context.as_variables()
         self.messages[0] = {"role": "system", "content": render_text(self.system_prompt, variables)}
 
@@ -577,7 +603,9 @@ class CallSession:
             previous = self._done.get(key)
             if previous is not None and not function.repeatable:
                 call.deduplicated = True
-                call.task = _completed(previous)
+                content, status = previous
+                result = ToolResult(call.name, True, content, _json_or_text(content), status)
+                call.task = _completed(result)
             else:  # scheduled before the event below, so the request goes out first
                 call.task = asyncio.create_task(self._execute(call, function, arguments))
         emit(FunctionStarted(call.name, call.id, arguments))
@@ -619,6 +647,8 @@ class CallSession:
             if c.extra_content:
                 entry["extra_content"] = c.extra_content
             tool_calls.append(entry)
+        # A tuple, not a list: a message holding only strings, numbers and tuples is one the
+        # garbage collector stops visiting, and a call's history is most of what it keeps.
         message["tool_calls"] = tool_calls
         self.messages.append(message)
         for c in calls:
@@ -692,8 +722,13 @@ class CallSession:
         )
         self.executions.append(record)
         self._first_token_wait.append(record)
-        if result.ok and result.request is not None and not call.deduplicated:
-            self._done[(call.name, _canonical(_parsed(call.arguments)))] = result
+        function = self.functions.get(call.name)
+        remember = function is not None and not function.repeatable
+        if remember and result.ok and result.request is not None and not call.deduplicated:
+            self._done[(call.name, _canonical(_parsed(call.arguments)))] = (
+                result.content,
+                result.status,
+            )
         emit(FunctionFinished(call.name, call.id, result, latency, timings, call.deduplicated))
         if result.ok and result.directive and not call.deduplicated:
             self._carry_out(result.directive, call.name, emit)
