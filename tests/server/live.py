@@ -5,8 +5,8 @@ subprocess. Tests talk to it over HTTP like any client."""
 from __future__ import annotations
 
 import os
+import queue
 import re
-import select
 import signal
 import socket
 import subprocess
@@ -127,28 +127,37 @@ def serve_process(
     )
     log_file.close()
     assert proc.stdout is not None
+    said: queue.Queue[str | None] = queue.Queue()
+
+    def read(stream: Any) -> None:
+        for raw in stream:
+            said.put(raw.decode("utf-8", "replace").rstrip("\n"))
+        said.put(None)
+
+    threading.Thread(target=read, args=(proc.stdout,), daemon=True).start()
     lines: list[str] = []
     deadline = time.monotonic() + START_TIMEOUT
     url = key = None
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stdout], [], [], 0.5)
-        if not ready:
+        try:
+            line = said.get(timeout=0.5)
+        except queue.Empty:
             if proc.poll() is not None:
                 break
             continue
-        line = proc.stdout.readline().decode()
-        if not line:
+        if line is None:
             break
-        lines.append(line.rstrip("\n"))
+        lines.append(line)
         if match := re.match(r"voicefn serve: (\S+)", line):
             url = match.group(1)
-        if match := re.match(r"API key: (\S+)$", line.rstrip("\n")):
+        if match := re.match(r"API key: (\S+)$", line):
             key = match.group(1)
         if line.startswith("Dashboard:"):
             break
-    if url is None or not lines[-1].startswith("Dashboard:"):
+    if url is None or not lines or not lines[-1].startswith("Dashboard:"):
         proc.kill()
         proc.wait(30)
+        proc.stdout.close()
         raise RuntimeError(f"serve did not start: {lines} {log_path.read_text()[-3000:]}")
     process = Process(proc, url, key, lines, log_path)
     try:
