@@ -192,3 +192,19 @@ def test_the_test_route_shows_the_request_sent_and_is_recorded(
     assert server.received[-1].headers["Authorization"] == "Bearer tok_1234567890"
     recorded = api.get("/v1/executions", params={"source": "test"}).json()["data"]
     assert [e["id"] for e in recorded] == [body["execution_id"]]
+
+
+def test_values_a_database_refuses_are_recorded_cleaned(api: httpx.Client, server: Any) -> None:
+    """JSON may carry a NUL, a lone surrogate or a 100-digit integer; PostgreSQL text may not.
+    The run is answered and recorded all the same (cleaned, off the hot path)."""
+    create_agent(api)
+    api.post("/v1/agents/agent_abc123/functions", json=echo_function(server.url))
+    raw = '{"order_id": "A\\ud800\\u0000B", "extra": ' + "9" * 100 + "}"
+    response = api.post(
+        EXECUTE.format("check_order"), json={"arguments": raw, "context": {"call_sid": "CA-1"}}
+    )
+    assert response.status_code == 200, response.text
+    execution_id = response.json()["execution_id"]
+    detail = api.get(f"/v1/executions/{execution_id}")
+    assert detail.status_code == 200, detail.text
+    assert detail.json()["arguments"]["order_id"] == "A?\ufffdB"

@@ -53,6 +53,14 @@ class AgentDraft:
     warnings: list[Problem] = field(default_factory=list)
 
 
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def check_json(value: Any, path: tuple[str | int, ...] = ()) -> list[Problem]:
     """What JSON allows but a stored document must not hold: NUL characters (PostgreSQL text
     refuses them) and numbers that are not finite (NaN, Infinity)."""
@@ -60,13 +68,23 @@ def check_json(value: Any, path: tuple[str | int, ...] = ()) -> list[Problem]:
     if isinstance(value, str):
         if "\x00" in value:
             out.append(Problem(json_path(path), "contains a NUL character", "remove it"))
+        elif not _is_unicode(value):
+            out.append(
+                Problem(json_path(path), "is not valid Unicode (a lone surrogate)", "remove it")
+            )
     elif isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):
             out.append(Problem(json_path(path), "is not a finite number", "use a number", None))
     elif isinstance(value, dict):
         for key, item in value.items():
-            if "\x00" in str(key):
-                out.append(Problem(json_path(path), "a key contains a NUL character", "remove it"))
+            if "\x00" in str(key) or not _is_unicode(str(key)):
+                out.append(
+                    Problem(
+                        json_path(path),
+                        "a key contains a NUL character or a lone surrogate",
+                        "remove it",
+                    )
+                )
             out += check_json(item, (*path, str(key)))
     elif isinstance(value, list):
         for i, item in enumerate(value):

@@ -142,6 +142,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Json:
+        if exc.status_code == 400:  # FastAPI could not even decode the body
+            unreadable = invalid(
+                [
+                    Problem(
+                        "$",
+                        f"the body cannot be read: {exc.detail}",
+                        "send UTF-8 JSON with Content-Type: application/json",
+                    )
+                ]
+            )
+            return Json(unreadable.body(request_id_of(request)), 422)
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message = (
             "no such route; the API is described at /docs"

@@ -14,13 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import json
 import logging
+import math
 import os
 import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -34,7 +37,35 @@ MAX_IN_MEMORY = 100_000
 
 
 def _encode(ws: Workspace, record: ExecutionRecord) -> bytes:
-    return orjson.dumps({"ws": [ws.id, ws.name], "ex": asdict(record)}) + b"\n"
+    line = {"ws": [ws.id, ws.name], "ex": asdict(record)}
+    try:
+        return orjson.dumps(line) + b"\n"
+    except TypeError:  # an integer beyond 64 bits, a lone surrogate: JSON text holds both
+        return json.dumps(line, ensure_ascii=True, default=str).encode() + b"\n"
+
+
+def clean(value: Any) -> Any:
+    """What any database can store: no NUL, no lone surrogate, no NaN or infinity."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {clean(str(k)): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(v) for v in value]
+    return value
+
+
+def _cleaned(row: Row) -> Row:
+    ws, record = row
+    return ws, ExecutionRecord(**{k: clean(v) for k, v in asdict(record).items()})
 
 
 def _decode(line: bytes) -> Row | None:
@@ -168,9 +199,12 @@ class Recorder:
                 self._on_disk.pop(0)
 
     async def _store_rows(self, rows: list[Row]) -> None:
+        """Insert in batches; the cleaning (off the hot path) keeps one odd value the engine
+        passed through from failing a whole batch on PostgreSQL."""
         for start in range(0, len(rows), self._batch):
+            batch = [_cleaned(r) for r in rows[start : start + self._batch]]
             async with self._store.write() as repos:
-                await repos.executions.add(rows[start : start + self._batch])
+                await repos.executions.add(batch)
 
     def _seal(self) -> None:
         assert self._current is not None
