@@ -82,7 +82,7 @@ class _Call:
     deduplicated: bool = False
     filler_at: float | None = None
     started_at: float | None = None
-    round: _Round | None = None
+    round_sent_at: float | None = None  # when its round's request went (no reference: no cycle)
 
 
 @dataclass
@@ -647,12 +647,10 @@ class CallSession:
             if c.extra_content:
                 entry["extra_content"] = c.extra_content
             tool_calls.append(entry)
-        # A tuple, not a list: a message holding only strings, numbers and tuples is one the
-        # garbage collector stops visiting, and a call's history is most of what it keeps.
         message["tool_calls"] = tool_calls
         self.messages.append(message)
         for c in calls:
-            c.round = rnd
+            c.round_sent_at = rnd.sent_at
         self._pending.extend(calls)
 
     def _abandon_round(self, rnd: _Round) -> None:
@@ -687,7 +685,7 @@ class CallSession:
 
     def _record(self, call: _Call, result: ToolResult, emit: Any) -> None:
         now = time.perf_counter()
-        base = call.round.sent_at if call.round is not None else (call.started_at or now)
+        base = call.round_sent_at or call.started_at or now
         timings = ExecutionTimings(
             time_to_filler_ms=(call.filler_at - base) * 1000 if call.filler_at else None,
             time_to_request_ms=(
