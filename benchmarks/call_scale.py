@@ -21,7 +21,8 @@ request (p50/p99, from the servers' clocks, as in ``turn_overhead.py``), the eve
 (a 10 ms ticker: how late it woke; p50/p99/max), CPU per turn (the process's CPU time over the
 window / the turns finished in it) and the CPU the process used (% of one core), and memory per
 call (resident memory at the end of the window, all calls alive with their histories, minus the
-process's after its warm-up, / N). The voicefn runs also measure an idle ``CallSession`` with
+process's after its warm-up, / N), the full garbage collections in the window and the longest,
+and the load average before the run. The voicefn runs also measure an idle ``CallSession`` with
 tracemalloc. Targets at N = 1,000 (on 2 cores): no failed turn, (a) p99 < 10 ms, (b) p99 < 20 ms,
 under 200 KB per call; printed as information, the exit status is 0 either way.
 
@@ -368,9 +369,13 @@ def print_report(data: dict[str, Any]) -> None:
     print(
         f"{'calls':>6} {'side':>8} {'loop':>8} {'turns/s':>8} {'failed':>6} "
         f"{'(a) p50':>7} {'p99':>6} {'(b) p50':>7} {'p99':>6} "
-        f"{'lag p50':>7} {'p99':>6} {'max':>6} {'CPU/turn':>8} {'CPU':>5} {'KB/call':>8}"
+        f"{'lag p50':>7} {'p99':>6} {'max':>6} {'CPU/turn':>8} {'CPU':>5} {'KB/call':>8} "
+        f"{'full GC':>9} {'load':>5}"
     )
-    print(f"{'':>6} {'':>8} {'':>8} {'':>8} {'':>6} {'ms':>7} {'':>6} {'ms':>7} {'':>6} {'ms':>7}")
+    print(
+        f"{'':>6} {'':>8} {'':>8} {'':>8} {'':>6} {'ms':>7} {'':>6} {'ms':>7} {'':>6} {'ms':>7}"
+        f"{'':>47}{'(longest)':>10}"
+    )
     for run in data["runs"]:
         head = f"{run['calls']:>6} {run['side']:>8} {run['loop']:>8}"
         if "error" in run:
@@ -383,7 +388,9 @@ def print_report(data: dict[str, Any]) -> None:
             f"{_p(run['lag_ms'], 'p50'):>7} {_p(run['lag_ms'], 'p99')} "
             f"{_p(run['lag_ms'], 'max')} "
             f"{run['cpu_per_turn_us'] / 1000:6.2f}ms {run['cpu_percent']:4d}% "
-            f"{run['kb_per_call']:8.1f}"
+            f"{run['kb_per_call']:8.1f} "
+            f"{run['gc_full_collections']:>2}x{run['gc_full_max_ms']:4.0f}ms "
+            f"{run['load_before']:5.1f}"
         )
     idle = [r["idle_session_kb"] for r in data["runs"] if "idle_session_kb" in r]
     if idle:

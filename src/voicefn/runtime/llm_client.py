@@ -562,18 +562,23 @@ def _describe(exc: BaseException) -> str:
 class _LoopClients:
     """The shared clients of one event loop, closed when the loop shuts down.
 
-    A task that waits forever holds them: ``asyncio.run`` (and ``asyncio.Runner``) cancel every
-    task before closing the loop, and the cancelled task closes the clients' sessions.
+    An async generator, started and left at its ``yield``, holds them: ``asyncio.run`` (and
+    ``asyncio.Runner``, uvloop) close every unfinished async generator of the loop once its tasks
+    are done, and this one's ``finally`` closes the clients' sessions. Nothing waits in
+    ``asyncio.all_tasks()`` meanwhile.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.clients: dict[tuple[Any, ...], LLMClient] = {}
-        self.keeper = loop.create_task(self._close_at_shutdown(), name="voicefn-llm-clients")
+        self.holder = self._close_at_shutdown()
+        # Run it to its yield now: the loop's first-iteration hook registers it for shutdown.
+        with contextlib.suppress(StopIteration):
+            self.holder.asend(None).send(None)
 
-    async def _close_at_shutdown(self) -> None:
+    async def _close_at_shutdown(self) -> AsyncGenerator[None, None]:
         try:
-            await self.loop.create_future()
+            yield
         finally:
             if _by_loop.get(self.loop) is self:
                 del _by_loop[self.loop]
@@ -608,5 +613,4 @@ async def close_shared_clients() -> None:
     """Close the running loop's shared clients now (a server's orderly shutdown)."""
     owner = _by_loop.pop(asyncio.get_running_loop(), None)
     if owner is not None:
-        owner.keeper.cancel()
-        await asyncio.gather(owner.keeper, return_exceptions=True)
+        await owner.holder.aclose()
