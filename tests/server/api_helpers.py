@@ -78,3 +78,26 @@ def wait_until(check: Any, what: str, timeout: float = 30.0) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"gave up waiting for {what}")
         time.sleep(0.02)
+
+
+def database_execute(url: str, sql: str) -> None:
+    """Run one statement on the database at ``url`` (to break stored data on purpose)."""
+    import asyncio
+
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        with sqlite3.connect(url.split(":///", 1)[1]) as db:
+            db.execute(sql)
+        return
+
+    async def run() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())

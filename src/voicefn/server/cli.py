@@ -234,7 +234,8 @@ def keys_create_cmd(
     data_dir: DataDirOpt = DEFAULT_DATA_DIR,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Create an API key and print it alone on stdout."""
+    """Create an API key and print it alone on stdout (the first key of a new database is an
+    operator key, like the one the first `voicefn serve` prints)."""
     from ..store import SecretBox, SecretKeyError, open_store
     from ..store import database_url as resolve_url
 
@@ -243,11 +244,14 @@ def keys_create_cmd(
         store = await open_store(resolve_url(data_dir, database_url), box)
         try:
             async with store.write() as repos:
+                first = not await repos.workspaces.count()
                 ws = await repos.workspaces.by_name(workspace)
                 if ws is None:
                     ws = await repos.workspaces.create(workspace)
-                    _warn_stderr(f"created workspace {workspace!r}")
-                new = await repos.keys.create(ws, name, operator=operator)
+                    _note(f"created workspace {workspace!r}")
+                if first and not operator:
+                    _note("the first key of a new database is an operator key")
+                new = await repos.keys.create(ws, name, operator=operator or first)
             return new.secret
         finally:
             await store.close()
@@ -259,7 +263,7 @@ def keys_create_cmd(
     _say(secret)
 
 
-def _warn_stderr(line: str) -> None:
+def _note(line: str) -> None:
     sys.stderr.write(line + "\n")
 
 
