@@ -54,6 +54,7 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import voicefn
@@ -64,6 +65,8 @@ from _sandbox_measure import (
     Function,
     Row,
     Run,
+    back_to_back,
+    concurrent_rounds,
     floor_call,
     print_table,
     sandbox_call,
@@ -71,8 +74,13 @@ from _sandbox_measure import (
     warm_rows,
 )
 
-TRIVIAL_TARGET_MS = 10.0
+TRIVIAL_TARGET_MS = 10.0  # paced (a pause after each call)
 HTTP_TARGET_MS = 20.0
+# Issue 10: calls back to back (no pause), p50
+B2B_TARGET_MS = {"python": (5.0, 10.0), "javascript": (10.0, 15.0)}  # (trivial, one GET)
+CONCURRENT_P99_TARGET_MS = 50.0  # 20 concurrent calls of one tenant, p99
+COLD_TARGET_MS = 150.0  # a new tenant's first call, p50
+PATTERNS = ("paced", "back-to-back", "concurrent")
 HARD_STOP_GRACE_S = 60.0
 # Pause after each measured sandbox call: the Python zygote pre-forks the next child during a
 # call; the JavaScript host loads the next Worker's libraries after it (~100-200 ms here).
@@ -134,6 +142,67 @@ def gap_seconds(args: argparse.Namespace, language: str) -> float:
     return (args.gap_ms if args.gap_ms is not None else DEFAULT_GAP_MS[language]) / 1000
 
 
+async def pattern_rows(
+    args: argparse.Namespace,
+    language: str,
+    trivial: Function,
+    one_get: Function,
+    sandbox: Callable[[Function, str, Row | None], Call],
+    floor: Callable[[Function], Call] | None,
+    floor_note: str,
+    run: Run,
+    rows: list[Row],
+    bursts: int = 0,
+) -> None:
+    """The back-to-back rows (sustained, and in bursts of ``bursts`` when given) and the
+    concurrent row, each on a tenant of its own whose worker/process is warm first."""
+    if "back-to-back" in args.patterns:
+        targets = B2B_TARGET_MS[language]
+        shapes = [(0, 0.0, "sustained")]
+        if bursts:
+            shapes.append((bursts, args.burst_pause_ms / 1000, f"bursts of {bursts}"))
+        for burst, pause_s, shape in shapes:
+            for fn, target, what in (
+                (trivial, targets[0], "trivial"),
+                (one_get, targets[1], "one GET"),
+            ):
+                row = Row(
+                    language,
+                    f"back to back ({shape}): {what}",
+                    target_ms=target,
+                    floor_note=floor_note,
+                )
+                rows.append(row)
+                tenant = f"b2b-{burst}"
+                for _ in range(5):
+                    await sandbox(fn, tenant, None)()
+                await asyncio.sleep(max(pause_s, 0.5))
+                fl = floor(fn) if floor is not None else None
+                await back_to_back(
+                    row, sandbox(fn, tenant, row), fl, args.calls, burst, pause_s, run
+                )
+                await asyncio.sleep(0.5)
+    if "concurrent" in args.patterns:
+        n = args.concurrency
+        row = Row(
+            language,
+            f"{n} concurrent (one tenant): trivial",
+            target_ms=CONCURRENT_P99_TARGET_MS,
+            target_stat="p99",
+            floor_note=floor_note,
+        )
+        rows.append(row)
+        warm = sandbox(trivial, "concurrent", None)
+        for _ in range(3):
+            await warm()
+        await asyncio.gather(*(warm() for _ in range(n)))  # unmeasured: the tenant's pool sized
+        await asyncio.sleep(1.0)
+        fl = floor(trivial) if floor is not None else None
+        await concurrent_rounds(
+            row, sandbox(trivial, "concurrent", row), fl, n, args.rounds, 1.0, run
+        )
+
+
 # ------------------------------------------------------------------------------ Python
 
 
@@ -159,7 +228,7 @@ async def bench_python(
             fn.entrypoint,
             fn.arguments,
             call_context(tenant),
-            egress=egress,
+            egress=functools.partial(egress, tenant),
             tenant=tenant,
         )
         return sandbox_call(run_fn, fn.http, row)
@@ -174,6 +243,8 @@ async def bench_python(
     ) -> Row:
         """New tenants' first calls, each after ``settle_s``; the in-process call as floor."""
         row = Row("python", f"cold: new tenant, {scenario}", floor_note="in-process call")
+        if which == "spare":
+            row.target_ms = COLD_TARGET_MS
         rows.append(row)
         for i in range(args.cold):
             if settle_s:
@@ -214,14 +285,26 @@ async def bench_python(
         await asyncio.sleep(settle_s)
 
         # Warm: one tenant keeps its worker; a few unmeasured calls first.
-        await warm_rows(
+        if "paced" in args.patterns:
+            await warm_rows(
+                "python",
+                warm_scenarios(trivial, one_get),
+                lambda fn, row: in_sandbox(sandbox, fn, "warm", row),
+                in_process,
+                "in-process call",
+                args.calls,
+                gap_s,
+                run,
+                rows,
+            )
+        await pattern_rows(
+            args,
             "python",
-            warm_scenarios(trivial, one_get),
-            lambda fn, row: in_sandbox(sandbox, fn, "warm", row),
+            trivial,
+            one_get,
+            lambda fn, tenant, row: in_sandbox(sandbox, fn, tenant, row),
             in_process,
             "in-process call",
-            args.calls,
-            gap_s,
             run,
             rows,
         )
@@ -251,7 +334,12 @@ async def bench_javascript(
         # What CodeRunner passes: call, variables, then the function's arguments.
         data = {**call_context(tenant), **fn.arguments}
         run_fn = functools.partial(
-            sandbox.run, fn.code, fn.entrypoint, data, egress=egress, tenant=tenant
+            sandbox.run,
+            fn.code,
+            fn.entrypoint,
+            data,
+            egress=functools.partial(egress, tenant),
+            tenant=tenant,
         )
         return sandbox_call(run_fn, fn.http, row)
 
@@ -282,9 +370,13 @@ async def bench_javascript(
             )
 
         # Cold: the new tenant's Deno process starts in bubblewrap on its first call's path.
+        # Cold: a new tenant adopts the spare process (started ahead, nothing run in it yet);
+        # a new spare then starts in the background: each sample waits for it.
+        await asyncio.sleep(args.cold_pause_ms / 1000)
         row = Row(
             "javascript",
-            "cold: new tenant (process start)",
+            "cold: new tenant (spare process ready)",
+            target_ms=COLD_TARGET_MS,
             floor_note="fresh plain deno process" if floors.available else "",
         )
         rows.append(row)
@@ -300,19 +392,34 @@ async def bench_javascript(
                 steps.reverse()
             for call, samples, side in steps:
                 await timed(call, samples, run, f"javascript cold {side}")
-                await asyncio.sleep(gap_s)  # the new process warms its spare Worker
+                await asyncio.sleep(args.cold_pause_ms / 1000)  # the next spare process starts
 
         warm_floor = await floors.start_new() if floors.available else None
-        await warm_rows(
+        floor_of = None if warm_floor is None else functools.partial(in_floor, warm_floor)
+        floor_note = "plain warm deno process" if warm_floor is not None else ""
+        if "paced" in args.patterns:
+            await warm_rows(
+                "javascript",
+                warm_scenarios(trivial, one_get),
+                lambda fn, row: in_sandbox(fn, "warm", row),
+                floor_of,
+                floor_note,
+                args.calls,
+                gap_s,
+                run,
+                rows,
+            )
+        await pattern_rows(
+            args,
             "javascript",
-            warm_scenarios(trivial, one_get),
-            lambda fn, row: in_sandbox(fn, "warm", row),
-            None if warm_floor is None else functools.partial(in_floor, warm_floor),
-            "plain warm deno process" if warm_floor is not None else "",
-            args.calls,
-            gap_s,
+            trivial,
+            one_get,
+            in_sandbox,
+            floor_of,
+            floor_note,
             run,
             rows,
+            bursts=sandbox.spare_workers,
         )
     finally:
         await floors.aclose()
@@ -354,6 +461,9 @@ async def amain(args: argparse.Namespace) -> int:
     data = {
         "mode": args.mode,
         "calls": args.calls,
+        "patterns": sorted(args.patterns),
+        "concurrency": args.concurrency,
+        "rounds": args.rounds,
         "cold_samples": args.cold,
         "gap_ms": args.gap_ms,
         "cpus": os.cpu_count(),
@@ -382,10 +492,35 @@ def main() -> None:
         default=None,
         help="pause after each sandbox call (default: 20 for Python, 250 for JavaScript)",
     )
-    parser.add_argument("--max-seconds", type=float, default=110.0)
+    parser.add_argument(
+        "--patterns",
+        default=",".join(PATTERNS),
+        help="which warm patterns to run, comma-separated: paced (a pause after each call), "
+        "back-to-back (no pause), concurrent (--concurrency calls at once)",
+    )
+    parser.add_argument("--concurrency", type=int, default=20, help="calls at once (concurrent)")
+    parser.add_argument("--rounds", type=int, default=10, help="rounds of concurrent calls")
+    parser.add_argument(
+        "--burst-pause-ms",
+        type=float,
+        default=600.0,
+        help="JavaScript back-to-back bursts: the pause between bursts (the pool refills)",
+    )
+    parser.add_argument(
+        "--cold-pause-ms",
+        type=float,
+        default=1500.0,
+        help="JavaScript: the pause around each cold sample (the next spare process starts)",
+    )
+    parser.add_argument("--max-seconds", type=float, default=240.0)
     args = parser.parse_args()
+    args.patterns = {p.strip() for p in args.patterns.split(",") if p.strip()}
+    if not args.patterns <= set(PATTERNS):
+        parser.error(f"--patterns: choose from {', '.join(PATTERNS)}")
     if args.calls < 1 or args.cold < 1 or args.max_seconds <= 0:
         parser.error("--calls and --cold must be at least 1, --max-seconds positive")
+    if args.concurrency < 1 or args.rounds < 1:
+        parser.error("--concurrency and --rounds must be at least 1")
     sys.exit(asyncio.run(amain(args)))
 
 

@@ -41,6 +41,7 @@ class LaunchConfig:
     cpu_limit: float | None  # cores per tenant process (cgroup cpu quota), None: no quota
     uid: int | None  # drop to this uid (when the supervisor is root)
     workdir: Path  # where the sockets and the import map are created
+    spare_workers: int = 3  # Workers each process keeps pre-warmed (libraries evaluated)
 
     @property
     def deno(self) -> str:
@@ -59,7 +60,11 @@ def run_as(uid: int | None) -> dict[str, Any]:
 
 
 async def prepare(
-    mode: Mode, deno: str | None, bwrap: str, cpu_limit: float | None = 1.0
+    mode: Mode,
+    deno: str | None,
+    bwrap: str,
+    cpu_limit: float | None = 1.0,
+    spare_workers: int = 3,
 ) -> LaunchConfig:
     """Check the host (and, isolated, that bubblewrap really starts Deno); make the workdir."""
     deno_bin = await asyncio.to_thread(find_deno, deno)
@@ -88,6 +93,7 @@ async def prepare(
         cpu_limit=cpu_limit,
         uid=uid,
         workdir=workdir,
+        spare_workers=spare_workers,
     )
 
 
@@ -229,7 +235,14 @@ def _bwrap_options(bwrap: str, deno: str, lib_binds: tuple[str, ...]) -> list[st
 
 
 def _deno_argv(
-    deno: str, host: str, worker: str, vendor: str, sock: str, imports: str, memory_mb: int
+    deno: str,
+    host: str,
+    worker: str,
+    vendor: str,
+    sock: str,
+    imports: str,
+    memory_mb: int,
+    spares: int,
 ) -> list[str]:
     """``deno run host.js``: no remote code, and only the socket and the scripts allowed."""
     return [
@@ -255,6 +268,7 @@ def _deno_argv(
         f"--v8-flags=--max-old-space-size={memory_mb}",
         host,
         sock,
+        str(spares),
     ]
 
 
@@ -272,6 +286,7 @@ def tenant_argv(
             sock,
             "/sandbox/imports.json",
             memory_mb,
+            cfg.spare_workers,
         )
         argv = [
             *_bwrap_options(cfg.bwrap, cfg.deno, cfg.lib_binds),
@@ -299,6 +314,7 @@ def tenant_argv(
             str(socket_path),
             str(cfg.import_map),
             memory_mb,
+            cfg.spare_workers,
         )
     if (cfg.cgroups is None or cfg.cgroups.cpu is None) and os.access(NICE, os.X_OK):
         argv = [NICE, "-n", str(NICENESS), *argv]

@@ -2,9 +2,10 @@
 //
 // Trusted code, but it shares a process with hostile workers, so the Python supervisor treats
 // everything it sends as untrusted. It connects to the supervisor over a Unix socket (the only
-// thing it may reach: `--allow-net=unix:<socket>`), keeps one pre-warmed Worker ready
+// thing it may reach: `--allow-net=unix:<socket>`), keeps pre-warmed Workers ready
 // (`deno.permissions: "none"`), runs each job in a fresh Worker, forwards the job's fetch()
 // calls and console output, and terminates the Worker when the job ends or at its deadline.
+// `deno run host.js <socket> <spares>`: it keeps up to <spares> (1-8) Workers pre-warmed.
 // The supervisor decides every verdict (stopped_by) itself; `layer` here is only a hint.
 //
 // Frames on the socket, both ways: 4-byte big-endian length, then UTF-8 JSON.
@@ -97,20 +98,42 @@ function spawnWorker() {
   return slot;
 }
 
-let spare = null;
+// Pre-warmed Workers (libraries evaluated, no job yet), oldest first. A job takes one that no
+// job has touched; it is terminated when the job ends. The pool is refilled in the background,
+// one Worker at a time (each costs tens of ms of CPU), so a burst of jobs finds them ready.
+const SPARES = Math.min(Math.max(Number.parseInt(Deno.args[1] ?? "1", 10) || 1, 1), 8);
+const spares = [];
+let warming = null;
 
-function warmSpare() {
-  if (spare === null) {
-    spare = spawnWorker();
-    spare.ready.catch(() => {});
-  }
+function warmSpares() {
+  if (warming !== null || spares.length >= SPARES) return;
+  const slot = spawnWorker();
+  spares.push(slot);
+  warming = slot;
+  slot.ready.then(
+    () => { slot.isReady = true; },
+    () => {},
+  ).finally(() => {
+    if (warming === slot) warming = null;
+    setTimeout(warmSpares, 0);
+  });
 }
 
 async function takeWorker() {
   for (let attempt = 0; attempt < 2; attempt++) {
-    warmSpare();
-    const slot = spare;
-    spare = null;
+    for (let d = spares.findIndex((s) => s.dead); d >= 0; d = spares.findIndex((s) => s.dead)) {
+      const [gone] = spares.splice(d, 1);
+      try { gone.worker.terminate(); } catch { /* already gone */ }
+      if (warming === gone) warming = null;
+    }
+    if (spares.length === 0) {
+      warming = null;
+      warmSpares();
+    }
+    const i = spares.findIndex((s) => s.isReady === true);
+    const slot = spares.splice(i >= 0 ? i : 0, 1)[0];
+    if (warming === slot) warming = null; // the next one starts warming now
+    setTimeout(warmSpares, 0);
     try {
       await slot.ready;
       return slot;
@@ -147,8 +170,8 @@ function finish(job, result) {
   }
   if (current === job) current = null;
   send({ t: "result", id: job.id, ...result });
-  // Warm the next worker after the result is out, so it costs the next job nothing.
-  setTimeout(warmSpare, 0);
+  // Refill the pool after the result is out, so it costs this job nothing.
+  setTimeout(warmSpares, 0);
 }
 
 function isInt(v) {
@@ -280,9 +303,9 @@ function onSupervisorMessage(msg) {
 
 // ------------------------------------------------------------------------------- main
 
-warmSpare();
+warmSpares();
 try {
-  await spare.ready;
+  await spares[0].ready;
 } catch (err) {
   await send({ t: "fatal", detail: clip(String(err?.message ?? err), 600) });
   Deno.exit(71);

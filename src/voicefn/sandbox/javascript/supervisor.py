@@ -139,8 +139,19 @@ class JavaScriptSandbox:
         bwrap: str = DEFAULT_BWRAP,
         max_processes: int = 32,
         cpu_limit: float | None = 1.0,
+        spare_workers: int = 3,
+        spare_processes: int = 1,
     ) -> None:
         self.mode: Mode = check_mode(mode)
+        if isinstance(spare_workers, bool) or not isinstance(spare_workers, int):
+            raise ValueError(f"spare_workers must be an int, not {spare_workers!r}")
+        #: Workers each tenant process keeps pre-warmed, libraries evaluated (1-8): back-to-back
+        #: jobs take them without waiting; each is used by one job only
+        self.spare_workers = min(max(spare_workers, 1), 8)
+        #: processes started ahead for new tenants (default memory_mb): a new tenant's first
+        #: job adopts one that has run nothing yet instead of waiting for a cold start
+        self.spare_processes = max(0, spare_processes)
+        self._spare_procs: list[TenantProcess] = []
         if cpu_limit is not None and (
             isinstance(cpu_limit, bool)
             or not isinstance(cpu_limit, int | float)
@@ -188,7 +199,9 @@ class JavaScriptSandbox:
                 return
             if self._closed:
                 raise RuntimeError("the sandbox is closed")
-            self._config = await prepare(self.mode, self._deno_arg, self._bwrap, self.cpu_limit)
+            self._config = await prepare(
+                self.mode, self._deno_arg, self._bwrap, self.cpu_limit, self.spare_workers
+            )
             if self.mode != "isolated":
                 log.warning("JavaScript sandbox runs %s", WEAK_NOTE)
             if self._config.files.staged is not None:
@@ -207,6 +220,7 @@ class JavaScriptSandbox:
                     "no writable cgroup v1 memory controller; memory is limited by V8's heap "
                     "limit and an RSS watchdog"
                 )
+            self._fill_spare_processes()
 
     async def aclose(self) -> None:
         """Kill every tenant process and remove the sandbox's cgroups and sockets."""
@@ -215,8 +229,9 @@ class JavaScriptSandbox:
             task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        processes = list(self._processes.values())
+        processes = list(self._processes.values()) + self._spare_procs
         self._processes.clear()
+        self._spare_procs.clear()
         for process in processes:
             await process.kill()
         if self._config is not None:
@@ -289,7 +304,9 @@ class JavaScriptSandbox:
         if process is not None:
             self._processes.move_to_end(key)
             return process
-        process = TenantProcess(self._config, tenant, memory_mb)
+        process = self._adopt_spare(tenant, memory_mb) or TenantProcess(
+            self._config, tenant, memory_mb
+        )
         process.on_recycled = self._respawn_later
         self._processes[key] = process
         while len(self._processes) > self.max_processes:
@@ -301,6 +318,40 @@ class JavaScriptSandbox:
             victim = self._processes.pop(victim_key)
             self._spawn_background(self._close_process(victim))
         return process
+
+    def _adopt_spare(self, tenant: str, memory_mb: int) -> TenantProcess | None:
+        """A spare process (started ahead, no job run yet) for a new tenant, if one is up."""
+        for spare in self._spare_procs:
+            if (
+                spare.memory_mb == memory_mb
+                and spare.config is self._config
+                and spare.alive
+                and not spare.lock.locked()
+            ):
+                self._spare_procs.remove(spare)
+                spare.tenant = tenant
+                self._fill_spare_processes()
+                return spare
+        return None
+
+    def _fill_spare_processes(self) -> None:
+        """Start spare processes (in the background) up to ``spare_processes``."""
+        if self._config is None or self._closed:
+            return
+        while len(self._spare_procs) < self.spare_processes:
+            spare = TenantProcess(self._config, "(spare)", Limits.memory_mb)
+            self._spare_procs.append(spare)
+
+            async def start(spare: TenantProcess = spare) -> None:
+                async with spare.lock:
+                    try:
+                        await spare.spawn()
+                    except RuntimeError as exc:
+                        log.warning("a spare JavaScript sandbox process failed to start: %s", exc)
+                        if spare in self._spare_procs:
+                            self._spare_procs.remove(spare)
+
+            self._spawn_background(start())
 
     @staticmethod
     async def _close_process(process: TenantProcess) -> None:

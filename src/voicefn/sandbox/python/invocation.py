@@ -116,7 +116,6 @@ class Invocation:
             asyncio.BaseProtocol, os.fdopen(fd, "wb", buffering=0)
         )
         self.writer = transport
-        self.worker.request_spawn()  # the zygote pre-forks the next child while this one runs
         self._send(
             {
                 "t": "run",
@@ -162,19 +161,43 @@ class Invocation:
                 return outcome
 
     async def _ensure_child_gone(self) -> None:
-        """SIGKILL the child (through the zygote) unless it already exited, and wait for the
-        zygote's report that it was reaped; without that report the whole worker goes."""
+        """SIGKILL the child unless it already exited, and wait until every thread of it is
+        gone: its pidfd turns readable (or the zygote reports it reaped). Neither within 2 s:
+        the whole worker goes."""
         if not self.worker.alive:
             return
+        if self.pipes.exited():
+            return
+        self._kill_child()
         exited = self.worker.exit_future(self.pipes.cid)
-        if not exited.done():
-            self.worker.kill_child(self.pipes.cid)
-        info: dict[str, Any] | None = None
-        with contextlib.suppress(TimeoutError):
-            info = await asyncio.wait_for(asyncio.shield(exited), EXIT_REPORT_TIMEOUT_S)
-        if info is None and self.worker.alive:
+        gone: asyncio.Future[bool] = self.loop.create_future()
+
+        def on_exit() -> None:
+            if not gone.done():
+                gone.set_result(True)
+
+        pidfd = self.pipes.pidfd
+        if pidfd >= 0:
+            self.loop.add_reader(pidfd, on_exit)
+        try:
+            done, _ = await asyncio.wait(
+                {gone, asyncio.ensure_future(asyncio.shield(exited))},
+                timeout=EXIT_REPORT_TIMEOUT_S,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            if pidfd >= 0:
+                self.loop.remove_reader(pidfd)
+        if gone in done or (exited.done() and exited.result() is not None):
+            return
+        if self.worker.alive:
             self.worker_healthy = False
             self.worker.kill()
+
+    def _kill_child(self) -> None:
+        """SIGKILL the child: through its pidfd, else through the zygote."""
+        if not self.pipes.kill():
+            self.worker.kill_child(self.pipes.cid)
 
     def _handle(self, msg: dict[str, Any]) -> Outcome | None:
         problem = check_message(msg)
@@ -228,10 +251,10 @@ class Invocation:
         return self._finish_child(self._fail("exception", detail, layer))
 
     def _wall_clock(self) -> Outcome:
-        # The whole worker goes: its children, its zygote, its namespaces. The pool starts a
-        # fresh one in the background; other tenants' workers are untouched.
-        self.worker_healthy = False
-        self.worker.kill()
+        # The child is killed (SIGKILL through its pidfd); execute() then waits until it is
+        # gone, and kills the whole worker (its zygote, every child, its namespaces) if it is
+        # not gone within 2 s. The tenant's other invocations in this worker go on.
+        self._kill_child()
         return self._fail(
             "timeout",
             f"the function did not finish within {self.limits.timeout_s:g} s (wall clock)",
@@ -255,7 +278,7 @@ class Invocation:
         if info is None:
             if not self.worker.alive:
                 return self._fail("crashed", "the sandbox worker died", "process")
-            self.worker.kill_child(self.pipes.cid)
+            self._kill_child()
             return self._fail(
                 "crashed", "the function closed its channel without a result", "protocol"
             )
@@ -289,7 +312,7 @@ class Invocation:
     def _finish_child(self, outcome: Outcome) -> Outcome:
         """The child answered: make sure it is gone (it exits by itself; this is a backstop)."""
         if self.worker.alive:
-            self.worker.kill_child(self.pipes.cid)
+            self._kill_child()
         return outcome
 
     def _out_of_memory(self) -> Outcome:

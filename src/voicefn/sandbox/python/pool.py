@@ -8,6 +8,7 @@ import itertools
 import logging
 import math
 import os
+import select
 import signal
 import socket
 import time
@@ -43,6 +44,7 @@ class WorkerConfig:
     seccomp_module: str | None  # host path of the python3-seccomp extension, when available
     child_limits: policy.ChildLimits = field(default_factory=policy.ChildLimits)
     worker_file: str = WORKER_FILE  # or its copy (see files.prepare_files)
+    prefork: int = 2  # children each zygote keeps forked and waiting, beyond those asked for
 
     def argv_env(self, control_fd: int) -> tuple[list[str], dict[str, str]]:
         if self.mode == "isolated":
@@ -74,19 +76,52 @@ class WorkerConfig:
 
 @dataclass
 class ChildPipes:
-    """The supervisor's ends of one pre-forked child's pipes (it owns and closes them)."""
+    """The supervisor's ends of one pre-forked child's pipes, and its pidfd (it owns and closes
+    them)."""
 
     cid: int
     to_child: int
     from_child: int
     stdio: int
+    pidfd: int = -1
+
+    def kill(self) -> bool:
+        """SIGKILL the child through its pidfd (no hop through the zygote). False when that was
+        not possible: the caller asks the zygote instead."""
+        if self.pidfd < 0:
+            return False
+        try:
+            signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+        except ProcessLookupError:
+            return True  # it has exited already
+        except OSError:
+            return False
+        return True
+
+    def exited(self) -> bool:
+        """Every thread of the child has exited (its pidfd is readable: the kernel says so only
+        once the whole thread group is gone, memory torn down)."""
+        if self.pidfd < 0:
+            return False
+        try:
+            ready, _, _ = select.select([self.pidfd], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(ready)
 
     def close(self) -> None:
-        for fd in (self.to_child, self.from_child, self.stdio):
+        for fd in (self.to_child, self.from_child, self.stdio, self.pidfd):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self.to_child = self.from_child = self.stdio = -1
+        self.to_child = self.from_child = self.stdio = self.pidfd = -1
+
+
+def _is_pidfd(fd: int) -> bool:
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:[pidfd]"
+    except OSError:
+        return False
 
 
 class Worker:
@@ -100,11 +135,16 @@ class Worker:
         self.cold_start_ms = 0.0
         self.baseline_bytes = _FALLBACK_BASELINE
         self.alive = False
+        self.compiled_filter = False  # the zygote compiled the seccomp filter once (fast path)
         self.proc: asyncio.subprocess.Process | None = None
         self._sock: socket.socket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._hello: asyncio.Future[dict[str, Any]] | None = None
         self._ready: asyncio.Queue[ChildPipes | None] = asyncio.Queue()
+        self._requested = 0  # spawns asked of the zygote, not yet ready
+        self._waiters = 0  # take_child() calls waiting for a child
+        self.active = 0  # invocations running in this worker now (the pool counts them)
+        self.starting: asyncio.Future[None] | None = None  # its start(), while it runs
         self._exits: dict[int, asyncio.Future[dict[str, Any] | None]] = {}
         self._stderr = bytearray()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -158,8 +198,9 @@ class Worker:
         if self.config.seccomp_module is not None and hello.get("seccomp") is not True:
             self.kill()
             raise WorkerError("the sandbox worker could not load python3-seccomp")
+        self.compiled_filter = hello.get("compiled_filter") is True
         self.baseline_bytes = self._measure_baseline(int(hello.get("pid", 0)))
-        self.request_spawn()
+        self.replenish()
         self.cold_start_ms = (time.perf_counter() - started) * 1000
 
     async def _start_failure(self) -> str:
@@ -224,8 +265,14 @@ class Worker:
 
     # -- children ----------------------------------------------------------------------
 
-    def request_spawn(self) -> None:
-        self._control({"t": "spawn"})
+    def replenish(self) -> None:
+        """Ask the zygote for children until those ready or coming cover every waiting
+        ``take_child`` plus ``prefork`` more (a burst forks all it needs in one message)."""
+        want = self._waiters + self.config.prefork
+        have = self._ready.qsize() + self._requested
+        if want > have and self._sock is not None:
+            self._requested += want - have
+            self._control({"t": "spawn", "n": want - have})
 
     def kill_child(self, cid: int) -> None:
         self._control({"t": "kill", "id": cid})
@@ -233,7 +280,13 @@ class Worker:
     async def take_child(self, wait_s: float) -> ChildPipes:
         if not self.alive:
             raise WorkerError("the sandbox worker is not running")
-        pipes = await asyncio.wait_for(self._ready.get(), wait_s)
+        self._waiters += 1
+        try:
+            if self._ready.qsize() < self._waiters:
+                self.replenish()
+            pipes = await asyncio.wait_for(self._ready.get(), wait_s)
+        finally:
+            self._waiters -= 1
         if pipes is None:
             self._ready.put_nowait(None)
             raise WorkerError("the sandbox worker exited")
@@ -298,9 +351,10 @@ class Worker:
     def _dispatch(self, msg: dict[str, Any], fds: list[int]) -> None:
         kind = msg.get("t")
         if kind == "ready":
-            if len(fds) != 3 or not isinstance(msg.get("id"), int):
+            if len(fds) != 4 or not isinstance(msg.get("id"), int) or not _is_pidfd(fds[3]):
                 raise ProtocolError("bad ready message")
-            self._ready.put_nowait(ChildPipes(msg["id"], fds[0], fds[1], fds[2]))
+            self._requested = max(0, self._requested - 1)
+            self._ready.put_nowait(ChildPipes(msg["id"], fds[0], fds[1], fds[2], fds[3]))
             return
         for fd in fds:
             os.close(fd)
@@ -382,19 +436,26 @@ def _encode(msg: dict[str, Any]) -> bytes:
 
 
 class WorkerPool:
-    """Warm spare workers, plus workers assigned to one tenant each (never shared).
+    """Warm spare workers, plus one worker per tenant (never shared between tenants).
 
-    A tenant's invocation takes one of its idle workers, else a warm spare (which then belongs
-    to that tenant; a new spare starts in the background), else starts one (a cold start). At
-    ``max_workers``, the least recently used idle worker of another tenant is stopped.
+    A tenant's invocation runs in its worker (each invocation a fresh child of that worker's
+    zygote, several at once), else in a warm spare that then belongs to the tenant (a new spare
+    starts in the background), else in a worker started for it (a cold start). At most
+    ``max_concurrency`` invocations of one tenant run at once; more wait for one to end. At
+    ``max_workers``, the least recently used worker of another tenant with nothing running is
+    stopped.
     """
 
-    def __init__(self, config: WorkerConfig, *, warm: int, max_workers: int) -> None:
+    def __init__(
+        self, config: WorkerConfig, *, warm: int, max_workers: int, max_concurrency: int = 8
+    ) -> None:
         self.config = config
         self.warm = warm
         self.max_workers = max(max_workers, warm, 1)
+        self.max_concurrency = max(1, max_concurrency)
         self._spares: list[tuple[Worker, asyncio.Task[None]]] = []
-        self._idle: dict[str, list[Worker]] = {}
+        self._tenants: dict[str, Worker] = {}
+        self._running: dict[str, int] = {}  # tenant -> invocations running now
         self._all: set[Worker] = set()
         self._dying: set[Worker] = set()
         self._changed = asyncio.Event()
@@ -409,67 +470,98 @@ class WorkerPool:
 
     def _replenish(self) -> None:
         while not self._closed and len(self._spares) < self.warm:
-            # warm spares come first: a tenant's idle worker is only defense in depth (every
-            # invocation is a fresh child anyway), so the least recently used one makes room
+            # warm spares come first: a tenant's worker with nothing running is only defense
+            # in depth (every invocation is a fresh child anyway), so the least recently used
+            # one makes room
             if len(self._all) >= self.max_workers and not self._evict(None):
                 break
             worker = Worker(self.config)
             self._all.add(worker)
-            self._spares.append((worker, asyncio.ensure_future(worker.start())))
+            task = asyncio.ensure_future(worker.start())
+            worker.starting = task
+            self._spares.append((worker, task))
 
     async def acquire(self, tenant: str) -> Worker:
+        """The tenant's worker, counted as running one more invocation (``release`` it)."""
         while True:
             if self._closed:
                 raise WorkerError("the sandbox is closed")
-            idle = self._idle.get(tenant)
-            while idle:
-                worker = idle.pop()
-                if worker.alive:
-                    return worker
+            worker = self._tenants.get(tenant)
+            if worker is not None and not worker.alive and worker.starting is None:
+                self._forget_tenant(worker)
                 self._discard(worker)
-            if self._spares:
-                worker, task = self._spares.pop(0)
-                self._replenish()
-                try:
-                    await task
-                except WorkerError:
-                    self._discard(worker)
-                    raise
+                worker = None
+            if self._running.get(tenant, 0) >= self.max_concurrency:
+                await self._wait_changed()
+                continue
+            if worker is None:
+                if self._spares:
+                    worker, _task = self._spares.pop(0)
+                    self._replenish()
+                elif len(self._all) < self.max_workers:
+                    worker = Worker(self.config)
+                    self._all.add(worker)
+                    worker.starting = asyncio.ensure_future(worker.start())
+                elif self._evict(tenant):
+                    continue
+                else:
+                    await self._wait_changed()
+                    continue
                 worker.tenant = tenant
-                return worker
-            if len(self._all) < self.max_workers:
-                worker = Worker(self.config)
-                worker.tenant = tenant
-                self._all.add(worker)
+                self._tenants[tenant] = worker
+            worker.active += 1
+            self._running[tenant] = self._running.get(tenant, 0) + 1
+            if worker.starting is not None:
                 try:
-                    await worker.start()
+                    # shielded: one caller giving up does not stop the start for the others
+                    await asyncio.shield(worker.starting)
                 except BaseException:
-                    self._discard(worker)
+                    self.release(worker, healthy=False)
                     raise
-                return worker
-            if not self._evict(tenant):
-                self._changed.clear()
-                await self._changed.wait()
+                finally:
+                    if worker.starting is not None and worker.starting.done():
+                        worker.starting = None
+            return worker
+
+    async def _wait_changed(self) -> None:
+        self._changed.clear()
+        await self._changed.wait()
+
+    def _forget_tenant(self, worker: Worker) -> None:
+        if worker.tenant is not None and self._tenants.get(worker.tenant) is worker:
+            del self._tenants[worker.tenant]
 
     def _evict(self, tenant: str | None) -> bool:
-        candidates = [w for t, ws in self._idle.items() if t != tenant for w in ws]
+        candidates = [
+            w
+            for t, w in self._tenants.items()
+            if t != tenant and w.active == 0 and w.starting is None
+        ]
         if not candidates:
             return False
         victim = min(candidates, key=lambda w: w.last_used)
-        assert victim.tenant is not None
-        self._idle[victim.tenant].remove(victim)
+        self._forget_tenant(victim)
         victim.kill()
         self._discard(victim)
         return True
 
     def release(self, worker: Worker, *, healthy: bool) -> None:
         worker.last_used = time.monotonic()
-        if healthy and worker.alive and not self._closed and worker.tenant is not None:
-            self._idle.setdefault(worker.tenant, []).append(worker)
-        else:
+        worker.active = max(0, worker.active - 1)
+        tenant = worker.tenant
+        if tenant is not None:
+            left = self._running.get(tenant, 0) - 1
+            if left > 0:
+                self._running[tenant] = left
+            else:
+                self._running.pop(tenant, None)
+        if not (healthy and worker.alive and not self._closed):
+            self._forget_tenant(worker)
             worker.kill()
             self._discard(worker)
             self._replenish()
+        else:
+            worker.replenish()  # the zygote forks what the next invocations will take
         self._changed.set()
 
     def _discard(self, worker: Worker) -> None:
@@ -489,7 +581,8 @@ class WorkerPool:
         await asyncio.gather(*(w.wait_closed() for w in self._dying), return_exceptions=True)
         self._dying.clear()
         self._spares.clear()
-        self._idle.clear()
+        self._tenants.clear()
+        self._running.clear()
         self._all.clear()
         self._changed.set()
 
@@ -497,7 +590,11 @@ class WorkerPool:
         return {
             "workers": len(self._all),
             "spares": len(self._spares),
-            "idle": sum(len(ws) for ws in self._idle.values()),
+            "idle": sum(1 for w in self._tenants.values() if w.active == 0),
+            "running": sum(self._running.values()),
+            "started": sum(1 for w in self._all if w.alive),
+            # started workers whose zygote compiled the seccomp filter once (children load it)
+            "compiled_filter": sum(1 for w in self._all if w.alive and w.compiled_filter),
         }
 
 

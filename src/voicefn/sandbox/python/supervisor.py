@@ -25,6 +25,7 @@ from .host import (
     run_as,
 )
 from .invocation import Egress, Invocation, Limits, Outcome
+from .policy import ChildLimits
 from .pool import WORKER_FILE, WorkerConfig, WorkerError, WorkerPool
 from .protocol import clean_text, is_json_value
 
@@ -32,6 +33,7 @@ log = logging.getLogger("voicefn.sandbox.python")
 
 MAX_CODE_CHARS = 512 * 1024
 TAKE_CHILD_TIMEOUT_S = 10.0
+MAX_PREFORK = 32
 WEAK_NOTE = (
     "WEAKLY isolated (mode='unsafe-process'): NO isolation between tenants. No mount/pid/network "
     "namespaces; rlimits{seccomp} only. Every function runs as the same uid as every other "
@@ -59,10 +61,16 @@ class PythonSandbox:
         uid: int | None = None,
         bwrap: str = DEFAULT_BWRAP,
         max_workers: int = 8,
+        max_concurrency: int = 8,
+        prefork: int = 2,
     ) -> None:
         self.mode: Mode = check_mode(mode)
         self.warm_workers = max(0, warm_workers)
         self.max_workers = max(1, max_workers)
+        #: invocations of one tenant running at once (each its own child, limits each)
+        self.max_concurrency = max(1, max_concurrency)
+        #: children each worker keeps forked and waiting
+        self.prefork = max(1, min(prefork, MAX_PREFORK))
         self.python = python
         self.uid = uid
         self.bwrap = bwrap
@@ -129,8 +137,19 @@ class PythonSandbox:
                 packages=files.packages,
                 seccomp_module=host.seccomp_module,
                 worker_file=files.worker_file,
+                prefork=self.prefork,
+                # RLIMIT_NPROC counts every task of the sandbox uid in the worker's namespace:
+                # the tenant's other running and waiting children too, so they get room here
+                child_limits=ChildLimits(
+                    nproc=ChildLimits.nproc + self.max_concurrency + self.prefork + 2
+                ),
             )
-            pool = WorkerPool(config, warm=self.warm_workers, max_workers=self.max_workers)
+            pool = WorkerPool(
+                config,
+                warm=self.warm_workers,
+                max_workers=self.max_workers,
+                max_concurrency=self.max_concurrency,
+            )
             try:
                 await pool.start()
             except WorkerError as exc:
