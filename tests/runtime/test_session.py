@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from voicefn import CallContext, Executor
+from voicefn import CallContext, Executor, dump
 from voicefn.runtime import (
     AgentMessage,
     AgentTextDelta,
@@ -149,9 +149,17 @@ async def test_calls_of_one_agent_share_its_tools_unless_the_context_differs(llm
     fn = http_fn(server)
     fn["parameters"]["properties"]["from_number"] = {"type": "string", "description": "caller"}
     agent = load_agent(agent_doc(llm, [fn]))
-    first, second = (CallSession(agent, executor=ex) for _ in range(2))
+    first, second = (
+        CallSession(agent, executor=ex, context=CallContext(variables={"tier": tier}))
+        for tier in ("gold", "basic")
+    )
     caller = CallSession(agent, executor=ex, context=CallContext(from_number="+15550001"))
     assert first.tools[0] is second.tools[0]
+    # Shared only because it is what each call's own context gives (the cache's premise).
+    for session in (first, second, caller):
+        assert session.tools == [
+            dump(f, "openai", context=session.context)[0] for f in agent.functions
+        ]
     assert "from_number" in first.tools[0]["function"]["parameters"]["properties"]
     assert "from_number" not in caller.tools[0]["function"]["parameters"]["properties"]
 
