@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from collections.abc import Iterable, Mapping
 from types import TracebackType
@@ -18,13 +19,14 @@ from .actions.base import Action, Invocation
 from .actions.builtins import BuiltinRunner
 from .actions.code import CodeRunner, SandboxMode
 from .actions.http import HttpRunner
+from .actions.mcp import McpRunner
 from .actions.webhooks import WebhookSender
 from .arguments import ArgumentError, bind
 from .context import CallContext
 from .egress import EgressPolicy
 from .outbound import TenantTransports, make_engine_transport
 from .results import DEFAULT_RESULT_MAX_BYTES, Timings, ToolResult, error_content
-from .spec import BuiltinAction, Function, HttpAction
+from .spec import BuiltinAction, Function, HttpAction, McpAction
 
 log = logging.getLogger("voicefn.executor")
 
@@ -51,6 +53,7 @@ class Executor:
         webhook_timeout_ms: int = 10_000,
         transfer_webhook_wait_ms: int = 1500,
         sandbox_mode: SandboxMode = "isolated",
+        allow_mcp_commands: bool | None = None,
     ) -> None:
         self.egress = egress or EgressPolicy.from_strings(
             allow, allow_private_network=allow_private_network, https_only=https_only
@@ -72,6 +75,13 @@ class Executor:
             max_response_bytes=max_response_bytes,
             max_redirects=max_redirects,
         )
+        # An MCP server started from a command runs on this host: only where the operator says
+        # so (None: the VOICEFN_ALLOW_MCP_COMMANDS environment variable decides).
+        if allow_mcp_commands is None:
+            allow_mcp_commands = os.environ.get("VOICEFN_ALLOW_MCP_COMMANDS", "") in ("1", "true")
+        self.mcp = McpRunner(
+            self.egress, allow_commands=allow_mcp_commands, result_max_bytes=result_max_bytes
+        )
         self.transfer_webhook_wait_s = transfer_webhook_wait_ms / 1000
         self.webhooks = WebhookSender(self.transport, webhook_timeout_ms / 1000, max_redirects)
 
@@ -89,6 +99,7 @@ class Executor:
     async def aclose(self, webhook_grace_s: float = 2.0) -> None:
         await self.webhooks.drain(webhook_grace_s)
         await self.code.aclose()
+        await self.mcp.aclose()
         await self.transport.aclose()
 
     async def run(
@@ -159,6 +170,8 @@ class Executor:
             runner = self.http
         elif isinstance(action, BuiltinAction):
             runner = self.builtins
+        elif isinstance(action, McpAction):
+            runner = self.mcp
         else:
             runner = self.code
         await runner.run(inv)

@@ -116,7 +116,36 @@ class JavaScriptAction(_CodeAction):
     type: Literal["javascript"] = "javascript"
 
 
-Action = HttpAction | BuiltinAction | PythonAction | JavaScriptAction
+class McpAction(_Model):
+    """A tool on an MCP server: over streamable HTTP (``url``) or a local process (``command``).
+
+    An agent file's ``{mcp: {...}}`` entry becomes one function with this action per tool the
+    server lists (:mod:`voicefn.integrations.mcp`). The URL goes through the egress policy like
+    any request; a command runs only where the operator allows it
+    (``Executor(allow_mcp_commands=True)``).
+    """
+
+    type: Literal["mcp"] = "mcp"
+    #: The tool's name on the server (the function's own name may differ: ``[a-zA-Z0-9_-]``).
+    tool: str
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    #: Extra environment for the command (on top of a minimal one: PATH, HOME, ...).
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    timeout_ms: Annotated[int, Field(gt=0, le=MAX_TIMEOUT_MS)] = DEFAULT_TIMEOUT_MS
+    pre_call_webhook_param: dict[str, Any] | None = None
+    pre_call_webhook_url: str | None = None
+
+    @property
+    def server(self) -> str:
+        """The server, for messages: its URL, or the command line."""
+        return self.url or " ".join([self.command or "", *self.args]).strip()
+
+
+Action = HttpAction | BuiltinAction | PythonAction | JavaScriptAction | McpAction
 
 
 class Function(_Model):

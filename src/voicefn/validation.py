@@ -28,6 +28,7 @@ from .spec import (
     BuiltinAction,
     Function,
     HttpAction,
+    McpAction,
 )
 from .templates import CONVERSIONS, Specifier, Variable, iter_placeholders, parse_string
 
@@ -260,14 +261,31 @@ def _child(node: Any, key: str | int) -> Any:
     return _ABSENT
 
 
-_UNION_TAGS = frozenset({"http", "builtin", "str", "dict[str,str]", "int", "list", "dict"})
+_UNION_TAGS = frozenset(
+    {
+        "http",
+        "builtin",
+        "python",
+        "javascript",
+        "mcp",
+        "str",
+        "dict[str,str]",
+        "int",
+        "list",
+        "dict",
+    }
+)
 
 
 def _known_fields(loc: Path) -> list[str]:
     if len(loc) == 1:
         return list(Function.model_fields)
     if len(loc) == 2 and loc[0] == "action":
-        return list(dict.fromkeys([*HttpAction.model_fields, *BuiltinAction.model_fields]))
+        return list(
+            dict.fromkeys(
+                [*HttpAction.model_fields, *BuiltinAction.model_fields, *McpAction.model_fields]
+            )
+        )
     return []
 
 
@@ -523,11 +541,14 @@ def _check_action(
     if kind in ("python", "javascript"):
         _check_code(kind, action, out)
         return
+    if kind == "mcp":
+        _check_mcp(action, variables, out)
+        return
     if kind != "http":
         out.add(
             ("action", "type"),
             f"unsupported action type {kind!r}",
-            "use 'http', 'builtin', 'python' or 'javascript'",
+            "use 'http', 'builtin', 'python', 'javascript' or 'mcp'",
             kind,
         )
         return
@@ -613,6 +634,85 @@ def _check_action(
                     f'add "{pname}": "%({pname})s" to param, or remove the parameter',
                     severity="warning",
                 )
+
+
+def _check_mcp(action: dict[str, Any], variables: set[str], out: _Collector) -> None:
+    """An MCP tool: one server (``url`` or ``command``), the tool's name, headers without LLM
+    arguments. Nothing is contacted here."""
+    url, command = action.get("url"), action.get("command")
+    if url is None and command is None:
+        out.add(
+            ("action", "url"),
+            "an MCP tool needs its server: url (streamable HTTP) or command (stdio)",
+            "set url: https://mcp.example.com/mcp, or command: with args:",
+        )
+    elif url is not None and command is not None:
+        out.add(
+            ("action", "command"),
+            "both url and command are set; an MCP server is reached one way",
+            "keep url for a remote server, or command for a local process",
+            command,
+        )
+    if (
+        url is not None
+        and _check_url(url, ("action", "url"), out, "url") is not None
+        and re.search(r"%\(|\{[A-Za-z_]", url)
+    ):
+        out.add(
+            ("action", "url"),
+            "an MCP server URL is written literally: no placeholders",
+            "write the URL as it is; put per-call values in headers as {variable}",
+            url,
+        )
+    if command is not None and (not isinstance(command, str) or not command.strip()):
+        out.add(("action", "command"), "command is empty", "name the program to run", command)
+    tool = action.get("tool")
+    if not isinstance(tool, str) or not tool.strip():
+        out.add(
+            ("action", "tool"),
+            "the MCP tool's name is missing",
+            "set tool: to the name the server lists (voicefn mcp tools shows them)",
+            tool,
+        )
+    headers = action.get("headers") or {}
+    if isinstance(headers, dict):
+        if headers and url is None:
+            out.add(
+                ("action", "headers"),
+                "headers only apply to a server reached by url",
+                "remove them, or pass values to the command through env",
+                severity="warning",
+            )
+        for hname, value in headers.items():
+            if not _HEADER_NAME_RE.fullmatch(str(hname)):
+                out.add(
+                    ("action", "headers", hname),
+                    "invalid header name",
+                    "use letters, digits and '-' only",
+                    hname,
+                )
+            if not isinstance(value, str):
+                continue
+            for part in parse_string(value):
+                if isinstance(part, Specifier):
+                    out.add(
+                        ("action", "headers", hname),
+                        "headers cannot contain LLM arguments: nothing the LLM says may change a function's headers",
+                        "use a {context_variable}",
+                        value,
+                    )
+                elif isinstance(part, Variable):
+                    _check_placeholder(part, ("action", "headers", hname), {}, variables, out)
+            if "\n" in value or "\r" in value:
+                out.add(
+                    ("action", "headers", hname),
+                    "header value contains a line break",
+                    "remove the line break",
+                    value,
+                )
+    hook_url = action.get("pre_call_webhook_url")
+    if hook_url is not None:
+        _check_url(hook_url, ("action", "pre_call_webhook_url"), out, "pre_call_webhook_url")
 
 
 def _check_code(kind: str, action: dict[str, Any], out: _Collector) -> None:

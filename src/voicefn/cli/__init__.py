@@ -7,12 +7,12 @@ One module per concept: ``_app`` (the application, shared options, exit codes, J
 
 from __future__ import annotations
 
-from . import _call, _doctor, _functions, _generate, _invoke
+from . import _call, _doctor, _functions, _generate, _invoke, _mcp
 from ._app import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE, app
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "app", "main"]
 
-_commands = (_call, _doctor, _functions, _generate, _invoke)
+_commands = (_call, _doctor, _functions, _generate, _invoke, _mcp)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ has the same path / found / fix form as a function's. :func:`load_agent` raises
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..context import SYSTEM_VARIABLES, CallContext
 from ..dialects import Report, is_agent_document, read_file, unreadable, validate
 from ..dialects.llm import dump as llm_dump
+from ..egress import EgressPolicy
 from ..spec import Function
 from ..templates import VARIABLE_RE, render_text
 from ..validation import (
@@ -180,12 +182,36 @@ class AgentReport:
         return out
 
 
+@dataclass(frozen=True)
+class _McpLoading:
+    """How ``{mcp: ...}`` entries are expanded: with which egress policy, whether a command may
+    be started, and whether to contact servers at all (``False``: check the entries only)."""
+
+    egress: EgressPolicy | None
+    allow_commands: bool | None
+    discover: bool
+    values: Mapping[str, Any]
+
+
 def validate_agent(
-    source: str | Path | Mapping[str, Any], *, variables: Iterable[str] = ()
+    source: str | Path | Mapping[str, Any],
+    *,
+    variables: Iterable[str] | Mapping[str, Any] = (),
+    egress: EgressPolicy | None = None,
+    allow_mcp_commands: bool | None = None,
+    discover_mcp: bool = True,
 ) -> AgentReport:
     """Check an agent file (or parsed document) and every function in it; never raises.
 
-    ``variables`` names variables every call provides (``--var``), beyond the agent's own.
+    ``variables`` names variables every call provides (``--var``), beyond the agent's own (a
+    mapping also gives their values, for the headers of MCP servers).
+
+    An ``{mcp: {...}}`` entry of ``functions`` is expanded into one function per tool the server
+    lists, so loading it connects to the server: through ``egress`` (default: the policy the
+    ``VOICEFN_ALLOW``, ``VOICEFN_ALLOW_PRIVATE_NETWORK`` and ``VOICEFN_HTTPS_ONLY`` environment
+    variables describe); a ``command`` server starts only when ``allow_mcp_commands`` (default:
+    ``VOICEFN_ALLOW_MCP_COMMANDS=1``). ``discover_mcp=False`` checks the entries and adds none of
+    their tools.
     """
     base = Path.cwd()
     label: str | None = None
@@ -244,14 +270,16 @@ def validate_agent(
             )
         )
         declared = {}
+    values = dict(variables) if isinstance(variables, Mapping) else {}
     known = {*SYSTEM_VARIABLES, *(declared or {}), *variables}
+    mcp = _McpLoading(egress, allow_mcp_commands, discover_mcp, {**(declared or {}), **values})
     _check_llm(data.get("llm"), problems)
     if data.get("webhook_url") is not None:
         problems += check_url(data["webhook_url"], ("webhook_url",), "webhook_url")
     for key in ("system_prompt", "welcome_message"):
         if isinstance(data.get(key), str):
             problems += _check_text_variables(key, data[key], known)
-    functions = _load_functions(data.get("functions"), base, known, report)
+    functions = _load_functions(data.get("functions"), base, known, report, mcp)
     names = [f.name for f in functions]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(
@@ -285,16 +313,26 @@ def validate_agent(
     return report
 
 
-def load_agent(source: str | Path | dict[str, Any], *, variables: Iterable[str] = ()) -> Agent:
+def load_agent(
+    source: str | Path | dict[str, Any],
+    *,
+    variables: Iterable[str] | Mapping[str, Any] = (),
+    egress: EgressPolicy | None = None,
+    allow_mcp_commands: bool | None = None,
+) -> Agent:
     """Load an agent from a YAML/JSON file or a dict; raises FunctionValidationError (a
-    ValueError) listing every problem."""
-    report = validate_agent(source, variables=variables)
+    ValueError) listing every problem. MCP entries: see :func:`validate_agent`."""
+    report = validate_agent(
+        source, variables=variables, egress=egress, allow_mcp_commands=allow_mcp_commands
+    )
     if report.agent is None or not report.ok:
         raise FunctionValidationError(report.all_problems(), report.source)
     return report.agent
 
 
-def _load_functions(raw: Any, base: Path, known: set[str], report: AgentReport) -> list[Function]:
+def _load_functions(
+    raw: Any, base: Path, known: set[str], report: AgentReport, mcp: _McpLoading
+) -> list[Function]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -310,6 +348,9 @@ def _load_functions(raw: Any, base: Path, known: set[str], report: AgentReport) 
         if isinstance(item, str):
             entry = FunctionEntry(i, item)
             functions += _load_file(item, base, known, i, entry, report)
+        elif isinstance(item, dict) and "mcp" in item:
+            entry = FunctionEntry(i, f"$.functions[{i}]")
+            functions += _load_mcp(item, i, base, known, entry, report, mcp)
         elif isinstance(item, dict):
             entry = FunctionEntry(i, f"$.functions[{i}]")
             found = validate(item, variables=known, source=entry.source)
@@ -331,6 +372,78 @@ def _load_functions(raw: Any, base: Path, known: set[str], report: AgentReport) 
             continue
         report.functions.append(entry)
     return functions
+
+
+def _env_policy() -> EgressPolicy:
+    """The egress policy the ``VOICEFN_*`` environment variables describe (the CLI's defaults)."""
+    return EgressPolicy.from_strings(
+        os.environ.get("VOICEFN_ALLOW", "").split(),
+        allow_private_network=os.environ.get("VOICEFN_ALLOW_PRIVATE_NETWORK", "") in ("1", "true"),
+        https_only=os.environ.get("VOICEFN_HTTPS_ONLY", "") in ("1", "true"),
+    )
+
+
+def _load_mcp(
+    item: dict[str, Any],
+    index: int,
+    base: Path,
+    known: set[str],
+    entry: FunctionEntry,
+    report: AgentReport,
+    mcp: _McpLoading,
+) -> list[Function]:
+    """An ``{mcp: {...}}`` entry: one function per tool of the server (see validate_agent)."""
+    from ..integrations.mcp_entry import load_entry, parse_entry
+
+    where = f"$.functions[{index}]"
+    for key in item:
+        if key != "mcp":
+            report.problems.append(
+                Problem(
+                    f"{where}.{key}",
+                    f"unknown key {key!r} next to mcp",
+                    f"put it inside mcp: ({key} applies to every tool of the server)",
+                )
+            )
+    data = item["mcp"]
+    if isinstance(data, dict) and isinstance(data.get("cwd"), str):
+        data = {**data, "cwd": str((base / data["cwd"]).resolve())}
+    elif isinstance(data, dict) and data.get("command") is not None:
+        data = {**data, "cwd": str(base.resolve())}  # a command runs beside the agent file
+    docs: list[dict[str, Any]] = []
+    if not mcp.discover:
+        server, problems = parse_entry(data)
+    else:
+        allow = mcp.allow_commands
+        if allow is None:
+            allow = os.environ.get("VOICEFN_ALLOW_MCP_COMMANDS", "") in ("1", "true")
+        try:
+            policy = mcp.egress or _env_policy()
+        except ValueError as exc:  # a bad VOICEFN_ALLOW entry
+            report.problems.append(Problem(f"{where}.mcp", str(exc), "correct VOICEFN_ALLOW"))
+            return []
+        server, docs, problems = load_entry(
+            data, egress=policy, allow_commands=allow, variables=mcp.values
+        )
+    label = server.label if server is not None else where
+    report.problems += [
+        Problem(f"{where}{p.path[1:]}", p.message, p.fix, p.found, p.severity) for p in problems
+    ]
+    for doc in docs:
+        tool = doc["action"]["tool"]
+        found = validate(doc, "voicefn", variables=known, source=f"{label} tool {tool}")
+        found.problems = [
+            Problem(
+                f"{where}.mcp[{json.dumps(tool)}]{p.path[1:]}",
+                p.message,
+                p.fix,
+                p.found,
+                p.severity,
+            )
+            for p in found.problems
+        ]
+        entry.reports.append(found)
+    return [r.function for r in entry.reports if r.function is not None]
 
 
 def _load_file(
