@@ -208,3 +208,32 @@ def test_values_a_database_refuses_are_recorded_cleaned(api: httpx.Client, serve
     detail = api.get(f"/v1/executions/{execution_id}")
     assert detail.status_code == 200, detail.text
     assert detail.json()["arguments"]["order_id"] == "A?\ufffdB"
+
+
+WARM_TABLES = ("agents", "functions", "api_keys", "workspace_settings", "executions")
+
+
+def test_a_warm_execute_path_never_waits_for_the_database(
+    api: httpx.Client, server: Any, db_url: str
+) -> None:
+    """With the tables it would read (and the one it records into) renamed away, a warm execute
+    still runs: lookups come from the per-version cache, the recording waits in the journal."""
+    from api_helpers import database_execute
+
+    create_agent(api)
+    api.post("/v1/agents/agent_abc123/functions", json=echo_function(server.url))
+    warm = api.post(EXECUTE.format("check_order"), json={"arguments": {"order_id": "1"}})
+    assert warm.json()["ok"] is True
+    url = db_url.replace("+asyncpg", "")
+    for table in WARM_TABLES:
+        database_execute(url, f"ALTER TABLE {table} RENAME TO {table}_away")
+    try:
+        hot = api.post(EXECUTE.format("check_order"), json={"arguments": {"order_id": "2"}})
+        assert hot.status_code == 200, hot.text
+        assert hot.json()["ok"] is True
+        assert server.received[-1].json == {"order_id": "2"}
+    finally:
+        for table in WARM_TABLES:
+            database_execute(url, f"ALTER TABLE {table}_away RENAME TO {table}")
+    listed = {e["id"] for e in api.get("/v1/executions").json()["data"]}
+    assert {warm.json()["execution_id"], hot.json()["execution_id"]} <= listed

@@ -1,9 +1,10 @@
 """The execute path's memory: API keys, agents, functions (per version) and egress policies.
 
 A request on the hot path costs dictionary lookups; the database is read once per version (a
-cache miss), never on a hit. Writes in this process drop what they change at once; writes in
-other processes reach here through the change feed (see :class:`ChangeFeed`) within
-``change_poll_s``. A load that raced a change is used once but not kept.
+cache miss), never on a hit. Every write this process commits drops what it changed at once (the
+store tells the catalog); writes of other processes arrive through the change feed (see
+:class:`ChangeFeed`) within ``change_poll_s``. A load that raced a change is used once but not
+kept.
 """
 
 from __future__ import annotations
@@ -111,11 +112,6 @@ class _Cache(Generic[K, V]):
         for key in self._groups.pop(group, ()):
             self._values.pop(key, None)
 
-    def forget(self, match: Callable[[V], bool]) -> None:
-        for key, value in list(self._values.items()):
-            if match(value):
-                self._values.pop(key, None)
-
     def clear(self) -> None:
         for group in list(self._groups):
             self.drop(group)
@@ -178,7 +174,8 @@ class Catalog:
     # ------------------------------------------------------------------ changes
 
     def changed(self, workspace_id: str, kind: str, ref: str) -> None:
-        """Forget what a change (here or in another process) made stale."""
+        """Forget what a change made stale: called by the store right after this process
+        commits one, and by the change feed for other processes' changes."""
         if kind == "key":
             self._keys.drop(("key", ref))
         elif kind == "agent":
@@ -188,10 +185,6 @@ class Catalog:
             self._functions.drop((workspace_id, ref))
         elif kind == "settings":
             self._policies.drop(workspace_id)
-
-    def revoked(self, key_id: str) -> None:
-        """Forget a revoked key at once (other processes learn it from the change feed)."""
-        self._keys.forget(lambda p: p is not None and p.key_id == key_id)
 
     def clear(self) -> None:
         for cache in (self._keys, self._agents, self._functions, self._policies):
@@ -251,7 +244,8 @@ class ChangeFeed:
             else:
                 continue
             fresh.append(ev)
-            self._catalog.changed(ev.workspace_id, ev.kind, ev.ref)
+            if ev.origin != self._store.origin:  # this process applied its own at commit
+                self._catalog.changed(ev.workspace_id, ev.kind, ev.ref)
         for seq, seen in list(self._gaps.items()):
             if now - seen > self._grace:
                 del self._gaps[seq]

@@ -77,6 +77,8 @@ class Platform:
         self._store = await open_store(url, box)
         self.first_key = await ensure_first_workspace(self._store, config.first_workspace)
         self._catalog = Catalog(self._store, config.egress)
+        catalog = self._catalog
+        self._store.subscribe(lambda ev: catalog.changed(ev.workspace_id, ev.kind, ev.ref))
         feed = ChangeFeed(self._store, self._catalog, config.change_poll_s)
         await feed.start()
         self._recorder = Recorder(

@@ -174,6 +174,8 @@ class ChangeRow(Base):
     #: key, agent, functions or settings
     kind: Mapped[str] = mapped_column(String(20))
     ref: Mapped[str] = mapped_column(String(100))
+    #: the process that wrote it (its own changes it has applied already)
+    origin: Mapped[str] = mapped_column(String(32))
     created_us: Mapped[int] = mapped_column(BigInteger, index=True)
 
 

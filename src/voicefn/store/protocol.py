@@ -8,7 +8,7 @@ first: a query cannot forget its tenant.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
@@ -169,6 +169,12 @@ class Repos(Protocol):
 class Store(Protocol):
     @property
     def backend(self) -> str: ...
+    @property
+    def origin(self) -> str:
+        """This store's name in the change feed (what it wrote, it already told its own)."""
+        ...
+
+    def subscribe(self, listener: Callable[[ChangeEvent], None]) -> None: ...
 
     def read(self) -> AbstractAsyncContextManager[Repos]: ...
     def write(self) -> AbstractAsyncContextManager[Repos]: ...

@@ -154,3 +154,5 @@ class ChangeEvent:
     workspace_id: str
     kind: str
     ref: str
+    #: the process (store instance) that wrote it
+    origin: str = ""

@@ -118,7 +118,6 @@ async def _apply(
             )
     except NameTaken as exc:
         raise _name_taken(exc, draft.name) from None
-    platform.catalog.changed(ws.id, "agent", applied.agent.id)
     return applied
 
 
@@ -251,7 +250,6 @@ async def patch_agent(
         raise _name_taken(exc, draft.name) from None
     if updated is None:
         raise not_found(f"agent {agent_id}")
-    platform.catalog.changed(ws.id, "agent", agent_id)
     return agent_out(updated)
 
 
@@ -261,7 +259,6 @@ async def delete_agent(agent_id: AgentId, ws: WorkspaceDep, platform: PlatformDe
         deleted = await repos.agents.delete(ws, agent_id)
     if not deleted:
         raise not_found(f"agent {agent_id}")
-    platform.catalog.changed(ws.id, "agent", agent_id)
     return Response(status_code=204)
 
 

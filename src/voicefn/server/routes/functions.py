@@ -151,7 +151,6 @@ async def create_function(
         raise _taken(exc, draft.dialect, draft.name) from None
     except StoreError:
         raise not_found(f"agent {agent_id}") from None
-    platform.catalog.changed(ws.id, "functions", agent_id)
     return function_out(record, dialect, draft.warnings)
 
 
@@ -203,7 +202,6 @@ async def _update(
         raise _taken(exc, draft.dialect, draft.name) from None
     if updated is None:
         raise not_found(f"function {record.id} of agent {record.agent_id}")
-    platform.catalog.changed(ws.id, "functions", record.agent_id)
     return function_out(updated, out_dialect, draft.warnings)
 
 
@@ -257,7 +255,6 @@ async def delete_function(
         deleted = await repos.functions.delete(ws, agent_id, function_id)
     if not deleted:
         raise not_found(f"function {function_id} of agent {agent_id}")
-    platform.catalog.changed(ws.id, "functions", agent_id)
     return Response(status_code=204)
 
 
@@ -349,7 +346,6 @@ async def restore_version(
         raise _taken(exc, None, found.name) from None
     if restored is None:
         raise not_found(f"function {function_id} of agent {agent_id}")
-    platform.catalog.changed(ws.id, "functions", agent_id)
     return function_out(restored, dialect)
 
 

@@ -87,7 +87,6 @@ async def revoke_key(key_id: KeyId, ws: WorkspaceDep, platform: PlatformDep) -> 
         raise ApiError(409, "conflict", str(exc)) from None
     if key is None:
         raise not_found(f"API key {key_id}")
-    platform.catalog.revoked(key.id)
     return key_out(key)
 
 
@@ -191,5 +190,4 @@ async def put_settings(
     settings = Settings(allow, body.allow_private_network, body.https_only, body.sandbox_mode)
     async with platform.store.write() as repos:
         await repos.settings.put(ws, settings)
-    platform.catalog.changed(ws.id, "settings", ws.id)
     return settings_out(platform, ws.id, settings)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from sqlalchemy import select
@@ -15,8 +16,9 @@ from ..database import Database
 from ..migrate import upgrade
 from ..models import MetaRow
 from ..protocol import Repos, Store
+from ..records import ChangeEvent
 from .agents import SqlAgents
-from .changes import SqlChanges
+from .changes import ChangeLog, SqlChanges
 from .executions import SqlExecutions
 from .functions import SqlFunctions
 from .tenants import SqlKeys, SqlSettings, SqlWorkspaces
@@ -27,12 +29,13 @@ _KEY_CHECK = "secret_key_check"
 class SqlRepos:
     """Every repository, bound to one session (one transaction)."""
 
-    def __init__(self, session: AsyncSession, box: SecretBox, backend: str) -> None:
+    def __init__(self, session: AsyncSession, box: SecretBox, backend: str, origin: str) -> None:
+        self.log = ChangeLog(session, origin)
         self.workspaces = SqlWorkspaces(session)
-        self.keys = SqlKeys(session)
-        self.settings = SqlSettings(session)
-        self.agents = SqlAgents(session, box)
-        self.functions = SqlFunctions(session, box)
+        self.keys = SqlKeys(session, self.log)
+        self.settings = SqlSettings(session, self.log)
+        self.agents = SqlAgents(session, box, self.log)
+        self.functions = SqlFunctions(session, box, self.log)
         self.executions = SqlExecutions(session, backend)
         self.changes = SqlChanges(session)
 
@@ -42,16 +45,27 @@ class SqlStore:
         self.db = db
         self.box = box
         self.backend = db.backend
+        #: names this store's writes in the change feed
+        self.origin = uuid.uuid4().hex
+        self._listeners: list[Callable[[ChangeEvent], None]] = []
+
+    def subscribe(self, listener: Callable[[ChangeEvent], None]) -> None:
+        """Call ``listener`` with every change this store commits, right after the commit."""
+        self._listeners.append(listener)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlRepos]:
         async with self.db.read() as session:
-            yield SqlRepos(session, self.box, self.backend)
+            yield SqlRepos(session, self.box, self.backend, self.origin)
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[SqlRepos]:
         async with self.db.write() as session:
-            yield SqlRepos(session, self.box, self.backend)
+            repos = SqlRepos(session, self.box, self.backend, self.origin)
+            yield repos
+        for event in repos.log.emitted:  # committed: tell this process at once
+            for listener in self._listeners:
+                listener(event)
 
     async def ping(self) -> None:
         await self.db.ping()

@@ -14,7 +14,7 @@ from ..ids import decode_cursor, encode_cursor, new_id
 from ..models import AgentRow, FunctionRow
 from ..protocol import NameTaken
 from ..records import AgentRecord, Page, Workspace, now_us
-from .changes import emit
+from .changes import ChangeLog
 
 
 def seal(box: SecretBox, secrets: dict[str, Any]) -> str | None:
@@ -29,9 +29,10 @@ def unseal(box: SecretBox, token: str | None) -> dict[str, Any]:
 
 
 class SqlAgents:
-    def __init__(self, session: AsyncSession, box: SecretBox) -> None:
+    def __init__(self, session: AsyncSession, box: SecretBox, log: ChangeLog) -> None:
         self._s = session
         self._box = box
+        self._log = log
 
     def _record(self, row: AgentRow) -> AgentRecord:
         return AgentRecord(
@@ -78,7 +79,7 @@ class SqlAgents:
             await self._s.flush()
         except IntegrityError:
             raise NameTaken(f"another agent in this workspace is named {name!r}") from None
-        await emit(self._s, ws, "agent", row.id)
+        await self._log.emit(ws, "agent", row.id)
         return self._record(row)
 
     async def _row(self, ws: Workspace, agent_id: str, lock: bool = False) -> AgentRow | None:
@@ -132,7 +133,7 @@ class SqlAgents:
             await self._s.flush()
         except IntegrityError:
             raise NameTaken(f"another agent in this workspace is named {name!r}") from None
-        await emit(self._s, ws, "agent", agent_id)
+        await self._log.emit(ws, "agent", agent_id)
         return self._record(row)
 
     async def delete(self, ws: Workspace, agent_id: str) -> bool:
@@ -147,5 +148,5 @@ class SqlAgents:
                 FunctionRow.workspace_id == ws.id, FunctionRow.agent_id == agent_id
             )
         )
-        await emit(self._s, ws, "agent", agent_id)
+        await self._log.emit(ws, "agent", agent_id)
         return True

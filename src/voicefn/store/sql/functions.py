@@ -20,7 +20,7 @@ from ..models import AgentRow, FunctionRow, FunctionVersionRow
 from ..protocol import NameTaken, StoreError
 from ..records import Change, FunctionRecord, VersionRecord, Workspace, now_us
 from .agents import seal, unseal
-from .changes import emit
+from .changes import ChangeLog
 
 
 def _taken(name: str) -> NameTaken:
@@ -28,9 +28,10 @@ def _taken(name: str) -> NameTaken:
 
 
 class SqlFunctions:
-    def __init__(self, session: AsyncSession, box: SecretBox) -> None:
+    def __init__(self, session: AsyncSession, box: SecretBox, log: ChangeLog) -> None:
         self._s = session
         self._box = box
+        self._log = log
 
     def _record(self, row: FunctionRow) -> FunctionRecord:
         return FunctionRecord(
@@ -130,7 +131,7 @@ class SqlFunctions:
             await self._s.flush()
         except IntegrityError:
             raise _taken(name) from None
-        await emit(self._s, ws, "functions", agent_id)
+        await self._log.emit(ws, "functions", agent_id)
         return self._record(row)
 
     async def _row(
@@ -196,7 +197,7 @@ class SqlFunctions:
             await self._s.flush()
         except IntegrityError:
             raise _taken(name) from None
-        await emit(self._s, ws, "functions", agent_id)
+        await self._log.emit(ws, "functions", agent_id)
         return self._record(row)
 
     async def delete(self, ws: Workspace, agent_id: str, function_id: str) -> bool:
@@ -208,7 +209,7 @@ class SqlFunctions:
         self._add_version(ws, row, "delete", None)
         await self._s.delete(row)
         await self._s.flush()
-        await emit(self._s, ws, "functions", agent_id)
+        await self._log.emit(ws, "functions", agent_id)
         return True
 
     async def versions(

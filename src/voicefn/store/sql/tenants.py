@@ -10,7 +10,7 @@ from ..ids import key_hash, new_id, new_key
 from ..models import ApiKeyRow, SettingsRow, WorkspaceRow
 from ..protocol import LastKey, NameTaken
 from ..records import ApiKey, NewApiKey, Principal, SandboxMode, Settings, Workspace, now_us
-from .changes import emit
+from .changes import ChangeLog
 
 
 def _workspace(row: WorkspaceRow) -> Workspace:
@@ -53,8 +53,9 @@ class SqlWorkspaces:
 
 
 class SqlKeys:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, log: ChangeLog) -> None:
         self._s = session
+        self._log = log
 
     async def authenticate(self, secret: str) -> Principal | None:
         row = await self._s.execute(
@@ -112,13 +113,14 @@ class SqlKeys:
                     "key_id",
                 )
             row.revoked_us = now_us()
-            await emit(self._s, ws, "key", row.hash)
+            await self._log.emit(ws, "key", row.hash)
         return _key(row)
 
 
 class SqlSettings:
-    def __init__(self, session: AsyncSession) -> None:
+    def __init__(self, session: AsyncSession, log: ChangeLog) -> None:
         self._s = session
+        self._log = log
 
     async def get(self, ws: Workspace) -> Settings:
         row = await self._s.get(SettingsRow, ws.id)
@@ -152,5 +154,5 @@ class SqlSettings:
         if not getattr(changed, "rowcount", 0):
             self._s.add(SettingsRow(workspace_id=ws.id, **values))
             await self._s.flush()
-        await emit(self._s, ws, "settings", ws.id)
+        await self._log.emit(ws, "settings", ws.id)
         return settings

@@ -134,6 +134,7 @@ def upgrade() -> None:
         sa.Column("workspace_id", ID, nullable=False),
         sa.Column("kind", sa.String(length=20), nullable=False),
         sa.Column("ref", sa.String(length=100), nullable=False),
+        sa.Column("origin", sa.String(length=32), nullable=False),
         sa.Column("created_us", sa.BigInteger(), nullable=False),
         sqlite_autoincrement=True,
     )
