@@ -1,0 +1,276 @@
+"""What every voice-framework adapter shares: the functions, the call's context, fillers, the
+schemas the LLM sees, and running a tool call once.
+
+A framework hands us ``(name, arguments, tool_call_id)``; :class:`FunctionRunner` runs it on the
+shared :class:`~voicefn.executor.Executor` with the call's :class:`~voicefn.context.CallContext`.
+A side-effecting call (not a GET, unless ``allow_repeat``) is sent once per call and arguments,
+like :class:`~voicefn.runtime.session.CallSession` does: the same call made again while the first
+is in flight joins it, and made again after it succeeded reads the earlier result with a note.
+That is what keeps a barge-in, or an LLM that repeats itself, from booking twice. Such a call also
+keeps running when the framework cancels the tool (an interruption): a request that was sent
+finishes, and its result is remembered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from ..context import CallContext
+from ..dialects.llm import llm_parameters
+from ..executor import Executor
+from ..results import ToolResult, error_content
+from ..runtime.agent import Agent
+from ..spec import Function
+from ..templates import render_text
+
+log = logging.getLogger("voicefn.integrations")
+
+#: What the LLM reads, around the earlier result, when a call is not sent again.
+ALREADY_DONE = "Already done earlier in this call with the same values; not sent again."
+
+
+class SmsSender(Protocol):
+    """Sends a text message (``voicefn.telephony.twilio.TwilioTelephony`` is one)."""
+
+    async def send_sms(self, to: str, body: str, *, from_: str | None = None) -> str: ...
+
+
+class Telephony(SmsSender, Protocol):
+    """Transfers a live call and sends text messages (``TwilioTelephony`` is one)."""
+
+    async def transfer(self, call_sid: str, number: str, *, announce: str | None = None) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """One tool call's result, and what the LLM reads of it."""
+
+    result: ToolResult
+    #: What the LLM reads: the result's content, or the earlier result with a note.
+    content: str
+    #: Not sent: the same call already ran (or was running) in this call.
+    deduplicated: bool = False
+
+
+def in_call_functions(functions: Agent | Iterable[Function]) -> tuple[Agent | None, list[Function]]:
+    """An agent's in-call functions, or a list of functions (which must all be in-call)."""
+    if isinstance(functions, Agent):
+        return functions, [f for f in functions.functions if f.phase == "in_call"]
+    listed = list(functions)
+    for f in listed:
+        if not isinstance(f, Function):
+            raise TypeError(f"expected voicefn.Function objects, got {type(f).__name__}")
+        if f.phase != "in_call":
+            raise ValueError(
+                f"{f.name} is a {f.phase} function: only in-call functions can be tools "
+                "(pass the agent to keep its pre-call and post-call functions out)"
+            )
+    names = [f.name for f in listed]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"two functions are named {duplicates[0]!r}: the LLM calls them by name")
+    return None, listed
+
+
+def merge_context(base: CallContext | None, over: CallContext | None) -> CallContext:
+    """``over``'s values where it has them, ``base``'s elsewhere; variables merged (over wins)."""
+    if base is None:
+        return over or CallContext()
+    if over is None:
+        return base
+    return replace(
+        over,
+        agent_id=over.agent_id or base.agent_id,
+        call_sid=over.call_sid or base.call_sid,
+        from_number=over.from_number or base.from_number,
+        to_number=over.to_number or base.to_number,
+        variables={**base.variables, **over.variables},
+        webhook_url=over.webhook_url or base.webhook_url,
+        workspace_id=over.workspace_id or base.workspace_id,
+    )
+
+
+def short_error(result: ToolResult, limit: int = 600) -> str:
+    """The failure in one line the LLM can act on: the engine's ``detail`` (which says what to
+    ask the caller for, or what went wrong), plus the API's own message when it gave one."""
+    data = result.data if isinstance(result.data, dict) else {}
+    detail = data.get("detail")
+    message = detail if isinstance(detail, str) and detail else None
+    if message is None:
+        message = str(data.get("error") or result.error or result.content or "The function failed.")
+    said = _api_message(data.get("body"))
+    if said and said not in message:
+        message = f"{message}: {said}"
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def _api_message(body: Any) -> str | None:
+    if isinstance(body, str):
+        text = body.strip()
+        return text if 0 < len(text) <= 200 and "\n" not in text else None
+    if isinstance(body, dict):
+        for key in ("message", "error_description", "detail", "error", "title", "msg"):
+            value = body.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()[:200]
+            if isinstance(value, dict):  # {"error": {"message": ...}}
+                inner = _api_message(value)
+                if inner:
+                    return inner
+    return None
+
+
+def parsed_arguments(arguments: str | Mapping[str, Any] | None) -> dict[str, Any] | str:
+    """The LLM's arguments as an object, or the raw text when it is not a JSON object."""
+    if arguments is None:
+        return {}
+    if isinstance(arguments, Mapping):
+        return dict(arguments)
+    try:
+        value = json.loads(arguments or "{}")
+    except (ValueError, RecursionError):
+        return arguments
+    return value if isinstance(value, dict) else arguments
+
+
+def _canonical(arguments: dict[str, Any] | str) -> str:
+    if isinstance(arguments, str):
+        return arguments
+    try:
+        return json.dumps(arguments, sort_keys=True, separators=(",", ":"), default=str)
+    except (TypeError, ValueError, RecursionError):
+        return repr(arguments)
+
+
+def _json_or_text(content: str) -> Any:
+    try:
+        return json.loads(content)
+    except (ValueError, RecursionError):
+        return content
+
+
+class FunctionRunner:
+    """The functions of one call, run on a shared Executor with that call's context.
+
+    Create one per call (it remembers what was sent in that call); share the Executor between
+    calls.
+    """
+
+    def __init__(
+        self,
+        functions: Agent | Iterable[Function],
+        executor: Executor,
+        context: CallContext | None = None,
+        *,
+        language: str | None = None,
+    ) -> None:
+        self.agent, listed = in_call_functions(functions)
+        self.functions: dict[str, Function] = {f.name: f for f in listed}
+        self.executor = executor
+        self.language = language or (self.agent.language if self.agent is not None else None)
+        self.context = CallContext()
+        self._variables: dict[str, Any] = {}
+        self._schemas: dict[str, dict[str, Any]] = {}
+        # (name, canonical arguments) -> (content, status) of side-effecting calls that were sent
+        # and succeeded; and the ones in flight, which a repeat joins instead of sending again.
+        self._done: dict[tuple[str, str], tuple[str, int | None]] = {}
+        self._inflight: dict[tuple[str, str], asyncio.Task[ToolResult]] = {}
+        self.set_context(context)
+
+    def set_context(self, context: CallContext | None) -> None:
+        """Use ``context`` for this call from now on (with the agent's variables and name under
+        it); the schemas are rebuilt, since the parameters the context fills are hidden."""
+        ctx = self.agent.call_context(context) if self.agent is not None else context
+        self.context = ctx or CallContext()
+        self._variables = self.context.as_variables()
+        self._schemas = {
+            name: {
+                "name": name,
+                "description": f.description,
+                "parameters": llm_parameters(f, self.context),
+            }
+            for name, f in self.functions.items()
+        }
+
+    def schema(self, name: str) -> dict[str, Any]:
+        """``{name, description, parameters}``: what the LLM sees, context-filled parameters
+        removed."""
+        return self._schemas[name]
+
+    def filler(self, name: str) -> str | None:
+        """The line to say while ``name`` runs, in the call's language, variables filled."""
+        function = self.functions.get(name)
+        line = function.filler_for(self.language) if function is not None else None
+        return render_text(line, self._variables) if line else None
+
+    def render(self, text: str | None) -> str | None:
+        """``{variable}`` placeholders of the call filled (prompts, welcome messages)."""
+        return render_text(text, self._variables) if text else text
+
+    async def run(
+        self,
+        function: Function,
+        arguments: str | Mapping[str, Any] | None,
+        tool_call_id: str | None = None,
+    ) -> Outcome:
+        """Run one tool call. Never raises for the call's own problems (they are results)."""
+        if function.repeatable:
+            result = await self.executor.run(
+                function, arguments, self.context, tool_call_id=tool_call_id
+            )
+            return Outcome(result, result.content)
+        key = (function.name, _canonical(parsed_arguments(arguments)))
+        done = self._done.get(key)
+        if done is not None:
+            content, status = done
+            earlier = ToolResult(function.name, True, content, _json_or_text(content), status)
+            return Outcome(earlier, _noted(content), deduplicated=True)
+        task = self._inflight.get(key)
+        joined = task is not None
+        if task is None:
+            # A task of its own, so that cancelling the tool (an interruption) does not cancel
+            # a request that is already on its way: it finishes and is remembered.
+            task = asyncio.create_task(self._send(key, function, arguments, tool_call_id))
+            self._inflight[key] = task
+        result = await asyncio.shield(task)
+        if joined and result.ok:
+            return Outcome(result, _noted(result.content), deduplicated=True)
+        return Outcome(result, result.content)
+
+    async def _send(
+        self,
+        key: tuple[str, str],
+        function: Function,
+        arguments: str | Mapping[str, Any] | None,
+        tool_call_id: str | None,
+    ) -> ToolResult:
+        try:
+            result = await self.executor.run(
+                function, arguments, self.context, tool_call_id=tool_call_id
+            )
+        finally:
+            self._inflight.pop(key, None)
+        if result.ok and result.request is not None:
+            self._done[key] = (result.content, result.status)
+        return result
+
+    async def aclose(self) -> None:
+        """Wait for the calls in flight: what was sent finishes."""
+        pending = list(self._inflight.values())
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _noted(content: str) -> str:
+    return error_content({"note": ALREADY_DONE, "result": _json_or_text(content)})
+
+
+def sip_uri(number: str) -> str:
+    """A transfer destination as SIP trunks expect it: ``tel:+1555...`` unless already a URI."""
+    number = number.strip()
+    return number if number.startswith(("tel:", "sip:", "sips:")) else f"tel:{number}"

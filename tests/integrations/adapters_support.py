@@ -1,0 +1,200 @@
+"""Loopback servers for the framework adapters' tests: a store API and LiveKit's SIP API.
+(Fixtures in conftest.py; helpers importable as ``adapters_support``.)
+
+Both are real aiohttp servers on 127.0.0.1 (ephemeral ports) in the test's own event loop, so a
+test can hold an answer until something else happened (the filler was said, the caller barged
+in) without any timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+#: A safety net for waits on events a broken adapter would never produce (not a timing check).
+NEVER = 60.0
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    json: Any
+
+
+@dataclass
+class StoreAPI:
+    """``GET /orders?order_id=`` (404 for an unknown order), ``POST /bookings``, ``GET /down``
+    (503). ``hold()`` keeps every answer back until ``release()``; ``arrived`` is set by the
+    first request that is held."""
+
+    url: str = ""
+    received: list[Request] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    _release: asyncio.Event | None = None
+
+    def hold(self) -> None:
+        self._release = asyncio.Event()
+        self.arrived = asyncio.Event()
+
+    def release(self) -> None:
+        assert self._release is not None
+        self._release.set()
+
+    def count(self, method: str, path: str) -> int:
+        return sum(1 for r in self.received if r.method == method and r.path == path)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        self.received.append(
+            Request(
+                request.method,
+                request.path,
+                dict(request.query),
+                dict(request.headers),
+                json.loads(body) if body else None,
+            )
+        )
+        if self._release is not None:
+            self.arrived.set()
+            await self._release.wait()
+        if request.path == "/orders":
+            order = request.query.get("order_id", "")
+            if order != "ORD-1":
+                return web.json_response({"message": f"Order {order} not found"}, status=404)
+            return web.json_response({"order_id": order, "status": "shipped", "carrier": "UPS"})
+        if request.path == "/bookings":
+            data = json.loads(body) if body else {}
+            return web.json_response({"booking_id": "BK-7", "slot": data.get("slot")}, status=201)
+        if request.path == "/down":
+            return web.json_response({"message": "down for maintenance"}, status=503)
+        return web.json_response({"message": "no such route"}, status=404)
+
+
+@dataclass
+class SipAPI:
+    """LiveKit's ``TransferSIPParticipant`` Twirp endpoint (protobuf), recording requests."""
+
+    url: str = ""
+    transfers: list[Any] = field(default_factory=list)
+    fail: bool = False
+
+    async def handle(self, request: web.Request) -> web.Response:
+        from livekit import api
+
+        body = await request.read()
+        self.transfers.append(api.TransferSIPParticipantRequest.FromString(body))
+        if self.fail:
+            payload = {"code": "failed_precondition", "msg": "transfer rejected by trunk"}
+            return web.json_response(payload, status=412)
+        answer = api.TransferSIPParticipantResponse(
+            transfer_id="ST_1", status=api.SIPTransferStatus.STS_TRANSFER_SUCCESSFUL
+        )
+        return web.Response(body=answer.SerializeToString(), content_type="application/protobuf")
+
+
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    server = site._server
+    assert isinstance(server, asyncio.base_events.Server)
+    port = server.sockets[0].getsockname()[1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def store_agent(api_url: str, **extra: Any) -> dict[str, Any]:
+    """An agent document (voicefn dialect) with the store's functions and the builtins."""
+    functions: list[dict[str, Any]] = [
+        {
+            "name": "check_order_status",
+            "description": "Look up an order when the caller asks where it is.",
+            "filler": {
+                "en": "One moment {customer_name}, checking your order.",
+                "hi": "Ek minute.",
+            },
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "order_id": {"type": "string", "description": "The order ID, e.g. ORD-1"},
+                    "from_number": {"type": "string", "description": "The caller's number"},
+                },
+                "required": ["order_id", "from_number"],
+            },
+            "action": {
+                "method": "GET",
+                "url": f"{api_url}/orders",
+                "param": {"order_id": "%(order_id)s", "phone": "%(from_number)s"},
+            },
+        },
+        {
+            "name": "book_slot",
+            "description": "Book a delivery slot the caller chose.",
+            "filler": "Booking that for you.",
+            "parameters": {
+                "type": "object",
+                "properties": {"slot": {"type": "string", "description": "e.g. tomorrow 9am"}},
+                "required": ["slot"],
+            },
+            "action": {"method": "POST", "url": f"{api_url}/bookings"},
+        },
+        {
+            "name": "check_stock",
+            "description": "Check stock (the stock service).",
+            "parameters": {"type": "object", "properties": {}},
+            "action": {"method": "GET", "url": f"{api_url}/down"},
+        },
+        {
+            "name": "end_call",
+            "description": "End the call when the caller says goodbye.",
+            "action": {
+                "type": "builtin",
+                "builtin": "end_call",
+                "message": "Goodbye {customer_name}, thanks for calling!",
+            },
+        },
+        {
+            "name": "transfer_to_support",
+            "description": "Transfer the caller to a person.",
+            "parameters": {
+                "type": "object",
+                "properties": {"reason": {"type": "string", "description": "Why"}},
+            },
+            "action": {
+                "type": "builtin",
+                "builtin": "transfer_call",
+                "transfer_number": "+15550001111",
+            },
+        },
+        {
+            "name": "text_tracking_link",
+            "description": "Text the caller their tracking link.",
+            "parameters": {
+                "type": "object",
+                "properties": {"order_id": {"type": "string", "description": "The order"}},
+                "required": ["order_id"],
+            },
+            "action": {
+                "type": "builtin",
+                "builtin": "send_sms",
+                "message": "Track %(order_id)s at https://track.example.com/%(order_id)s",
+            },
+        },
+    ]
+    doc: dict[str, Any] = {
+        "name": "store-agent",
+        "system_prompt": "You are Sam from Acme, speaking to {customer_name}.",
+        "welcome_message": "Hi {customer_name}, this is Sam from Acme.",
+        "variables": {"customer_name": "there"},
+        "llm": {"model": "test-model"},
+        "functions": functions,
+    }
+    doc.update(extra)
+    return doc
