@@ -8,6 +8,7 @@ HTTP with ``--http``. Nothing but MCP is ever written to stdout while serving ov
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -204,8 +205,8 @@ async def _serve_http(
             f"no --token: anyone who can reach {shown}:{bound_port} can run this agent's functions"
         )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    if as_json:
-        print_json({"ok": True, "url": url})
+    if as_json:  # one line, flushed: whoever started this reads it while the server runs
+        print(json.dumps({"ok": True, "url": url}), flush=True)
     else:
         err.print(f"serving MCP at {escape(url)} (Ctrl-C stops)")
     await server.serve(sockets=[listener])

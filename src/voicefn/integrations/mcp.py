@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from ..runtime.agent import Agent
 
 __all__ = [
+    "CONTEXT_META",
     "DIRECTIVE_META",
     "ENTRY_KEYS",
     "FILLER_META",
