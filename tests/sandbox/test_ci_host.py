@@ -13,12 +13,12 @@ from voicefn.sandbox.python import check_host
 pytestmark = pytest.mark.skipif(os.environ.get("CI") != "true", reason="CI-only check")
 
 
-def test_ci_host_isolates_python():
+def test_ci_host_isolates_python() -> None:
     support = check_host()
     assert support.full, support.describe()
 
 
-async def test_ci_host_isolates_javascript():
+async def test_ci_host_isolates_javascript() -> None:
     sandbox = JavaScriptSandbox(mode="isolated")
     try:
         await sandbox.start()  # raises SandboxUnavailable saying what is missing

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 import pytest_asyncio
 
 from voicefn.egress import EgressDenied, EgressPolicy
-from voicefn.sandbox.javascript import JavaScriptSandbox, Limits
+from voicefn.sandbox.javascript import JavaScriptSandbox, Limits, Outcome
 from voicefn.sandbox.javascript import _host as js_host
 
 pytestmark = [
@@ -26,7 +27,7 @@ SMALL = Limits(timeout_s=10.0, memory_mb=64)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def sandbox():
+async def sandbox() -> AsyncIterator[JavaScriptSandbox]:
     sb = JavaScriptSandbox()
     await sb.start()
     yield sb
@@ -61,7 +62,7 @@ async def no_egress(request: dict[str, Any]) -> dict[str, Any]:
     return {"error": "no network in this test"}
 
 
-async def run(sb: JavaScriptSandbox, body: str, limits: Limits = FAST, **kw: Any):
+async def run(sb: JavaScriptSandbox, body: str, limits: Limits = FAST, **kw: Any) -> Outcome:
     return await sb.run(
         f"async function main(data) {{\n{body}\n}}",
         "main",
@@ -72,7 +73,7 @@ async def run(sb: JavaScriptSandbox, body: str, limits: Limits = FAST, **kw: Any
     )
 
 
-def assert_permission_stop(outcome, needle: str) -> None:
+def assert_permission_stop(outcome: Outcome, needle: str) -> None:
     assert not outcome.ok, outcome
     assert outcome.error == "exception", outcome
     assert outcome.stopped_by == "deno-permissions", outcome
@@ -80,7 +81,7 @@ def assert_permission_stop(outcome, needle: str) -> None:
     assert needle in outcome.detail, outcome.detail
 
 
-def assert_permission_stop_any(outcome, needle: str) -> None:
+def assert_permission_stop_any(outcome: Outcome, needle: str) -> None:
     """Like assert_permission_stop, for module loading (it reports a TypeError)."""
     assert not outcome.ok, outcome
     assert outcome.error == "exception", outcome
@@ -91,17 +92,17 @@ def assert_permission_stop_any(outcome, needle: str) -> None:
 # ----------------------------------------------------------------- Deno permissions ("none")
 
 
-async def test_read_etc_passwd__deno_permissions(sandbox) -> None:
+async def test_read_etc_passwd__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "return await Deno.readTextFile('/etc/passwd')")
     assert_permission_stop(outcome, "read access")
 
 
-async def test_read_own_files__deno_permissions(sandbox) -> None:
+async def test_read_own_files__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "return Deno.readTextFileSync('/sandbox/worker.js')")
     assert_permission_stop(outcome, "read access")
 
 
-async def test_env__deno_permissions(sandbox) -> None:
+async def test_env__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "return Deno.env.get('HOME')")
     assert_permission_stop(outcome, "env access")
     outcome = await run(sandbox, "return Deno.env.toObject()")
@@ -110,14 +111,14 @@ async def test_env__deno_permissions(sandbox) -> None:
     assert_permission_stop(outcome, "env access")
 
 
-async def test_deno_command__deno_permissions(sandbox) -> None:
+async def test_deno_command__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(
         sandbox, "return new Deno.Command('/bin/sh', {args: ['-c', 'id']}).outputSync()"
     )
     assert_permission_stop(outcome, "run access")
 
 
-async def test_node_child_process__blocked_module(sandbox) -> None:
+async def test_node_child_process__blocked_module(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(
         sandbox,
         "const cp = await import('node:child_process'); return cp.execSync('id').toString()",
@@ -126,7 +127,9 @@ async def test_node_child_process__blocked_module(sandbox) -> None:
     assert outcome.error == "exception"
 
 
-async def test_node_child_process_through_a_data_module__blocked_module(sandbox) -> None:
+async def test_node_child_process_through_a_data_module__blocked_module(
+    sandbox: JavaScriptSandbox,
+) -> None:
     # The import map applies inside data: modules too (Deno's run permission is behind it).
     outcome = await run(
         sandbox,
@@ -136,14 +139,14 @@ async def test_node_child_process_through_a_data_module__blocked_module(sandbox)
     assert outcome.stopped_by == "blocked-module", outcome
 
 
-async def test_node_fs__blocked_module(sandbox) -> None:
+async def test_node_fs__blocked_module(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(
         sandbox, "const fs = await import('node:fs'); return fs.readFileSync('/etc/passwd', 'utf8')"
     )
     assert outcome.stopped_by == "blocked-module", outcome
 
 
-async def test_node_fs_through_a_blob_module__blocked_module(sandbox) -> None:
+async def test_node_fs_through_a_blob_module__blocked_module(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(
         sandbox,
         "const u = URL.createObjectURL(new Blob(['export * from \"node:fs\"'], "
@@ -153,17 +156,17 @@ async def test_node_fs_through_a_blob_module__blocked_module(sandbox) -> None:
     assert outcome.stopped_by == "blocked-module", outcome
 
 
-async def test_write_file__deno_permissions(sandbox) -> None:
+async def test_write_file__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "Deno.writeTextFileSync('/tmp/x', 'owned'); return 1")
     assert_permission_stop(outcome, "write access")
 
 
-async def test_dlopen_ffi__deno_permissions(sandbox) -> None:
+async def test_dlopen_ffi__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "return Deno.dlopen('/lib/x86_64-linux-gnu/libc.so.6', {})")
     assert_permission_stop(outcome, "ffi access")
 
 
-async def test_raw_socket_connect__deno_permissions(sandbox) -> None:
+async def test_raw_socket_connect__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "return await Deno.connect({hostname: '127.0.0.1', port: 22})")
     assert_permission_stop(outcome, "net access")
     outcome = await run(
@@ -172,14 +175,14 @@ async def test_raw_socket_connect__deno_permissions(sandbox) -> None:
     assert_permission_stop(outcome, "access")
 
 
-async def test_websocket__deno_permissions(sandbox) -> None:
+async def test_websocket__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     code = """const ws = new WebSocket("ws://127.0.0.1:9/");
     return await new Promise((resolve, reject) => { ws.onerror = (e) => reject(new Error(e.message)); ws.onopen = () => resolve("open"); });"""
     outcome = await run(sandbox, code)
     assert_permission_stop(outcome, "net access")
 
 
-async def test_sys_info__deno_permissions(sandbox) -> None:
+async def test_sys_info__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "return Deno.hostname()")
     assert_permission_stop(outcome, "sys access")
     outcome = await run(sandbox, "return Deno.osRelease()")
@@ -199,12 +202,14 @@ async def test_sys_info__deno_permissions(sandbox) -> None:
         "new (Object.getPrototypeOf(function*(){}).constructor)('yield Deno.readTextFileSync(\"/etc/passwd\")')().next()",
     ],
 )
-async def test_function_constructor_tricks__deno_permissions(sandbox, trick: str) -> None:
+async def test_function_constructor_tricks__deno_permissions(
+    sandbox: JavaScriptSandbox, trick: str
+) -> None:
     outcome = await run(sandbox, f"return await {trick}")
     assert_permission_stop(outcome, "read access")
 
 
-async def test_deno_internals_reach_nothing__deno_permissions(sandbox) -> None:
+async def test_deno_internals_reach_nothing__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     code = """const core = Deno[Deno.internal]?.core;
     const ops = core?.ops ?? {};
     for (const name of Object.keys(ops)) {
@@ -220,7 +225,7 @@ async def test_deno_internals_reach_nothing__deno_permissions(sandbox) -> None:
 # ----------------------------------------------------------------- no code from elsewhere
 
 
-async def test_dynamic_import_https__deno_permissions(sandbox) -> None:
+async def test_dynamic_import_https__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     # The Worker has no import permission; behind that, the process runs with --no-remote and
     # (isolated) has no network namespace routes at all.
     outcome = await run(sandbox, "return await import('https://deno.land/std/fs/mod.ts')")
@@ -229,7 +234,7 @@ async def test_dynamic_import_https__deno_permissions(sandbox) -> None:
     assert "import access" in outcome.detail
 
 
-async def test_dynamic_import_npm__deno_no_remote(sandbox) -> None:
+async def test_dynamic_import_npm__deno_no_remote(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "return await import('npm:left-pad')")
     assert outcome.error == "exception", outcome
     assert outcome.stopped_by == "deno-no-remote", outcome
@@ -238,7 +243,7 @@ async def test_dynamic_import_npm__deno_no_remote(sandbox) -> None:
     assert outcome.stopped_by == "deno-permissions", outcome
 
 
-async def test_static_import_https__deno_permissions(sandbox) -> None:
+async def test_static_import_https__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     code = "import x from 'https://esm.sh/lodash';\nexport async function main() { return x }"
     outcome = await sandbox.run(code, "main", {}, egress=no_egress, limits=FAST)
     assert outcome.error == "exception", outcome
@@ -246,7 +251,7 @@ async def test_static_import_https__deno_permissions(sandbox) -> None:
     assert "import access" in outcome.detail
 
 
-async def test_import_host_file__deno_permissions(sandbox) -> None:
+async def test_import_host_file__deno_permissions(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "return await import('file:///etc/passwd')")
     assert_permission_stop_any(outcome, "read access")
     outcome = await run(sandbox, "return await import('/sandbox/host.js')")
@@ -258,7 +263,7 @@ async def test_import_host_file__deno_permissions(sandbox) -> None:
     assert_permission_stop_any(outcome, "read access")
 
 
-async def test_nested_worker__removed(sandbox) -> None:
+async def test_nested_worker__removed(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "return new Worker('data:text/javascript,1', {type: 'module'})")
     assert outcome.error == "exception"
     assert "Worker is not defined" in outcome.detail
@@ -278,7 +283,7 @@ PRIVATE_URLS = [
 
 
 @pytest.mark.parametrize("url", PRIVATE_URLS)
-async def test_fetch_private_address__egress_policy(sandbox, url: str) -> None:
+async def test_fetch_private_address__egress_policy(sandbox: JavaScriptSandbox, url: str) -> None:
     egress = PolicyEgress()
     outcome = await run(
         sandbox, "return (await fetch(data.url)).status", data={"url": url}, egress=egress
@@ -293,7 +298,7 @@ async def test_fetch_private_address__egress_policy(sandbox, url: str) -> None:
 
 
 @pytest.mark.parametrize("url", PRIVATE_URLS[:5])
-async def test_axios_private_address__egress_policy(sandbox, url: str) -> None:
+async def test_axios_private_address__egress_policy(sandbox: JavaScriptSandbox, url: str) -> None:
     outcome = await run(
         sandbox, "return (await axios.get(data.url)).data", data={"url": url}, egress=denied_as_dict
     )
@@ -302,7 +307,9 @@ async def test_axios_private_address__egress_policy(sandbox, url: str) -> None:
     assert outcome.stopped_by == "egress-policy", outcome
 
 
-async def test_caught_refusal_still_names_the_layer__egress_policy(sandbox) -> None:
+async def test_caught_refusal_still_names_the_layer__egress_policy(
+    sandbox: JavaScriptSandbox,
+) -> None:
     code = "try { await axios.post('http://169.254.169.254/', {}) } catch (e) { return 'caught' }"
     outcome = await run(sandbox, code, egress=PolicyEgress())
     assert outcome.ok
@@ -310,7 +317,7 @@ async def test_caught_refusal_still_names_the_layer__egress_policy(sandbox) -> N
     assert outcome.stopped_by == "egress-policy"
 
 
-async def test_too_many_requests__request_limit(sandbox) -> None:
+async def test_too_many_requests__request_limit(sandbox: JavaScriptSandbox) -> None:
     egress = PolicyEgress()
     code = (
         "for (let i = 0; i < 50; i++) { await fetch('https://api.example.com/' + i) } return 'done'"
@@ -326,7 +333,7 @@ async def test_too_many_requests__request_limit(sandbox) -> None:
 # ----------------------------------------------------------------- time
 
 
-async def test_infinite_loop__wall_clock(sandbox) -> None:
+async def test_infinite_loop__wall_clock(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "while (true) {}", tenant="loops")
     assert outcome.error == "timeout", outcome
     assert outcome.stopped_by == "wall-clock", outcome
@@ -336,7 +343,7 @@ async def test_infinite_loop__wall_clock(sandbox) -> None:
     assert after.value == "alive"
 
 
-async def test_busy_loop_inside_a_promise__wall_clock(sandbox) -> None:
+async def test_busy_loop_inside_a_promise__wall_clock(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(
         sandbox, "await Promise.resolve().then(() => { while (true) {} }); return 1", tenant="loops"
     )
@@ -347,13 +354,13 @@ async def test_busy_loop_inside_a_promise__wall_clock(sandbox) -> None:
     assert outcome.stopped_by == "wall-clock", outcome
 
 
-async def test_never_settling_promise__wall_clock(sandbox) -> None:
+async def test_never_settling_promise__wall_clock(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "await new Promise(() => {})", tenant="loops")
     assert outcome.error == "timeout", outcome
     assert outcome.stopped_by == "wall-clock", outcome
 
 
-async def test_slow_egress_is_cut_at_the_deadline__wall_clock(sandbox) -> None:
+async def test_slow_egress_is_cut_at_the_deadline__wall_clock(sandbox: JavaScriptSandbox) -> None:
     cancelled = asyncio.Event()
 
     async def hanging(request: dict[str, Any]) -> dict[str, Any]:
@@ -372,7 +379,7 @@ async def test_slow_egress_is_cut_at_the_deadline__wall_clock(sandbox) -> None:
     assert cancelled.is_set()
 
 
-async def test_exit_attempts_do_not_hang(sandbox) -> None:
+async def test_exit_attempts_do_not_hang(sandbox: JavaScriptSandbox) -> None:
     for body in ("Deno.exit(0)", "self.close()", "process.exit(1)"):
         outcome = await run(sandbox, body)
         assert outcome.error == "exception", (body, outcome)
@@ -382,7 +389,9 @@ async def test_exit_attempts_do_not_hang(sandbox) -> None:
 # ----------------------------------------------------------------- memory
 
 
-async def test_heap_bomb__v8_heap_or_cgroup_and_other_tenant_untouched(sandbox) -> None:
+async def test_heap_bomb__v8_heap_or_cgroup_and_other_tenant_untouched(
+    sandbox: JavaScriptSandbox,
+) -> None:
     bomb = (
         "const a = []; while (true) a.push({x: Math.random(), s: 'x'.repeat(64) + Math.random()});"
     )
@@ -403,7 +412,7 @@ async def test_heap_bomb__v8_heap_or_cgroup_and_other_tenant_untouched(sandbox) 
     assert again.value == "undefined", again
 
 
-async def test_array_buffer_bomb__cgroup_memory(sandbox) -> None:
+async def test_array_buffer_bomb__cgroup_memory(sandbox: JavaScriptSandbox) -> None:
     if sandbox.memory_layer != "cgroup-memory":
         pytest.skip("needs a writable cgroup v1 memory controller (root)")
     bomb = "const a = []; while (true) a.push(new Uint8Array(16 << 20).fill(7));"
@@ -414,7 +423,9 @@ async def test_array_buffer_bomb__cgroup_memory(sandbox) -> None:
     assert other.ok
 
 
-async def test_array_buffer_bomb_without_cgroup__rss_watchdog(monkeypatch) -> None:
+async def test_array_buffer_bomb_without_cgroup__rss_watchdog(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(js_host.CgroupParents, "detect", classmethod(lambda cls: None))
     async with JavaScriptSandbox() as sb:
         assert sb.memory_layer == "rss-watchdog"
@@ -429,7 +440,7 @@ async def test_array_buffer_bomb_without_cgroup__rss_watchdog(monkeypatch) -> No
 # ----------------------------------------------------------------- state between jobs
 
 
-async def test_global_state_does_not_survive__fresh_worker(sandbox) -> None:
+async def test_global_state_does_not_survive__fresh_worker(sandbox: JavaScriptSandbox) -> None:
     await run(
         sandbox, "globalThis.secret = 'tenant data'; var leaked = 1; return 1", tenant="state"
     )
@@ -439,7 +450,9 @@ async def test_global_state_does_not_survive__fresh_worker(sandbox) -> None:
     assert outcome.value == ["undefined", "undefined"]
 
 
-async def test_prototype_pollution_does_not_survive__fresh_worker(sandbox) -> None:
+async def test_prototype_pollution_does_not_survive__fresh_worker(
+    sandbox: JavaScriptSandbox,
+) -> None:
     polluting = """Object.prototype.isAdmin = true;
     Array.prototype.push = function () { return 'hijacked' };
     JSON.stringify = () => '"hijacked"';
@@ -468,7 +481,7 @@ async def test_prototype_pollution_does_not_survive__fresh_worker(sandbox) -> No
 # ----------------------------------------------------------------- output and odd values
 
 
-async def test_huge_output__output_limit(sandbox) -> None:
+async def test_huge_output__output_limit(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(sandbox, "return 'x'.repeat(5 * 1024 * 1024)", limits=Limits(timeout_s=5))
     assert outcome.error == "invalid_output", outcome
     assert not outcome.ok, outcome
@@ -479,7 +492,7 @@ async def test_huge_output__output_limit(sandbox) -> None:
     assert outcome.stopped_by == "output-limit", outcome
 
 
-async def test_huge_log_line_is_truncated(sandbox) -> None:
+async def test_huge_log_line_is_truncated(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(
         sandbox, "console.log('y'.repeat(10 << 20)); return 1", limits=Limits(timeout_s=5)
     )
@@ -487,7 +500,7 @@ async def test_huge_log_line_is_truncated(sandbox) -> None:
     assert len(outcome.logs[0]["message"]) <= 4001
 
 
-async def test_deeply_nested_output_is_refused(sandbox) -> None:
+async def test_deeply_nested_output_is_refused(sandbox: JavaScriptSandbox) -> None:
     code = "let v = []; for (let i = 0; i < 200000; i++) v = [v]; return v"
     outcome = await run(sandbox, code, limits=Limits(timeout_s=5))
     assert outcome.error == "invalid_output", outcome
@@ -513,14 +526,16 @@ async def test_deeply_nested_output_is_refused(sandbox) -> None:
         ("Object.create(null)", "{}"),
     ],
 )
-async def test_throwing_non_error_values(sandbox, thrown: str, detail: str) -> None:
+async def test_throwing_non_error_values(
+    sandbox: JavaScriptSandbox, thrown: str, detail: str
+) -> None:
     outcome = await run(sandbox, f"throw {thrown}")
     assert outcome.error == "exception", outcome
     assert not outcome.ok, outcome
     assert outcome.detail == detail
 
 
-async def test_unhandled_rejection_elsewhere_is_contained(sandbox) -> None:
+async def test_unhandled_rejection_elsewhere_is_contained(sandbox: JavaScriptSandbox) -> None:
     outcome = await run(
         sandbox,
         "Promise.reject(new Error('floating')); await new Promise(r => setTimeout(r, 50)); return 1",
@@ -533,7 +548,7 @@ async def test_unhandled_rejection_elsewhere_is_contained(sandbox) -> None:
     assert after.value == 2
 
 
-async def test_no_stdio_and_forged_messages_are_only_requests(sandbox) -> None:
+async def test_no_stdio_and_forged_messages_are_only_requests(sandbox: JavaScriptSandbox) -> None:
     # The process's stdout/stderr are not the protocol; the function cannot even write to them
     # (stderr is kept for diagnosis, so it must not be able to plant "out of memory" there).
     outcome = await run(
@@ -591,7 +606,7 @@ def _sandbox_view(pid: int) -> dict[str, Any]:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def view(sandbox) -> dict[str, Any]:
+async def view(sandbox: JavaScriptSandbox) -> dict[str, Any]:
     outcome = await run(sandbox, "return 1", tenant="inspect")
     assert outcome.ok
     try:
@@ -600,7 +615,7 @@ async def view(sandbox) -> dict[str, Any]:
         pytest.skip("needs root to look inside the sandbox")
 
 
-async def test_process_sees_no_host_files__mount_namespace(view) -> None:
+async def test_process_sees_no_host_files__mount_namespace(view: dict[str, Any]) -> None:
     assert view["root"] <= {"sandbox", "lib", "lib64", "usr", "proc"}, view["root"]
     assert view["sandbox"] == {
         "deno",
@@ -615,12 +630,12 @@ async def test_process_sees_no_host_files__mount_namespace(view) -> None:
     assert not view["procfs"]  # no procfs, only a /proc/self/exe link
 
 
-async def test_process_has_no_network__network_namespace(view) -> None:
+async def test_process_has_no_network__network_namespace(view: dict[str, Any]) -> None:
     lines = view["net_dev"].splitlines()[2:]
     assert {line.split(":")[0].strip() for line in lines} == {"lo"}
 
 
-async def test_process_runs_unprivileged__uid(view) -> None:
+async def test_process_runs_unprivileged__uid(view: dict[str, Any]) -> None:
     status = view["status"].splitlines()
     uid_line = next(line for line in status if line.startswith("Uid:"))
     if os.geteuid() == 0:

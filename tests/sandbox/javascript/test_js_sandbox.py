@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import shutil
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,6 +15,8 @@ import pytest_asyncio
 
 from voicefn.sandbox.javascript import JavaScriptSandbox, Limits, Outcome, SandboxUnavailable
 
+from servers import LocalServer
+
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
     pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
@@ -21,7 +24,7 @@ pytestmark = [
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def sandbox():
+async def sandbox() -> AsyncIterator[JavaScriptSandbox]:
     sb = JavaScriptSandbox()
     await sb.start()
     yield sb
@@ -85,7 +88,9 @@ async function postCall(data) {
 """
 
 
-async def test_post_call_with_axios_moment_lodash(sandbox: JavaScriptSandbox, server) -> None:
+async def test_post_call_with_axios_moment_lodash(
+    sandbox: JavaScriptSandbox, server: LocalServer
+) -> None:
     data = json.loads(json.dumps(CALL_DATA))
     data["static"]["crm"] = server.url
     outcome = await sandbox.run(POST_CALL, "postCall", data, egress=httpx_egress)
@@ -204,7 +209,9 @@ async def test_thrown_error_is_an_exception_with_message(sandbox: JavaScriptSand
     assert outcome.detail == "TypeError: customer is missing"
 
 
-async def test_axios_http_error_is_an_exception(sandbox: JavaScriptSandbox, server) -> None:
+async def test_axios_http_error_is_an_exception(
+    sandbox: JavaScriptSandbox, server: LocalServer
+) -> None:
     code = "async function main(d) { await axios.get(d.url + '/status/404'); return 1 }"
     outcome = await sandbox.run(code, "main", {"url": server.url}, egress=httpx_egress)
     assert outcome.error == "exception"
@@ -212,7 +219,7 @@ async def test_axios_http_error_is_an_exception(sandbox: JavaScriptSandbox, serv
     assert outcome.http[0]["status"] == 404
 
 
-async def test_fetch_get_and_response_api(sandbox: JavaScriptSandbox, server) -> None:
+async def test_fetch_get_and_response_api(sandbox: JavaScriptSandbox, server: LocalServer) -> None:
     code = """async function main(d) {
       const r = await fetch(d.url + "/text");
       const e = await fetch(d.url + "/empty", {method: "DELETE"});
@@ -326,7 +333,9 @@ async def test_missing_deno_raises_sandbox_unavailable() -> None:
     await sb.aclose()
 
 
-async def test_unsafe_process_mode_is_marked_weak(server, caplog) -> None:
+async def test_unsafe_process_mode_is_marked_weak(
+    server: LocalServer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level("WARNING", logger="voicefn.sandbox.javascript")
     async with JavaScriptSandbox(mode="unsafe-process") as sb:
         code = """async function main(d) {

@@ -14,10 +14,12 @@ import pytest
 
 from voicefn.sandbox.javascript import JavaScriptSandbox
 
+from servers import LocalServer
+
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
 
-async def test_measure_latencies(server, capsys) -> None:
+async def test_measure_latencies(server: LocalServer, capsys: pytest.CaptureFixture[str]) -> None:
     async with httpx.AsyncClient() as client:
 
         async def egress(request: dict[str, Any]) -> dict[str, Any]:

@@ -422,3 +422,4 @@ class Invocation:
             self.writer.abort()
         self.pipes.close()
         self.worker.forget(self.pipes.cid)
+        self.worker.child_done()

@@ -26,6 +26,7 @@ log = logging.getLogger("voicefn.sandbox.python")
 
 WORKER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 START_TIMEOUT_S = 30.0
+PEAK_HOLD_S = 30.0  # how long a burst's size keeps as many children forked ahead
 _FALLBACK_BASELINE = 96 << 20
 _ids = itertools.count(1)
 
@@ -45,6 +46,7 @@ class WorkerConfig:
     child_limits: policy.ChildLimits = field(default_factory=policy.ChildLimits)
     worker_file: str = WORKER_FILE  # or its copy (see files.prepare_files)
     prefork: int = 2  # children each zygote keeps forked and waiting, beyond those asked for
+    max_prefork: int = 8  # ... up to this many for a tenant that recently ran that many at once
 
     def argv_env(self, control_fd: int) -> tuple[list[str], dict[str, str]]:
         if self.mode == "isolated":
@@ -143,6 +145,9 @@ class Worker:
         self._ready: asyncio.Queue[ChildPipes | None] = asyncio.Queue()
         self._requested = 0  # spawns asked of the zygote, not yet ready
         self._waiters = 0  # take_child() calls waiting for a child
+        self._taken = 0  # children handed out whose invocation has not ended
+        self._peak = 0  # most children handed out at once lately
+        self._peak_at = 0.0
         self.active = 0  # invocations running in this worker now (the pool counts them)
         self.starting: asyncio.Future[None] | None = None  # its start(), while it runs
         self._exits: dict[int, asyncio.Future[dict[str, Any] | None]] = {}
@@ -267,12 +272,29 @@ class Worker:
 
     def replenish(self) -> None:
         """Ask the zygote for children until those ready or coming cover every waiting
-        ``take_child`` plus ``prefork`` more (a burst forks all it needs in one message)."""
-        want = self._waiters + self.config.prefork
+        ``take_child`` plus as many as the tenant recently ran at once (at least ``prefork``,
+        at most ``max_prefork``; a burst forks all it needs in one message). Children beyond
+        that, once a burst is ``PEAK_HOLD_S`` old, are closed (they exit unused)."""
+        now = time.monotonic()
+        if now - self._peak_at > PEAK_HOLD_S:
+            self._peak, self._peak_at = self._taken, now
+        ahead = min(max(self.config.prefork, self._peak), max(self.config.max_prefork, 1))
+        want = self._waiters + ahead
         have = self._ready.qsize() + self._requested
         if want > have and self._sock is not None:
             self._requested += want - have
             self._control({"t": "spawn", "n": want - have})
+        while self._requested == 0 and self._ready.qsize() > want:
+            extra = self._ready.get_nowait()
+            if extra is None:
+                self._ready.put_nowait(None)
+                break
+            extra.kill()
+            extra.close()
+
+    def child_done(self) -> None:
+        """An invocation that took a child ended (its child is gone or being killed)."""
+        self._taken = max(0, self._taken - 1)
 
     def kill_child(self, cid: int) -> None:
         self._control({"t": "kill", "id": cid})
@@ -292,6 +314,9 @@ class Worker:
             raise WorkerError("the sandbox worker exited")
         assert self._loop is not None
         self._exits[pipes.cid] = self._loop.create_future()
+        self._taken += 1
+        if self._taken >= self._peak:
+            self._peak, self._peak_at = self._taken, time.monotonic()
         return pipes
 
     def exit_future(self, cid: int) -> asyncio.Future[dict[str, Any] | None]:

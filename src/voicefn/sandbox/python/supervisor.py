@@ -81,6 +81,15 @@ class PythonSandbox:
         self._weak_note = ""
         self.files: Files | None = None
 
+    def children_bound(self) -> int:
+        """At most this many processes in one worker besides the running function's own
+        threads: bubblewrap's init, the zygote, the tenant's running children
+        (``max_concurrency``), and those forked ahead (for every waiting invocation, plus as
+        many as the tenant recently ran at once, at least ``prefork``)."""
+        return (
+            2 + 2 * self.max_concurrency + max(self.prefork, min(self.max_concurrency, MAX_PREFORK))
+        )
+
     @property
     def started(self) -> bool:
         return self._pool is not None
@@ -138,11 +147,10 @@ class PythonSandbox:
                 seccomp_module=host.seccomp_module,
                 worker_file=files.worker_file,
                 prefork=self.prefork,
+                max_prefork=max(self.prefork, min(self.max_concurrency, MAX_PREFORK)),
                 # RLIMIT_NPROC counts every task of the sandbox uid in the worker's namespace:
                 # the tenant's other running and waiting children too, so they get room here
-                child_limits=ChildLimits(
-                    nproc=ChildLimits.nproc + self.max_concurrency + self.prefork + 2
-                ),
+                child_limits=ChildLimits(nproc=ChildLimits.nproc + self.children_bound()),
             )
             pool = WorkerPool(
                 config,
