@@ -47,6 +47,7 @@ class WorkerConfig:
     worker_file: str = WORKER_FILE  # or its copy (see files.prepare_files)
     prefork: int = 2  # children each zygote keeps forked and waiting, beyond those asked for
     max_prefork: int = 8  # ... up to this many for a tenant that recently ran that many at once
+    rehearse: bool = True  # each waiting child runs our own trivial function once (warmup.py)
 
     def argv_env(self, control_fd: int) -> tuple[list[str], dict[str, str]]:
         if self.mode == "isolated":
@@ -73,6 +74,7 @@ class WorkerConfig:
             "seccomp_module": module,
             "seccomp": policy.seccomp_policy() if module else None,
             "child_limits": self.child_limits.to_json(),
+            "rehearse": self.rehearse,
         }
 
 
@@ -282,8 +284,14 @@ class Worker:
         want = self._waiters + ahead
         have = self._ready.qsize() + self._requested
         if want > have and self._sock is not None:
+            # children waited for now come first and go straight to their run; the rest are
+            # forked ahead and rehearse while they wait (warmup.rehearse)
+            urgent = min(want - have, max(0, self._waiters - have))
             self._requested += want - have
-            self._control({"t": "spawn", "n": want - have})
+            if urgent:
+                self._control({"t": "spawn", "n": urgent, "ahead": False})
+            if want - have - urgent:
+                self._control({"t": "spawn", "n": want - have - urgent, "ahead": True})
         while self._requested == 0 and self._ready.qsize() > want:
             extra = self._ready.get_nowait()
             if extra is None:

@@ -36,7 +36,7 @@ from .channel import Channel, encode, read_frame_blocking
 from .egress import patch_httpx
 from .hostfacts import hide_host_facts
 from .runtime import invoke
-from .warmup import warm_up
+from .warmup import rehearse, warm_up
 
 IN_FD = 3
 OUT_FD = 4
@@ -179,6 +179,7 @@ class Zygote:
         self.ctrl = ctrl
         self.seccomp = load_seccomp_module(init.get("seccomp_module"))
         self.policy: dict[str, Any] | None = init.get("seccomp") if self.seccomp else None
+        self.rehearse = bool(init.get("rehearse", True))
         self.compiled: CompiledFilter | None = None
         if self.policy is not None:
             self.compiled = CompiledFilter.build(self.seccomp, self.policy)
@@ -221,8 +222,10 @@ class Zygote:
         msg = json.loads(data)
         kind = msg.get("t")
         if kind == "spawn":
+            # children asked for ahead of need rehearse; those an invocation waits for do not
+            ahead = self.rehearse and msg.get("ahead") is True
             for _ in range(max(1, min(int(msg.get("n", 1)), MAX_SPAWN_BATCH))):
-                self.spawn()
+                self.spawn(ahead)
         elif kind == "kill":
             pid = self.alive.get(int(msg.get("id", -1)))
             if pid is not None:
@@ -253,7 +256,7 @@ class Zygote:
             }
         )
 
-    def spawn(self) -> None:
+    def spawn(self, rehearse: bool = False) -> None:
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         io_r, io_w = os.pipe()
@@ -263,7 +266,7 @@ class Zygote:
         if pid == 0:
             code = CHILD_FAILED
             try:
-                code = self.child(to_r, from_w, io_w)
+                code = self.child(to_r, from_w, io_w, rehearse)
             finally:
                 os._exit(code)
         for fd in (to_r, from_w, io_w):
@@ -281,7 +284,7 @@ class Zygote:
 
     # -- the child ----------------------------------------------------------------------
 
-    def child(self, to_r: int, from_w: int, io_w: int) -> int:
+    def child(self, to_r: int, from_w: int, io_w: int, rehearse_first: bool) -> int:
         os.dup2(io_w, 1)
         os.dup2(io_w, 2)
         high_in = fcntl.fcntl(to_r, fcntl.F_DUPFD, 100)
@@ -296,6 +299,8 @@ class Zygote:
         filt = None
         if self.policy is not None and self.compiled is None:
             filt = build_filter(self.seccomp, self.policy, os.getpid())
+        if rehearse_first:
+            rehearse(loop)
         run = read_frame_blocking(IN_FD)
         if run is None or run.get("t") != "run":
             return 0
