@@ -194,19 +194,36 @@ class McpRunner:
         if redact:
             text = redact.text(text)
             data = json.loads(redact.text(json.dumps(data))) if not isinstance(data, str) else text
-        if reply.is_error:
-            return self._fail(inv, "tool_error", text or "The tool reported an error", None)
+        if reply.is_error:  # a JSON error (another voicefn, say) is kept whole as the body
+            body = None if isinstance(data, str) else data
+            detail = "The MCP tool reported an error" if body is not None else text
+            return self._fail(
+                inv, "tool_error", detail or "The MCP tool reported an error", None, body
+            )
         result.ok = True
         result.data = data
         content = text if text else error_content({"ok": True})
         result.content, result.truncated = bounded(content, self.result_max_bytes)
         return result
 
-    def _fail(self, inv: Invocation, reason: str, detail: str, sent_at: float | None) -> ToolResult:
+    def _fail(
+        self,
+        inv: Invocation,
+        reason: str,
+        detail: str,
+        sent_at: float | None,
+        body: Any = None,
+    ) -> ToolResult:
         result = inv.result
         if sent_at is not None:
             result.timings.request_ms = (time.perf_counter() - sent_at) * 1000
-        payload = {"error": "request_failed", "reason": reason, "detail": bounded(detail, 2048)[0]}
+        payload: dict[str, Any] = {
+            "error": "request_failed",
+            "reason": reason,
+            "detail": bounded(detail, 2048)[0],
+        }
+        if body is not None:
+            payload["body"] = body
         result.ok = False
         result.error = "request_failed"
         result.data = payload

@@ -7,12 +7,12 @@ One module per concept: ``_app`` (the application, shared options, exit codes, J
 
 from __future__ import annotations
 
-from . import _call, _doctor, _functions, _generate, _invoke, _mcp
+from . import _call, _doctor, _functions, _generate, _invoke, _mcp, _openapi
 from ._app import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE, app
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "app", "main"]
 
-_commands = (_call, _doctor, _functions, _generate, _invoke, _mcp)
+_commands = (_call, _doctor, _functions, _generate, _invoke, _mcp, _openapi)
 
 
 def main() -> None:
