@@ -413,6 +413,8 @@ class Invocation:
     # -- cleanup -----------------------------------------------------------------------
 
     def cleanup(self) -> None:
+        if self.calls.http:
+            self.worker.uses_http = True
         self.calls.cancel()
         if self.reader is not None:
             self.reader.stop()

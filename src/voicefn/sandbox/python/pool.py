@@ -150,6 +150,7 @@ class Worker:
         self._taken = 0  # children handed out whose invocation has not ended
         self._peak = 0  # most children handed out at once lately
         self._peak_at = 0.0
+        self.uses_http = False  # the tenant's functions make HTTP requests: rehearse one too
         self.active = 0  # invocations running in this worker now (the pool counts them)
         self.starting: asyncio.Future[None] | None = None  # its start(), while it runs
         self._exits: dict[int, asyncio.Future[dict[str, Any] | None]] = {}
@@ -291,7 +292,9 @@ class Worker:
             if urgent:
                 self._control({"t": "spawn", "n": urgent, "ahead": False})
             if want - have - urgent:
-                self._control({"t": "spawn", "n": want - have - urgent, "ahead": True})
+                self._control(
+                    {"t": "spawn", "n": want - have - urgent, "ahead": True, "http": self.uses_http}
+                )
         while self._requested == 0 and self._ready.qsize() > want:
             extra = self._ready.get_nowait()
             if extra is None:

@@ -223,9 +223,11 @@ class Zygote:
         kind = msg.get("t")
         if kind == "spawn":
             # children asked for ahead of need rehearse; those an invocation waits for do not
-            ahead = self.rehearse and msg.get("ahead") is True
+            rehearsal = None
+            if self.rehearse and msg.get("ahead") is True:
+                rehearsal = "http" if msg.get("http") is True else "plain"
             for _ in range(max(1, min(int(msg.get("n", 1)), MAX_SPAWN_BATCH))):
-                self.spawn(ahead)
+                self.spawn(rehearsal)
         elif kind == "kill":
             pid = self.alive.get(int(msg.get("id", -1)))
             if pid is not None:
@@ -256,7 +258,7 @@ class Zygote:
             }
         )
 
-    def spawn(self, rehearse: bool = False) -> None:
+    def spawn(self, rehearsal: str | None = None) -> None:
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         io_r, io_w = os.pipe()
@@ -266,7 +268,7 @@ class Zygote:
         if pid == 0:
             code = CHILD_FAILED
             try:
-                code = self.child(to_r, from_w, io_w, rehearse)
+                code = self.child(to_r, from_w, io_w, rehearsal)
             finally:
                 os._exit(code)
         for fd in (to_r, from_w, io_w):
@@ -284,7 +286,7 @@ class Zygote:
 
     # -- the child ----------------------------------------------------------------------
 
-    def child(self, to_r: int, from_w: int, io_w: int, rehearse_first: bool) -> int:
+    def child(self, to_r: int, from_w: int, io_w: int, rehearsal: str | None) -> int:
         os.dup2(io_w, 1)
         os.dup2(io_w, 2)
         high_in = fcntl.fcntl(to_r, fcntl.F_DUPFD, 100)
@@ -299,8 +301,10 @@ class Zygote:
         filt = None
         if self.policy is not None and self.compiled is None:
             filt = build_filter(self.seccomp, self.policy, os.getpid())
-        if rehearse_first:
-            rehearse(loop)
+        # forked ahead of need (and not taken yet: no run message waiting), rehearse; a child an
+        # invocation already waits for goes straight to it
+        if rehearsal is not None and not select.select([IN_FD], [], [], 0)[0]:
+            rehearse(loop, http=rehearsal == "http")
         run = read_frame_blocking(IN_FD)
         if run is None or run.get("t") != "run":
             return 0
