@@ -237,3 +237,23 @@ def test_a_warm_execute_path_never_waits_for_the_database(
             database_execute(url, f"ALTER TABLE {table}_away RENAME TO {table}")
     listed = {e["id"] for e in api.get("/v1/executions").json()["data"]}
     assert {warm.json()["execution_id"], hot.json()["execution_id"]} <= listed
+
+
+def test_the_fast_path_and_fastapi_give_the_same_answers(api: httpx.Client, server: Any) -> None:
+    """Well-formed requests are answered without FastAPI's routing; anything else falls through
+    to FastAPI (the body replayed), which answers the usual way."""
+    create_agent(api)
+    api.post("/v1/agents/agent_abc123/functions", json=echo_function(server.url))
+    url = EXECUTE.format("check_order")
+    fast = api.post(url, json={"arguments": {"order_id": "1"}})
+    padded = b'{"arguments": {"order_id": "1"}' + b" " * (1 << 20) + b"}"  # over the fast limit
+    slow = api.post(url, content=padded, headers={"Content-Type": "application/json"})
+    assert fast.status_code == slow.status_code == 200
+    keys = ("ok", "status", "version", "filler", "function", "error")
+    assert {k: fast.json()[k] for k in keys} == {k: slow.json()[k] for k in keys}
+    assert server.received[-1].json == server.received[-2].json == {"order_id": "1"}
+    bad = api.post(url, json={"arguments": 5, "extra": True})
+    assert bad.status_code == 422
+    assert {p["path"] for p in bad.json()["problems"]} >= {"$.arguments", "$.extra"}
+    no_key = httpx.post(api.base_url.join(url), json={"arguments": {}})
+    assert no_key.status_code == 401

@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse
 from .. import __version__
 from . import errors
 from .config import ServerConfig
+from .fastpath import ExecuteFastPath
 from .middleware import Observability
 from .platform import Platform
 from .routes import agents, execute, executions, functions, health, tenants, tools
@@ -59,12 +60,17 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Metrics are Prometheus (/metrics); FastAPI's native OpenTelemetry costs every request
+        # a look at the global providers.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.platform = platform
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
     _mount_dashboard(app)
+    # Added first, so it runs inside Observability (request id, logs and metrics apply to it).
+    app.add_middleware(ExecuteFastPath, platform=platform)
     app.add_middleware(Observability, metrics=platform.metrics, root=app)
     return app
 

@@ -37,9 +37,10 @@ class ServerConfig:
     secret_key: str | None = None
     #: How often other processes' changes are picked up (the execute path's caches).
     change_poll_s: float = 0.25
-    #: The recorder writes executions in batches of at most this many, this often.
+    #: The recorder writes executions in batches of at most this many, this often (they are
+    #: journaled at once; this only delays when other processes can list them).
     record_batch: int = 500
-    record_interval_s: float = 0.05
+    record_interval_s: float = 0.2
     #: On the first start (no workspace yet) this workspace and an operator key are created.
     first_workspace: str = FIRST_WORKSPACE
     #: How long a graceful shutdown waits for deliveries of pre-call webhooks.

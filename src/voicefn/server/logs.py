@@ -14,6 +14,8 @@ import sys
 import time
 from typing import Any
 
+import orjson
+
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "voicefn_request_id", default=None
 )
@@ -51,7 +53,10 @@ class JsonFormatter(logging.Formatter):
                 out[key] = value
         if record.exc_info:
             out["exc"] = scrub(self.formatException(record.exc_info))
-        return json.dumps(out, ensure_ascii=False, default=str)
+        try:
+            return orjson.dumps(out, default=str).decode()
+        except TypeError:
+            return json.dumps(out, default=str)
 
 
 def configure(level: str = "info", stream: Any = None) -> logging.Handler:

@@ -7,9 +7,9 @@ traceback (scrubbed, see :mod:`voicefn.server.logs`).
 from __future__ import annotations
 
 import logging
+import random
 import re
 import time
-import uuid
 from typing import Any
 
 import orjson
@@ -26,6 +26,9 @@ _GIVEN_ID = re.compile(r"^[A-Za-z0-9._\-]{1,100}$")
 
 def _route_template(app: Any, scope: Scope) -> str:
     """The matched route's template (bounded label values), else "unmatched"."""
+    fast = scope.get("voicefn.route")
+    if isinstance(fast, str):
+        return fast
     route = scope.get("route")
     path = getattr(route, "path", None)
     if isinstance(path, str):
@@ -51,7 +54,7 @@ class Observability:
         given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"").decode(
             "latin-1"
         )
-        rid = given if _GIVEN_ID.match(given) else uuid.uuid4().hex
+        rid = given if _GIVEN_ID.match(given) else f"{random.getrandbits(128):032x}"
         scope["voicefn.request_id"] = rid
         rid_token = logs.request_id.set(rid)
         ws_token = logs.workspace_id.set(None)

@@ -7,9 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import Mapping
-from dataclasses import asdict
 from typing import Any
 
 from ..context import CallContext
@@ -17,7 +15,7 @@ from ..redaction import Redactor
 from ..results import ToolResult
 from ..store import ExecutionRecord, NewApiKey, SecretBox, Store, Workspace, open_store
 from ..store.database import database_url
-from ..store.ids import ordered_id
+from ..store.ids import ordered_id, quick_uuid
 from .catalog import Catalog, ChangeFeed, RunnableAgent, RunnableFunction
 from .config import ServerConfig
 from .executors import ExecutorPool
@@ -28,6 +26,18 @@ log = logging.getLogger("voicefn.server")
 
 #: What an execution record keeps of what the LLM read.
 RESULT_EXCERPT = 4096
+
+
+def _timings(result: ToolResult) -> dict[str, Any]:
+    t = result.timings
+    return {
+        "started_at": t.started_at,
+        "bind_ms": t.bind_ms,
+        "render_ms": t.render_ms,
+        "time_to_request_ms": t.time_to_request_ms,
+        "request_ms": t.request_ms,
+        "total_ms": t.total_ms,
+    }
 
 
 def _scrub(value: Any, redactor: Redactor) -> Any:
@@ -162,7 +172,12 @@ class Platform:
         started_us = int(result.timings.started_at * 1_000_000)
         execution_id = ordered_id("ex", started_us)
         redactor = fn.redactor
-        request = asdict(result.request) if result.request is not None else None
+        r = result.request
+        request = (
+            {"method": r.method, "url": r.url, "headers": r.headers, "body": r.body}
+            if r is not None
+            else None
+        )
         arguments: Any = result.arguments
         content = result.content[:RESULT_EXCERPT]
         if redactor:
@@ -184,7 +199,7 @@ class Platform:
             arguments=arguments,
             request=request,
             result=content,
-            timings=asdict(result.timings),
+            timings=_timings(result),
             call_sid=context.call_sid,
             tool_call_id=tool_call_id,
             started_us=started_us,
@@ -207,7 +222,7 @@ class Platform:
     def call_context(self, ws: Workspace, agent: RunnableAgent, **call: Any) -> CallContext:
         """The CallContext of a run: the agent's variables under the call's, tenant set."""
         variables = call.pop("variables", None) or {}
-        execution_id = call.pop("execution_id", None) or str(uuid.uuid4())
+        execution_id = call.pop("execution_id", None) or quick_uuid()
         return CallContext(
             agent_id=agent.id,
             execution_id=execution_id,

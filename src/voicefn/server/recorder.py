@@ -16,18 +16,16 @@ import contextlib
 import fcntl
 import json
 import logging
-import math
 import os
 import shutil
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Any
 
 import orjson
 
-from ..store import ExecutionRecord, Store, Workspace
+from ..store import ExecutionRecord, Store, Workspace, jsontext
 
 log = logging.getLogger("voicefn.recorder")
 
@@ -36,36 +34,27 @@ SEGMENT_ROWS = 5000
 MAX_IN_MEMORY = 100_000
 
 
+_FIELDS = tuple(f.name for f in fields(ExecutionRecord))
+
+
 def _encode(ws: Workspace, record: ExecutionRecord) -> bytes:
-    line = {"ws": [ws.id, ws.name], "ex": asdict(record)}
+    line = {"ws": [ws.id, ws.name], "ex": {f: getattr(record, f) for f in _FIELDS}}
     try:
         return orjson.dumps(line) + b"\n"
     except TypeError:  # an integer beyond 64 bits, a lone surrogate: JSON text holds both
         return json.dumps(line, ensure_ascii=True, default=str).encode() + b"\n"
 
 
-def clean(value: Any) -> Any:
-    """What any database can store: no NUL, no lone surrogate, no NaN or infinity."""
-    if isinstance(value, str):
-        if "\x00" in value:
-            value = value.replace("\x00", "\ufffd")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            value = value.encode("utf-8", "replace").decode("utf-8")
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {clean(str(k)): clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    return value
-
-
 def _cleaned(row: Row) -> Row:
-    ws, record = row
-    return ws, ExecutionRecord(**{k: clean(v) for k, v in asdict(record).items()})
+    """The text columns as any database stores them (JSON columns: see store.jsontext)."""
+    ws, r = row
+    return ws, replace(
+        r,
+        result=jsontext.text(r.result) or "",
+        error=jsontext.text(r.error),
+        call_sid=jsontext.text(r.call_sid),
+        tool_call_id=jsontext.text(r.tool_call_id),
+    )
 
 
 def _decode(line: bytes) -> Row | None:

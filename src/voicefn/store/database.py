@@ -24,6 +24,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from . import jsontext
+
 ENV_URL = "VOICEFN_DATABASE_URL"
 DB_FILE = "voicefn.db"
 
@@ -81,15 +83,19 @@ class Database:
             path = self.url.database
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._reader = create_async_engine(self.url)
-            self._writer = create_async_engine(self.url)
+            self._reader = create_async_engine(self.url, json_serializer=jsontext.dumps)
+            self._writer = create_async_engine(self.url, json_serializer=jsontext.dumps)
             for engine in (self._reader, self._writer):
                 event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(self._writer.sync_engine, "connect", _manual_begin)
             event.listen(self._writer.sync_engine, "begin", _begin_immediate)
         else:
             self._reader = create_async_engine(
-                self.url, pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+                self.url,
+                pool_size=pool_size,
+                max_overflow=max_overflow,
+                pool_pre_ping=True,
+                json_serializer=jsontext.dumps,
             )
             self._writer = self._reader
         self._write_lock = asyncio.Lock() if self.is_sqlite else None

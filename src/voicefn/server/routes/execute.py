@@ -2,7 +2,9 @@
 
 It costs two cache lookups (agent, function: the database is read once per version), the
 shared Executor's run, and a recording handed to the recorder; nothing on it waits for the
-database once warm.
+database once warm. :func:`run_execute` is the whole of it; this route and the ASGI fast path
+(:mod:`voicefn.server.fastpath`, which skips FastAPI's routing for well-formed requests) both
+call it.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from ..responses import Json
 from ..schemas import ERRORS, AgentId, ExecuteIn, ExecuteOut, FunctionName, result_fields
 
 router = APIRouter(tags=["execute"], responses=ERRORS)
+ROUTE = "/v1/agents/{agent_id}/functions/{name}/execute"
 
 
 @router.post(
-    "/v1/agents/{agent_id}/functions/{name}/execute",
+    ROUTE,
     summary="Run a function by name (for voice stacks): the ToolResult",
     response_model=ExecuteOut,
     response_class=Json,
@@ -40,12 +43,26 @@ async def execute(
     call's language), ``directive`` what the host must do for a builtin (end, transfer, SMS).
     A failed call (timeout, 503, refused address, missing arguments) is ``ok: false`` with a
     ``content`` the LLM can act on: still HTTP 200."""
+    rid = request.scope.get("voicefn.request_id")
+    status, out = await run_execute(platform, ws, agent_id, name, body, rid)
+    return Json(out, status)
+
+
+async def run_execute(
+    platform: Platform,
+    ws: Workspace,
+    agent_id: str,
+    name: str,
+    body: ExecuteIn,
+    request_id: str | None,
+) -> tuple[int, dict[str, Any]]:
+    """The execute route's answer: (HTTP status, JSON body)."""
     agent = await platform.catalog.agent(ws, agent_id)
     if agent is None:
-        raise not_found(f"agent {agent_id}")
+        return 404, not_found(f"agent {agent_id}").body(request_id)
     fn = await platform.catalog.function(ws, agent, name)
     if fn is None:
-        return await _unknown(platform, ws, agent_id, name, request)
+        return 404, await _unknown(platform, ws, agent_id, name, request_id)
     call = body.context
     ctx = platform.call_context(
         ws,
@@ -70,18 +87,15 @@ async def execute(
     out["function_id"] = fn.id
     out["version"] = fn.version
     out["filler"] = fn.function.filler_for(call.language or agent.language)
-    return Json(out)
+    return 200, out
 
 
 async def _unknown(
-    platform: Platform, ws: Workspace, agent_id: str, name: str, request: Request
-) -> Json:
+    platform: Platform, ws: Workspace, agent_id: str, name: str, request_id: str | None
+) -> dict[str, Any]:
     async with platform.store.read() as repos:
-        names = [
-            f.name
-            for f in await repos.functions.all(ws, agent_id)
-            if f.document.get("phase", "in_call") == "in_call"
-        ]
+        records = await repos.functions.all(ws, agent_id)
+    names = [f.name for f in records if f.document.get("phase", "in_call") == "in_call"]
     listed = ", ".join(names) or "none"
     payload = {
         "error": "unknown_function",
@@ -93,7 +107,6 @@ async def _unknown(
         "content": error_content(payload),
         "functions": names,
     }
-    rid = request.scope.get("voicefn.request_id")
-    if rid:
-        body["request_id"] = rid
-    return Json(body, 404)
+    if request_id:
+        body["request_id"] = request_id
+    return body

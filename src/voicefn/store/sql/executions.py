@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import Table, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ..ids import decode_cursor, encode_cursor
 from ..models import ExecutionRow
 from ..records import ExecutionFilter, ExecutionRecord, Page, Workspace
+
+_FIELDS = tuple(f.name for f in fields(ExecutionRecord))
 
 
 def _record(row: ExecutionRow) -> ExecutionRecord:
@@ -47,11 +49,15 @@ class SqlExecutions:
         if not rows:
             return
         values: list[dict[str, Any]] = [
-            {"workspace_id": ws.id, **asdict(record)} for ws, record in rows
+            {"workspace_id": ws.id, **{f: getattr(record, f) for f in _FIELDS}}
+            for ws, record in rows
         ]
         insert = pg_insert if self._backend == "postgresql" else sqlite_insert
-        stmt = insert(ExecutionRow).on_conflict_do_nothing(index_elements=["workspace_id", "id"])
-        await self._s.execute(stmt, values)
+        # Core, not the ORM's bulk path: one executemany, nothing tracked in the session.
+        table: Table = ExecutionRow.__table__  # type: ignore[assignment]
+        stmt = insert(table).on_conflict_do_nothing(index_elements=["workspace_id", "id"])
+        conn = await self._s.connection()
+        await conn.execute(stmt, values)
 
     async def page(
         self, ws: Workspace, flt: ExecutionFilter, *, limit: int, cursor: str | None
