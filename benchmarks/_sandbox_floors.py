@@ -197,6 +197,8 @@ class DenoFloor:
             "DENO_NO_UPDATE_CHECK": "1",
         }
         self.proc: asyncio.subprocess.Process | None = None
+        # one job at a time, like a tenant's sandbox process (and one reader of its stdout)
+        self._lock = asyncio.Lock()
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -209,6 +211,10 @@ class DenoFloor:
         )
 
     async def run(self, code: str, entrypoint: str, data: dict[str, Any]) -> Any:
+        async with self._lock:
+            return await self._run(code, entrypoint, data)
+
+    async def _run(self, code: str, entrypoint: str, data: dict[str, Any]) -> Any:
         proc = self.proc
         assert proc is not None
         assert proc.stdin is not None
