@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -80,9 +81,13 @@ def request_id_of(request: Request) -> str | None:
     return rid if isinstance(rid, str) else None
 
 
+_UNION_MEMBER = re.compile(r"^(str|int|float|bool|none|list|dict|[a-z-]+\[.*\])$")
+
+
 def _where(loc: Sequence[Any]) -> str:
-    """FastAPI's error location as a JSON path: ``$`` is the body, ``$query.limit`` a parameter."""
-    parts = list(loc)
+    """FastAPI's error location as a JSON path: ``$`` is the body, ``query:limit`` a parameter.
+    Pydantic's names of union members (``dict[str,any]``, ``str``) are not part of it."""
+    parts = [p for p in loc if not (isinstance(p, str) and _UNION_MEMBER.match(p))]
     if parts and parts[0] == "body":
         return json_path(parts[1:])
     if parts and parts[0] in ("query", "path", "header"):
@@ -118,7 +123,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Json:
-        problems = []
+        problems: list[Problem] = []
         for err in exc.errors():
             found = err.get("input")
             if not isinstance(found, str | int | float | bool | type(None)):
@@ -129,9 +134,19 @@ def install(app: FastAPI) -> None:
                 where = loc[-1] if len(loc) > 1 else "?"
                 loc, found = ("body",), None
                 message = f"not valid JSON (at character {where}): {message}"
+            where = _where(loc)
+            same = next((p for p in problems if p.path == where), None)
+            if same is not None:  # one problem per place: a union's members, joined
+                problems[problems.index(same)] = Problem(
+                    where,
+                    f"{same.message}, or {message[0].lower()}{message[1:]}",
+                    same.fix,
+                    same.found,
+                )
+                continue
             problems.append(
                 Problem(
-                    _where(loc),
+                    where,
                     message,
                     _fix(str(err.get("type", "")), err.get("ctx") or {}),
                     found,
