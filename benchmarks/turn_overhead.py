@@ -31,8 +31,10 @@ the function answers after ``--fn-delay-ms``, longer than the hold, so (b) start
 
 Once: the memory an idle ``CallSession`` holds (tracemalloc over 200 sessions) and the CPU to make
 one. Targets, printed as information (the exit status is 0 whether or not they are met): engine
-CPU per turn <= 2 ms at 30 messages; (a) and (b) < 1 ms added over the floor at p50; an idle
-session < 100 KB.
+CPU per turn <= 2 ms at 30 messages, shown two ways: what voicefn spends beyond the floor, and all
+of the turn's CPU (with the default pacing every chunk wakes the loop, which costs the floor alone
+2-3 ms; ``--gap-ms 0 --hold-ms 0 --fn-delay-ms 0`` delivers each answer at once); (a) and (b)
+< 1 ms added over the floor at p50; an idle session < 100 KB.
 """
 
 from __future__ import annotations
@@ -285,12 +287,18 @@ def summarize(
                 )
         result["versus_floor"] = derived
     at_30 = next((r for r in results if r["messages"] == 30), None)
-    cpu_30 = at_30["sides"]["voicefn"]["cpu_us"]["p50"] if at_30 else None
+    engine_30 = at_30["versus_floor"].get("cpu_us", {}).get("added_p50") if at_30 else None
+    total_30 = at_30["sides"]["voicefn"]["cpu_us"]["p50"] if at_30 else None
     targets = {
-        "cpu_per_turn_at_30_messages_us": {
-            "value": cpu_30,
+        "engine_cpu_per_turn_at_30_messages_us": {
+            "value": engine_30,
             "target": "<= 2000",
-            "met": cpu_30 is not None and cpu_30 <= CPU_TARGET_US,
+            "met": engine_30 is not None and engine_30 <= CPU_TARGET_US,
+        },
+        "total_cpu_per_turn_at_30_messages_us": {
+            "value": total_30,
+            "target": "<= 2000",
+            "met": total_30 is not None and total_30 <= CPU_TARGET_US,
         },
         "idle_session_bytes": {
             "value": round(idle["bytes"]),
@@ -368,7 +376,12 @@ def print_report(data: dict[str, Any]) -> None:
         f"{idle['create_cpu_us']:.0f} us of CPU to make one"
     )
     labels = {
-        "cpu_per_turn_at_30_messages_us": "engine CPU per turn at 30 messages <= 2 ms",
+        "engine_cpu_per_turn_at_30_messages_us": (
+            "engine CPU per turn at 30 messages (voicefn - floor, us) <= 2 ms"
+        ),
+        "total_cpu_per_turn_at_30_messages_us": (
+            "all CPU per turn at 30 messages, I/O wake-ups included (us) <= 2 ms"
+        ),
         "idle_session_bytes": "idle CallSession < 100 KB",
         "a_added_p50_us_worst_size": "(a) < 1 ms added at p50 (worst size)",
         "b_added_p50_us_worst_size": "(b) < 1 ms added at p50 (worst size)",
