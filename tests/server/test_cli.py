@@ -135,3 +135,23 @@ def test_push_then_pull_round_trips_an_agent_file(tmp_path: Path, server: Any) -
         assert "not found" in missing.stderr
     no_key = _cli("pull", "agent_x", env={"VOICEFN_API_KEY": ""})
     assert no_key.returncode == 2
+
+
+def test_the_voicefn_command_has_the_platform_commands() -> None:
+    shown = subprocess.run(
+        [sys.executable, "-c", "from voicefn.cli import main; main()", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert shown.returncode == 0
+    commands = {line.split()[0] for line in shown.stdout.splitlines() if line.startswith("  ")}
+    assert {"serve", "keys", "push", "pull"} <= commands
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, voicefn.cli; print('fastapi' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert loaded.stdout.strip() == "False"  # --help does not pay for the server

@@ -7,12 +7,15 @@ One module per concept: ``_app`` (the application, shared options, exit codes, J
 
 from __future__ import annotations
 
+from ..server.cli import register as _register_platform
 from . import _call, _doctor, _functions, _generate, _invoke, _mcp, _openapi
 from ._app import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE, app
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "app", "main"]
 
 _commands = (_call, _doctor, _functions, _generate, _invoke, _mcp, _openapi)
+
+_register_platform(app)  # serve, keys, push, pull (voicefn.server.cli)
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ server parts it needs when it runs, so ``voicefn --help`` stays fast.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import os
@@ -236,6 +235,8 @@ def keys_create_cmd(
 ) -> None:
     """Create an API key and print it alone on stdout (the first key of a new database is an
     operator key, like the one the first `voicefn serve` prints)."""
+    import asyncio
+
     from ..store import SecretBox, SecretKeyError, open_store
     from ..store import database_url as resolve_url
 

@@ -1,8 +1,8 @@
 """Which values of a document are secrets, masking them, and putting them back.
 
-A function's secrets are its ``action.api_token`` and every header whose name says it carries a
-credential (``Authorization``, ``X-Api-Key``, ... as :func:`voicefn.redaction.is_sensitive_header`
-decides) or that its owner marked secret. An agent's are the variables so named or marked.
+A function's secrets are its ``action.api_token`` and every header (and MCP command environment
+variable) whose name says it carries a credential (``Authorization``, ``X-Api-Key``, ``API_TOKEN``,
+... as :func:`voicefn.redaction.is_sensitive_header` decides) or that its owner marked secret. An agent's are the variables so named or marked.
 
 Stored documents hold :data:`MASK` in those places; the values are kept apart, encrypted. A
 document written back with :data:`MASK` in a secret's place keeps the stored value, so an export
@@ -40,10 +40,11 @@ def function_places(document: dict[str, Any], marked: Iterable[str] = ()) -> lis
     places: list[Place] = []
     if action.get("api_token") is not None:
         places.append(("action", "api_token"))
-    headers = action.get("headers")
-    if isinstance(headers, dict):
-        names = list(marked)
-        places += [("action", "headers", k) for k in headers if _marked(k, names)]
+    names = list(marked)
+    for key in ("headers", "env"):  # HTTP and MCP headers; an MCP command's environment
+        values = action.get(key)
+        if isinstance(values, dict):
+            places += [("action", key, k) for k in values if _marked(k, names)]
     return places
 
 
