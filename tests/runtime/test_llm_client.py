@@ -192,8 +192,18 @@ async def test_connection_refused_names_the_endpoint() -> None:
         async with LLMClient(base, "k", max_retries=1) as client:
             with pytest.raises(LLMConnectionError) as info:
                 await chunks_of(client)
-    assert str(info.value).startswith(f"cannot reach {base}/chat/completions: ")
+    assert str(info.value) == f"cannot reach {base}/chat/completions: connection refused"
     assert info.value.endpoint == f"{base}/chat/completions"
+
+
+async def test_an_unknown_host_names_the_endpoint() -> None:
+    base = "http://no-such-host.invalid/v1"  # .invalid never resolves (RFC 2606)
+    async with LLMClient(base, "k", max_retries=0) as client:
+        with pytest.raises(LLMConnectionError) as info:
+            await chunks_of(client)
+    assert str(info.value).startswith(
+        f"cannot reach {base}/chat/completions: the host name did not resolve ("
+    )
 
 
 async def test_a_stream_cut_mid_line_is_a_connection_error(

@@ -323,7 +323,7 @@ class LLMClient:
                 retry = True
             except (aiohttp.ClientError, OSError) as exc:
                 error = LLMConnectionError(
-                    f"cannot reach {self.endpoint}: {_describe(exc)}", endpoint=self.endpoint
+                    f"cannot reach {self.endpoint}: {_unreachable(exc)}", endpoint=self.endpoint
                 )
                 retry = True
             else:
@@ -549,6 +549,19 @@ def _backoff(attempt: int, retry_after: float | None) -> float:
     if retry_after is not None:
         return retry_after
     return float(min(0.5 * 2**attempt, 8.0) * (1 - 0.25 * random.random()))
+
+
+def _unreachable(exc: BaseException) -> str:
+    """Why a connection could not be made, in a few words."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return f"its certificate was refused ({exc.certificate_error})"
+    if isinstance(exc, aiohttp.ClientConnectorDNSError):
+        return f"the host name did not resolve ({exc.os_error.strerror or exc.os_error})"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        if isinstance(exc.os_error, ConnectionRefusedError):
+            return "connection refused"
+        return str(exc.os_error.strerror or exc.os_error)
+    return _describe(exc)
 
 
 def _describe(exc: BaseException) -> str:
