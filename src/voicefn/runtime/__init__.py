@@ -1,7 +1,7 @@
 """The in-call runtime: agents, the streaming LLM loop, events and the call simulator.
 
-``CallSession`` and ``ExecutionRecord`` (which need the ``openai`` client) are imported when first
-used, so loading an agent file does not pay for the LLM client.
+``CallSession``, ``ExecutionRecord``, ``LLMClient`` and ``LLMError`` (which need the HTTP client
+stack) are imported when first used, so loading an agent file does not pay for them.
 """
 
 from __future__ import annotations
@@ -26,14 +26,23 @@ from .events import (
 )
 
 if TYPE_CHECKING:
+    from .llm_client import LLMClient, LLMError
     from .session import CallSession, ExecutionRecord
+
+_LAZY = {
+    "CallSession": "session",
+    "ExecutionRecord": "session",
+    "LLMClient": "llm_client",
+    "LLMError": "llm_client",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("CallSession", "ExecutionRecord"):
-        from . import session
+    module = _LAZY.get(name)
+    if module is not None:
+        from importlib import import_module
 
-        value = getattr(session, name)
+        value = getattr(import_module(f".{module}", __name__), name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'voicefn.runtime' has no attribute {name!r}")
@@ -52,6 +61,8 @@ __all__ = [
     "Filler",
     "FunctionFinished",
     "FunctionStarted",
+    "LLMClient",
+    "LLMError",
     "LLMSettings",
     "SmsRequested",
     "TransferRequested",
