@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
-
-import openai
+from typing import Any, Literal
 
 from .context import CallContext
 from .executor import Executor
+from .runtime.llm_client import LLMClient
 from .sandbox.contract import CodeProblem, check_javascript, python_function
 from .validation import validate_document
 
@@ -128,11 +127,20 @@ def function_document(code: str, language: Language) -> tuple[dict[str, Any] | N
     return (doc if not errors else None), errors
 
 
+def _content(response: Any) -> str:
+    """The text of a chat completion's first choice ("" when it has none)."""
+    try:
+        content = response["choices"][0]["message"].get("content")
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return ""
+    return content if isinstance(content, str) else ""
+
+
 async def generate(
     description: str,
     *,
     language: Language,
-    llm: openai.AsyncOpenAI,
+    llm: LLMClient,
     model: str,
     executor: Executor,
     arguments: dict[str, Any] | None = None,
@@ -153,10 +161,8 @@ async def generate(
     doc: dict[str, Any] | None = None
     extra: dict[str, Any] = {} if temperature is None else {"temperature": temperature}
     for _ in range(max_attempts):
-        response = await llm.chat.completions.create(
-            model=model, messages=cast(Any, messages), **extra
-        )
-        reply = response.choices[0].message.content or ""
+        response = await llm.complete(model, messages, **extra)
+        reply = _content(response)
         messages.append({"role": "assistant", "content": reply})
         code, sample = extract(reply, language)
         if arguments is None and sample is not None:

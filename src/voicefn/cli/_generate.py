@@ -59,11 +59,10 @@ def generate_cmd(
     """Generate a Python or JavaScript function with an LLM, check it and run it once in the sandbox."""
     import asyncio
 
-    import openai
-
     from ..executor import Executor
     from ..generate import generate
     from ..runtime.agent import LLMSettings
+    from ..runtime.llm_client import LLMClient, LLMError
     from ..validation import check_url
 
     if lang not in ("python", "javascript"):
@@ -84,11 +83,7 @@ def generate_cmd(
         fail(f"{exc}; or pass --model", as_json=as_json, code=EXIT_USAGE)
 
     async def go() -> Any:
-        llm = openai.AsyncOpenAI(
-            base_url=settings.resolved_base_url(),
-            api_key=settings.resolved_api_key(),
-            max_retries=1,
-        )
+        llm = LLMClient(settings.resolved_base_url(), settings.resolved_api_key(), max_retries=1)
         try:
             async with Executor(
                 allow_private_network=allow_private_network,
@@ -105,11 +100,11 @@ def generate_cmd(
                     max_attempts=max_attempts,
                 )
         finally:
-            await llm.close()
+            await llm.aclose()
 
     try:
         generated = asyncio.run(go())
-    except openai.APIError as exc:
+    except LLMError as exc:
         fail(
             f"the LLM request to {settings.endpoint()} failed: {exc}",
             as_json=as_json,
