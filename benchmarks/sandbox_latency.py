@@ -81,6 +81,7 @@ B2B_TARGET_MS = {"python": (5.0, 10.0), "javascript": (10.0, 15.0)}  # (trivial,
 CONCURRENT_P99_TARGET_MS = 50.0  # 20 concurrent calls of one tenant, p99
 COLD_TARGET_MS = 150.0  # a new tenant's first call, p50
 PATTERNS = ("paced", "back-to-back", "concurrent")
+SETTLE_S = 2.0  # after a new tenant's first calls: the spare it took is being replaced
 HARD_STOP_GRACE_S = 60.0
 # Pause after each measured sandbox call: the Python zygote pre-forks the next child during a
 # call; the JavaScript host loads the next Worker's libraries after it (~100-200 ms here).
@@ -176,7 +177,9 @@ async def pattern_rows(
                 tenant = f"b2b-{burst}"
                 for _ in range(5):
                     await sandbox(fn, tenant, None)()
-                await asyncio.sleep(max(pause_s, 0.5))
+                # a new tenant's first call can start a spare (a worker, a process) for the
+                # next new tenant: let it finish before measuring
+                await asyncio.sleep(SETTLE_S)
                 fl = floor(fn) if floor is not None else None
                 await back_to_back(
                     row, sandbox(fn, tenant, row), fl, args.calls, burst, pause_s, run
@@ -196,7 +199,7 @@ async def pattern_rows(
         for _ in range(3):
             await warm()
         await asyncio.gather(*(warm() for _ in range(n)))  # unmeasured: the tenant's pool sized
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(SETTLE_S)
         fl = floor(trivial) if floor is not None else None
         await concurrent_rounds(
             row, sandbox(trivial, "concurrent", row), fl, n, args.rounds, 1.0, run

@@ -328,7 +328,10 @@ async def test_cpu_quota_per_tenant__cgroup_cpu() -> None:
         assert outcome.stopped_by == "wall-clock", outcome
         # four busy threads, held to half a core (unbounded they take both cores)
         assert rate < 0.5 * 1.5, rate
-        assert throttled > 0.1, throttled
+        if rate > 0.4:
+            # it reached its quota, so the quota held it back (on a machine other work keeps
+            # busy it may never get half a core, and then nothing is throttled)
+            assert throttled > 0.1, (rate, throttled)
 
 
 async def test_bystander_is_not_slowed_by_work_left_behind__cgroup_cpu_and_recycling(

@@ -145,7 +145,7 @@ def tree_cpu_seconds(pid: int) -> float:
 
 _PREFIX = "voicefn-js-"
 _counter = itertools.count(1)
-CPU_PERIOD_US = 100_000
+CPU_PERIOD_US = 20_000  # short: a throttled tenant waits at most a few ms, not tens
 
 
 @dataclass(frozen=True)

@@ -102,8 +102,26 @@ function spawnWorker() {
 // job has touched; it is terminated when the job ends. The pool is refilled in the background,
 // one Worker at a time (each costs tens of ms of CPU), so a burst of jobs finds them ready.
 const SPARES = Math.min(Math.max(Number.parseInt(Deno.args[1] ?? "1", 10) || 1, 1), 8);
+// A refill starts once no job has started or ended for this long: jobs called back to back take
+// the pool's Workers without a refill competing for the tenant's CPU quota (the pool refills in
+// the pause after them); an empty pool still makes a Worker at once for the job that needs it.
+const REFILL_QUIET_MS = 15;
 const spares = [];
 let warming = null;
+let lastActivity = 0;
+let refillTimer = null;
+
+function scheduleRefill() {
+  const wait = lastActivity + REFILL_QUIET_MS - performance.now();
+  if (wait > 0) {
+    refillTimer ??= setTimeout(() => {
+      refillTimer = null;
+      scheduleRefill();
+    }, wait);
+    return;
+  }
+  warmSpares();
+}
 
 function warmSpares() {
   if (warming !== null || spares.length >= SPARES) return;
@@ -115,7 +133,7 @@ function warmSpares() {
     () => {},
   ).finally(() => {
     if (warming === slot) warming = null;
-    setTimeout(warmSpares, 0);
+    setTimeout(scheduleRefill, 0);
   });
 }
 
@@ -132,8 +150,7 @@ async function takeWorker() {
     }
     const i = spares.findIndex((s) => s.isReady === true);
     const slot = spares.splice(i >= 0 ? i : 0, 1)[0];
-    if (warming === slot) warming = null; // the next one starts warming now
-    setTimeout(warmSpares, 0);
+    if (warming === slot) warming = null;
     try {
       await slot.ready;
       return slot;
@@ -170,8 +187,9 @@ function finish(job, result) {
   }
   if (current === job) current = null;
   send({ t: "result", id: job.id, ...result });
-  // Refill the pool after the result is out, so it costs this job nothing.
-  setTimeout(warmSpares, 0);
+  // Refill the pool once the tenant pauses, so it costs this job and the next nothing.
+  lastActivity = performance.now();
+  scheduleRefill();
 }
 
 function isInt(v) {
@@ -194,6 +212,7 @@ async function startJob(msg) {
     maxOutput: isInt(msg.max_output_bytes) ? msg.max_output_bytes : 1 << 20,
   };
   current = job;
+  lastActivity = performance.now();
   const timeoutMs = Number.isFinite(msg.timeout_ms) && msg.timeout_ms > 0 ? msg.timeout_ms : 10000;
   // The deadline counts from here, including waiting for the warm worker.
   job.timer = setTimeout(() => {
