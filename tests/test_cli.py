@@ -97,7 +97,7 @@ def test_convert_warns_about_what_a_dialect_cannot_carry(tmp_path):
 
 
 def test_convert_rejects_unknown_dialect(tmp_path):
-    res = runner.invoke(app, ["convert", str(write(tmp_path, BOLNA)), "--to", "vapi"])
+    res = runner.invoke(app, ["convert", str(write(tmp_path, BOLNA)), "--to", "synthflow"])
     assert res.exit_code == 2
     assert "bolna" in res.output
 

@@ -159,6 +159,12 @@ class Function(_Model):
     action: Action = Field(discriminator="type")
     #: May the same call (same arguments) run twice in one conversation? ``None``: only GETs.
     allow_repeat: bool | None = None
+    #: Fields of another platform's format that voicefn keeps but does not act on, by platform
+    #: (``{"vapi": {"async": true}}``), so that converting back to that platform gives them
+    #: again. Left out of documents when empty.
+    platform_fields: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, exclude_if=lambda value: not value
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -542,7 +542,7 @@ def test_bolna_dump_of_a_function_without_template_sends_every_argument() -> Non
 
 def test_unknown_dialect_raises() -> None:
     with pytest.raises(ValueError, match="unknown dialect"):
-        dump(base_function(), "retell")
+        dump(base_function(), "synthflow")
 
 
 # --------------------------------------------------------------------------- LLM dialects
@@ -770,7 +770,7 @@ def test_detect_recognises_every_dump(dialect: str) -> None:
 
 def test_every_dialect_is_listed() -> None:
     assert set(DIALECTS) == {*LOADABLE, *LLM_DIALECTS}
-    assert set(LOADABLE) == {"voicefn", *PLATFORMS}
+    assert set(LOADABLE) == {"voicefn", *PLATFORMS, "vapi", "retell", "elevenlabs"}
 
 
 @pytest.mark.parametrize("value", [None, [], "text", 5, {}])

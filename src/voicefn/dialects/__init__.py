@@ -1,6 +1,7 @@
 """Dialects: outside formats for a function, converted to and from the canonical model.
 
-Loadable (they carry an action): ``voicefn``, ``bolna``, ``call2me``, ``callkaro``.
+Loadable (they carry an action): ``voicefn``, ``bolna``, ``call2me``, ``callkaro``, ``vapi``,
+``retell``, ``elevenlabs``.
 Dump-only (what an LLM sees): ``openai``, ``openai-responses``, ``anthropic``, ``gemini``.
 """
 
@@ -16,13 +17,16 @@ from typing import Any
 from ..context import CallContext
 from ..spec import Function
 from ..validation import FunctionValidationError, Problem, did_you_mean, validate_document
-from . import bolna, call2me, callkaro, code, llm, native
+from . import bolna, call2me, callkaro, code, elevenlabs, llm, native, retell, vapi
 
 LOADABLE: dict[str, ModuleType] = {
     "voicefn": native,
     "bolna": bolna,
     "call2me": call2me,
     "callkaro": callkaro,
+    "vapi": vapi,
+    "retell": retell,
+    "elevenlabs": elevenlabs,
 }
 DIALECTS: tuple[str, ...] = (*LOADABLE, *llm.NAMES)
 
@@ -56,6 +60,9 @@ def detect(data: Any) -> str | None:
     source = code.detect(data)
     if source is not None:
         return source
+    for platform in ("vapi", "retell", "elevenlabs"):  # before the look-alikes below
+        if LOADABLE[platform].detect(data):
+            return platform
     if data.get("type") == "function":
         return "openai" if "function" in data else "openai-responses"
     if "input_schema" in data:
@@ -96,7 +103,7 @@ def validate(
             fix = "add the API configuration, e.g. write it as a Bolna custom_task with a value object"
         else:
             msg = "cannot tell which dialect this function is written in"
-            fix = 'use a Bolna ("key": "custom_task"), Call2Me (url + speak_during_execution), CallKaro (api_url) or voicefn (action) document'
+            fix = 'use a Bolna ("key": "custom_task"), Call2Me (url + speak_during_execution), CallKaro (api_url), Vapi (type function + server), Retell (type custom), ElevenLabs (api_schema) or voicefn (action) document'
         return Report(name, None, [Problem("$", msg, fix)], source)
     module = LOADABLE[name]
     doc, problems = module.to_canonical(data) if isinstance(data, dict) else (data, [])
