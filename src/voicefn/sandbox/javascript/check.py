@@ -123,7 +123,10 @@ async def acheck(
     notes: list[str] = []
     if mode == "unsafe-process":
         notes.append("unsafe-process mode gives NO isolation between tenants")
-    sandbox = JavaScriptSandbox(mode=mode, deno=deno, bwrap=bwrap)
+    # one process, for the probe job: no spare process for new tenants, one pre-warmed Worker
+    sandbox = JavaScriptSandbox(
+        mode=mode, deno=deno, bwrap=bwrap, spare_processes=0, spare_workers=1
+    )
     uid = SANDBOX_UID if os.geteuid() == 0 else None
     started = time.perf_counter()
     try:
