@@ -327,6 +327,10 @@ class Worker:
         self._exits[pipes.cid] = self._loop.create_future()
         self._taken += 1
         if self._taken >= self._peak:
+            if self._taken > self.config.prefork:
+                # once the burst is old, the children forked for it are closed (if nothing
+                # else came by to trim them)
+                self._loop.call_later(PEAK_HOLD_S + 1.0, self.replenish)
             self._peak, self._peak_at = self._taken, time.monotonic()
         return pipes
 
