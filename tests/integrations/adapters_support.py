@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -198,3 +204,71 @@ def store_agent(api_url: str, **extra: Any) -> dict[str, Any]:
     }
     doc.update(extra)
     return doc
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+@contextmanager
+def example_store(folder: Path) -> Iterator[Path]:
+    """The example store API (examples/order_api.py) on a free port, and a copy of the example
+    agent and its functions in ``folder`` pointing at it: the agent file's path in the copy."""
+    sys.path.insert(0, str(EXAMPLES))
+    import order_api
+
+    server = order_api.serve(0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    shutil.copy(EXAMPLES / "store_agent.yaml", folder / "store_agent.yaml")
+    (folder / "functions").mkdir()
+    for f in (EXAMPLES / "functions").iterdir():
+        (folder / "functions" / f.name).write_text(
+            f.read_text().replace("http://127.0.0.1:8787", url)
+        )
+    try:
+        yield folder / "store_agent.yaml"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+#: What the example call prints, whichever framework runs it (the scripted LLM, the real API).
+EXAMPLE_CALL = [
+    "agent   Hi there, this is Sam from Acme. How can I help you today?",
+    "caller  Hi, where is my order ORD-78234?",
+    '  -> check_order_status {"order_id": "ORD-78234"}',
+    '  <- {"order_id": "ORD-78234", "status": "shipped", "estimated_delivery": "2026-12-01", '
+    '"carrier": "UPS"}',
+    "agent   Your order ORD-78234 has shipped with UPS and should arrive on December 1st.",
+    "caller  Great. Can I book a visit to the service desk on 2026-12-20 at 10:30 AM? My name is "
+    "Priya Sharma.",
+    '  -> book_appointment {"patient_name": "Priya Sharma", "preferred_date": "2026-12-20", '
+    '"preferred_time": "10:30 AM"}',
+    '  <- {"booking_id": "APT-1001", "confirmed": true, "patient_name": "Priya Sharma", '
+    '"preferred_date": "2026-12-20", "preferred_time": "10:30 AM", "booked_by_agent": "acme-store"}',
+    "agent   You're booked for December 20th at 10:30 AM, booking APT-1001.",
+    "caller  Thanks, that's all. Bye!",
+    "  -> end_call {}",
+    '  <- {"ok": true, "call": "ending"}',
+    "agent   Thanks for calling Acme, there. Goodbye!",
+]
+FILLERS = {
+    "agent   Let me check the status of your order.",
+    "agent   I'm booking that appointment for you now.",
+}
+
+
+def normalized(printed: str) -> list[str]:
+    """The printed call, JSON after ``->``/``<-`` re-serialised alike, blank lines dropped."""
+    out = []
+    for line in printed.splitlines():
+        if not line.strip():
+            continue
+        if line.startswith("  -> "):
+            name, _, data = line[5:].partition(" ")
+            line = f"  -> {name} {json.dumps(json.loads(data))}"
+        elif line.startswith("  <- "):
+            line = f"  <- {json.dumps(json.loads(line[5:]))}"
+        out.append(line)
+    return out

@@ -13,13 +13,24 @@ import importlib
 import json
 import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytest.importorskip("livekit.agents")
 
-from adapters_support import NEVER, SipAPI, StoreAPI, store_agent
+from adapters_support import (
+    EXAMPLE_CALL,
+    EXAMPLES,
+    FILLERS,
+    NEVER,
+    SipAPI,
+    StoreAPI,
+    example_store,
+    normalized,
+    store_agent,
+)
 from livekit import api
 from livekit.agents import Agent, AgentSession, CloseEvent, RunResult, inference
 from livekit.agents.llm import ChatMessage, FunctionCall, FunctionCallOutput
@@ -436,3 +447,26 @@ def test_without_the_extra_the_import_names_what_to_install(
     with pytest.raises(ImportError, match=r'pip install "voicefn\[livekit\]"') as caught:
         importlib.import_module("voicefn.integrations.livekit")
     assert (caught.value.name or "").split(".")[0] == "livekit"
+
+
+def test_the_example_runs_a_text_call_with_the_scripted_llm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sys.path.insert(0, str(EXAMPLES))
+    import livekit_agent
+
+    with example_store(tmp_path) as agent_file:
+        code = livekit_agent.main(
+            [
+                "text",
+                "--script", str(EXAMPLES / "caller_script.txt"),
+                "--llm-script", str(EXAMPLES / "llm_script.yaml"),
+                "--agent", str(agent_file),
+                "--allow-private-network",
+            ]
+        )  # fmt: skip
+    assert code == 0
+    printed = normalized(capsys.readouterr().out)
+    # LiveKit says a filler only while the function is still running when the agent is idle:
+    # against a local API that is a race, so fillers are left out of the comparison.
+    assert [line for line in printed if line not in FILLERS] == EXAMPLE_CALL

@@ -15,6 +15,7 @@ import json
 import sys
 import warnings
 from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +23,16 @@ from openai import AsyncOpenAI
 
 pytest.importorskip("pipecat")
 
-from adapters_support import NEVER, StoreAPI, store_agent
+from adapters_support import (
+    EXAMPLE_CALL,
+    EXAMPLES,
+    FILLERS,
+    NEVER,
+    StoreAPI,
+    example_store,
+    normalized,
+    store_agent,
+)
 
 with warnings.catch_warnings():
     # pipecat.audio imports audioop, deprecated in 3.11 (pipecat uses audioop-lts on 3.13)
@@ -391,3 +401,33 @@ def test_without_the_extra_the_import_names_what_to_install(
     with pytest.raises(ImportError, match=r'pip install "voicefn\[pipecat\]"') as caught:
         importlib.import_module("voicefn.integrations.pipecat")
     assert (caught.value.name or "").split(".")[0] == "pipecat"
+
+
+def test_the_example_runs_a_text_call_with_the_scripted_llm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sys.path.insert(0, str(EXAMPLES))
+    import pipecat_bot
+
+    with example_store(tmp_path) as agent_file:
+        code = pipecat_bot.main(
+            [
+                "--script", str(EXAMPLES / "caller_script.txt"),
+                "--llm-script", str(EXAMPLES / "llm_script.yaml"),
+                "--agent", str(agent_file),
+                "--allow-private-network",
+            ]
+        )  # fmt: skip
+    assert code == 0
+    printed = normalized(capsys.readouterr().out)
+    assert [line for line in printed if line not in FILLERS] == EXAMPLE_CALL
+    # Pipecat speaks each filler when the calls start: after the question, before the answer.
+    for filler, question, answer in [
+        ("Let me check the status", "where is my order", "has shipped"),
+        ("I'm booking that", "Can I book", "You're booked"),
+    ]:
+        said = [i for i, line in enumerate(printed) if filler in line]
+        asked = next(i for i, line in enumerate(printed) if question in line)
+        answered = next(i for i, line in enumerate(printed) if answer in line)
+        assert len(said) == 1
+        assert asked < said[0] < answered

@@ -164,7 +164,8 @@ class VoicefnToolset(Toolset):
         self._hang_up = hang_up
         # speech id -> the step of that speech whose filler was said (one per LLM response)
         self._filler_steps: dict[str, int] = {}
-        self._ending = False
+        self._ending = False  # end_call or transfer_call: the session ends after this speech
+        self._ended = False
         super().__init__(id=id, tools=self._build_tools())
 
     # ----------------------------------------------------------------------------- public API
@@ -185,6 +186,11 @@ class VoicefnToolset(Toolset):
         """The agent's welcome message, variables filled: ``session.say(tools.welcome_message)``."""
         agent = self._runner.agent
         return self._runner.render(agent.welcome_message) if agent is not None else None
+
+    @property
+    def ended(self) -> bool:
+        """``end_call`` or ``transfer_call`` ended the session (or is ending it)."""
+        return self._ending
 
     def function_tools(self) -> list[_Tool]:
         """The tools as they are now (one per in-call function)."""
@@ -271,6 +277,7 @@ class VoicefnToolset(Toolset):
 
     def _end_after(self, ctx: _Ctx, goodbye: str | None) -> None:
         session = ctx.session
+        self._ending = True
 
         def finish(_: SpeechHandle) -> None:
             if goodbye:
@@ -282,9 +289,9 @@ class VoicefnToolset(Toolset):
         ctx.speech_handle.add_done_callback(finish)
 
     def _end(self, session: AgentSession[Any]) -> None:
-        if self._ending:
+        if self._ended:
             return
-        self._ending = True
+        self._ended = True
         job = get_job_context(required=False)
         if job is not None and self._hang_up:
 
