@@ -77,7 +77,7 @@ async def test_a_dead_processs_journal_is_stored_at_the_next_start(
         assert not dead.exists()
         assert (alive / "b.jsonl").exists()
         assert await _stored(store, ws) == [0, 1, 2, 3, 4]
-        recorder.record(ws, _run(7))
+        await recorder.record(ws, _run(7))
         await recorder.close()
         assert await _stored(store, ws) == [0, 1, 2, 3, 4, 7]
     finally:
@@ -97,7 +97,7 @@ async def test_records_wait_while_the_database_refuses_them(
     await recorder.start()
     await _rename(store, "executions", "executions_away")  # every insert fails now
     for i in range(3):
-        recorder.record(ws, _run(i))
+        await recorder.record(ws, _run(i))
     await recorder.flush()
     assert recorder.failures >= 1
     assert recorder.pending == 3

@@ -157,7 +157,12 @@ class Platform:
             # header or body through {variable}) are only known here.
             result.content = fn.redactor.text(result.content)
             result.data = _scrub(result.data, fn.redactor)
-        return self.record(ws, fn, result, context, tool_call_id, source), result
+        execution_id, journaled = self.record(ws, fn, result, context, tool_call_id, source)
+        try:
+            await journaled  # acknowledged only once it survives a crash of this process
+        except OSError as exc:  # the journal's disk: never fail the execution for it
+            log.error("journaling execution %s failed: %s", execution_id, exc)
+        return execution_id, result
 
     def record(
         self,
@@ -167,8 +172,9 @@ class Platform:
         context: CallContext,
         tool_call_id: str | None,
         source: str,
-    ) -> str:
-        """Hand an execution to the recorder (journal now, database soon); its id."""
+    ) -> tuple[str, asyncio.Future[None]]:
+        """Hand an execution to the recorder (journal now, database soon): its id, and a future
+        done once it is journaled."""
         started_us = int(result.timings.started_at * 1_000_000)
         execution_id = ordered_id("ex", started_us)
         redactor = fn.redactor
@@ -205,10 +211,7 @@ class Platform:
             started_us=started_us,
             total_ms=result.timings.total_ms,
         )
-        try:
-            self.recorder.record(ws, record)
-        except OSError as exc:  # the journal's disk: never fail the execution for it
-            log.error("recording execution %s failed: %s", execution_id, exc)
+        journaled = self.recorder.record(ws, record)
         self.metrics.execution(
             ws.id,
             result.function,
@@ -217,7 +220,7 @@ class Platform:
             result.timings.total_ms / 1000,
         )
         self.metrics.recorder_pending.set(self.recorder.pending)
-        return execution_id
+        return execution_id, journaled
 
     def call_context(self, ws: Workspace, agent: RunnableAgent, **call: Any) -> CallContext:
         """The CallContext of a run: the agent's variables under the call's, tenant set."""

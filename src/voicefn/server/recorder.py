@@ -1,8 +1,8 @@
 """Recording executions off the hot path, without losing an acknowledged one.
 
-``record()`` is synchronous and cheap: it appends the execution as one JSON line to this
-process's journal (a ``write`` into the page cache, which survives ``kill -9`` of the process)
-and queues it. A background task inserts queued executions in batches and deletes each journal
+``record()`` is cheap and never waits: it hands the execution, as one JSON line, to the journal
+thread (:mod:`voicefn.server.journal`) and queues it; the caller acknowledges the execution once
+the returned future is done (the line is in the page cache, which survives ``kill -9``). A background task inserts queued executions in batches and deletes each journal
 segment once everything in it is stored. A process that starts finds the journals of processes
 that died (their lock is free), inserts what they hold (an execution already stored is skipped)
 and deletes them. Recording never blocks or fails an execution: if the database is down, rows
@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 
 from ..store import ExecutionRecord, Store, Workspace, jsontext
+from .journal import JournalWriter
 
 log = logging.getLogger("voicefn.recorder")
 
@@ -71,15 +72,11 @@ def _read(path: Path) -> list[Row]:
 
 
 class _Segment:
+    """One journal file (written by the journal thread) and the rows recorded into it."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self.rows: list[Row] = []
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
 
 
 class Recorder:
@@ -99,6 +96,7 @@ class Recorder:
         self._interval = interval_s
         self._on_stored = on_stored
         self._lock_fd = -1
+        self._writer: JournalWriter | None = None
         self._current: _Segment | None = None
         self._sealed: list[_Segment] = []  # full segments waiting to be stored, oldest first
         self._on_disk: list[Path] = []  # segments shed from memory while the database was away
@@ -115,18 +113,19 @@ class Recorder:
         self._dir.mkdir(parents=True, mode=0o700)
         self._lock_fd = os.open(self._dir / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._writer = JournalWriter(asyncio.get_running_loop())
         self._current = self._new_segment()
         return await self._recover()
 
     async def close(self) -> None:
         """Store everything queued, then remove this process's journal."""
         await self.flush()
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.stop)
         if self.pending or self._on_disk:
             log.warning("recorder: executions stay in the journal for the next start")
             os.close(self._lock_fd)  # the next process to start stores them
             return
-        for segment in [*self._sealed, *([self._current] if self._current else [])]:
-            segment.close()
         os.close(self._lock_fd)
         shutil.rmtree(self._dir, ignore_errors=True)
 
@@ -139,16 +138,19 @@ class Recorder:
 
     # ------------------------------------------------------------------ hot path
 
-    def record(self, ws: Workspace, record: ExecutionRecord) -> None:
-        segment = self._current
-        assert segment is not None, "Recorder.start() first"
-        os.write(segment.fd, _encode(ws, record))
+    def record(self, ws: Workspace, record: ExecutionRecord) -> asyncio.Future[None]:
+        """Queue the execution; the future is done once it is journaled (acknowledge after)."""
+        segment, writer = self._current, self._writer
+        if segment is None or writer is None:
+            raise RuntimeError("Recorder.start() first")
+        written = writer.write(segment.path, _encode(ws, record))
         segment.rows.append((ws, record))
         self._count += 1
         if len(segment.rows) >= SEGMENT_ROWS:
             self._seal()
         if self._count >= self._batch:
             self._wake.set()
+        return written
 
     @property
     def pending(self) -> int:
@@ -171,9 +173,8 @@ class Recorder:
                     self._shed()
                     return
                 self._count -= len(segment.rows)
-                segment.close()
-                with contextlib.suppress(FileNotFoundError):
-                    segment.path.unlink()
+                assert self._writer is not None
+                self._writer.drop(segment.path)
                 self._sealed.pop(0)
                 if self._on_stored is not None:
                     self._on_stored(len(segment.rows))
@@ -184,7 +185,8 @@ class Recorder:
                 except Exception:
                     self.failures += 1
                     return
-                path.unlink()
+                assert self._writer is not None
+                self._writer.drop(path)
                 self._on_disk.pop(0)
 
     async def _store_rows(self, rows: list[Row]) -> None:
@@ -197,8 +199,6 @@ class Recorder:
 
     def _seal(self) -> None:
         assert self._current is not None
-        os.close(self._current.fd)
-        self._current.fd = -1
         self._sealed.append(self._current)
         self._current = self._new_segment()
 

@@ -1,0 +1,104 @@
+"""The journal's disk work on one thread of its own, so the event loop never waits on the disk.
+
+Appending to a file is usually a few microseconds, but on a shared filesystem a write that
+dirties the inode can wait for the filesystem's journal commit, which another process's ``fsync``
+(a database, say) may hold for milliseconds or more. Here writes queue to a single thread that
+does every file operation in order and coalesces what is queued into one ``write`` per file; each
+caller gets a future that is done once its bytes are in the page cache (which survives
+``kill -9`` of this process).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import Literal
+
+_Op = tuple[Literal["write"], Path, bytes, "asyncio.Future[None]"] | tuple[Literal["drop"], Path]
+_STOP = None
+
+
+def _settle(future: asyncio.Future[None], error: OSError | None) -> None:
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+class JournalWriter:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="voicefn-journal", daemon=True)
+        self._thread.start()
+
+    def write(self, path: Path, data: bytes) -> asyncio.Future[None]:
+        """Append ``data`` to ``path`` (created 0600 on first use); done once written."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._queue.put(("write", path, data, future))
+        return future
+
+    def drop(self, path: Path) -> None:
+        """Close and delete ``path`` after every write queued before."""
+        self._queue.put(("drop", path))
+
+    def stop(self) -> None:
+        """Finish what is queued, then end the thread."""
+        self._queue.put(_STOP)
+        self._thread.join()
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        files: dict[Path, int] = {}
+        while True:
+            ops = [self._queue.get()]
+            with contextlib.suppress(queue.Empty):
+                while len(ops) < 4096:
+                    ops.append(self._queue.get_nowait())
+            pending: dict[Path, list[tuple[bytes, asyncio.Future[None]]]] = {}
+            for op in ops:
+                if op is _STOP:
+                    self._flush(pending, files)
+                    for fd in files.values():
+                        os.close(fd)
+                    return
+                if op[0] == "write":
+                    _, path, data, future = op
+                    pending.setdefault(path, []).append((data, future))
+                else:
+                    self._flush(pending, files)
+                    pending = {}
+                    if op[1] in files:
+                        os.close(files.pop(op[1]))
+                    with contextlib.suppress(FileNotFoundError):
+                        op[1].unlink()
+            self._flush(pending, files)
+
+    def _flush(
+        self,
+        pending: dict[Path, list[tuple[bytes, asyncio.Future[None]]]],
+        files: dict[Path, int],
+    ) -> None:
+        for path, items in pending.items():
+            error: OSError | None = None
+            try:
+                fd = files.get(path)
+                if fd is None:
+                    fd = files[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                data = b"".join(d for d, _ in items)
+                while data:
+                    written = os.write(fd, data)
+                    data = data[written:]
+            except OSError as exc:
+                error = exc
+            for _, future in items:
+                with contextlib.suppress(RuntimeError):  # the loop has closed
+                    self._loop.call_soon_threadsafe(_settle, future, error)
+        pending.clear()
