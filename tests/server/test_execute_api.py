@@ -257,3 +257,25 @@ def test_the_fast_path_and_fastapi_give_the_same_answers(api: httpx.Client, serv
     assert {p["path"] for p in bad.json()["problems"]} >= {"$.arguments", "$.extra"}
     no_key = httpx.post(api.base_url.join(url), json={"arguments": {}})
     assert no_key.status_code == 401
+
+
+def test_mcp_functions_never_start_commands_on_the_server(
+    api: httpx.Client, tmp_path: Any, monkeypatch: Any
+) -> None:
+    """A tenant's MCP function naming a command must not run it on the host, even when the
+    operator's environment allows commands for the CLI."""
+    monkeypatch.setenv("VOICEFN_ALLOW_MCP_COMMANDS", "1")
+    marker = tmp_path / "ran"
+    create_agent(api)
+    created = api.post(
+        "/v1/agents/agent_abc123/functions",
+        json={
+            "name": "local_tool",
+            "description": "A tool on a local MCP server.",
+            "action": {"type": "mcp", "tool": "x", "command": "touch", "args": [str(marker)]},
+        },
+    )
+    assert created.status_code == 201, created.text
+    result = api.post(EXECUTE.format("local_tool"), json={"arguments": {}}).json()
+    assert result["ok"] is False
+    assert not marker.exists()

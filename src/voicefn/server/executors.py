@@ -60,6 +60,9 @@ class ExecutorPool:
                 allow_private_network=policy.allow_private_network,
                 https_only=policy.https_only,
                 sandbox_mode=policy.sandbox_mode,
+                # Tenants write these functions: an MCP server they name by command line would
+                # run on this host. Never, whatever VOICEFN_ALLOW_MCP_COMMANDS says.
+                allow_mcp_commands=False,
             )
             self._executors[policy] = executor
         return executor
