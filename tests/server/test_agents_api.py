@@ -134,3 +134,16 @@ def test_an_import_with_one_bad_function_changes_nothing(api: httpx.Client, serv
     assert response.status_code == 422
     assert all(p["path"].startswith("$.functions[1]") for p in response.json()["problems"])
     assert api.get("/v1/agents").json()["data"] == []
+
+
+def test_the_api_never_asks_an_mcp_server_for_its_tools(api: httpx.Client, server: Any) -> None:
+    """An {mcp: ...} entry would make the service connect (or start a command) while validating a
+    tenant's document: refused with a problem, and nothing reaches the named server."""
+    before = len(server.received)
+    response = api.post(
+        "/v1/agents/import",
+        json={"name": "a", "functions": [{"mcp": {"url": f"{server.url}/mcp"}}]},
+    )
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["path"] == "$.functions[0].mcp"
+    assert len(server.received) == before

@@ -298,16 +298,31 @@ def _report_error(response: Any) -> typer.Exit:
 
 
 def agent_document(path: Path) -> dict[str, Any]:
-    """The agent file with every function file it names embedded (paths are relative to it)."""
+    """The agent file with every function file it names embedded (paths are relative to it),
+    and each ``{mcp: ...}`` entry replaced by the functions its server lists (asked from here,
+    as ``voicefn tools`` does: the service itself never contacts a tenant's MCP server)."""
     from ..dialects import read_documents, read_file
 
     data = read_file(path)
     if not isinstance(data, dict):
         raise ValueError(f"{path} is not an agent file (an object with name, system_prompt, ...)")
+    items = data.get("functions") or []
+    expanded: dict[int, list[dict[str, Any]]] = {}
+    if any(isinstance(item, dict) and "mcp" in item for item in items):
+        from ..runtime.agent import validate_agent
+        from ..validation import FunctionValidationError
+
+        report = validate_agent(path)
+        if not report.ok:
+            raise FunctionValidationError(report.all_problems(), str(path))
+        for entry in report.functions:
+            expanded[entry.index] = [r.function.to_dict() for r in entry.reports if r.function]
     functions: list[Any] = []
-    for item in data.get("functions") or []:
+    for i, item in enumerate(items):
         if isinstance(item, str):
             functions.extend(read_documents(path.parent / item))
+        elif isinstance(item, dict) and "mcp" in item:
+            functions.extend(expanded.get(i, []))
         else:
             functions.append(item)
     if "functions" in data:

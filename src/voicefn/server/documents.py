@@ -225,9 +225,20 @@ def read_agent(
             for i, item in enumerate(functions)
             if not isinstance(item, dict)
         ]
+        paths += [
+            Problem(
+                f"$.functions[{i}].mcp",
+                "the API stores functions, not MCP servers to ask for their tools",
+                "list the server's tools as functions first (`voicefn push` sends what "
+                "`voicefn tools` shows for the file)",
+            )
+            for i, item in enumerate(functions)
+            if isinstance(item, dict) and "mcp" in item
+        ]
         if paths:
             raise invalid(paths, "agent")
-    report = validate_agent(body)
+    # Never contact an MCP server or start a command while validating a tenant's document.
+    report = validate_agent(body, discover_mcp=False, allow_mcp_commands=False)
     if report.agent is None or not report.ok:
         raise invalid(report.all_problems(), "agent")
     agent = report.agent
