@@ -9,6 +9,7 @@ in) without any timing.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import shutil
 import sys
@@ -214,7 +215,7 @@ def example_store(folder: Path) -> Iterator[Path]:
     """The example store API (examples/order_api.py) on a free port, and a copy of the example
     agent and its functions in ``folder`` pointing at it: the agent file's path in the copy."""
     sys.path.insert(0, str(EXAMPLES))
-    import order_api
+    order_api = importlib.import_module("order_api")
 
     server = order_api.serve(0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

@@ -54,7 +54,7 @@ class Speaker(TextOutput):
         self.lines: list[str] = []
         self._current: list[str] = []
         self.said = asyncio.Event()
-        self.waiting_for: str | None = None
+        self.waiting_for: tuple[str, ...] = ()
 
     async def capture_text(self, text: str) -> None:
         self._current.append(text)
@@ -64,10 +64,11 @@ class Speaker(TextOutput):
         self._current = []
         if line:
             self.lines.append(line)
-            if self.waiting_for is not None and self.waiting_for in line:
+            if any(words in line for words in self.waiting_for):
                 self.said.set()
 
-    def expect(self, words: str) -> asyncio.Event:
+    def expect(self, *words: str) -> asyncio.Event:
+        """Set once a line with any of ``words`` is said."""
         self.waiting_for, self.said = words, asyncio.Event()
         return self.said
 
@@ -170,6 +171,60 @@ async def test_a_tool_call_runs_the_http_function_says_the_filler_and_answers_wi
         isinstance(i, ChatMessage) and "checking your order" in (i.text_content or "")
         for i in session.history.items
     )
+
+
+async def test_no_filler_when_the_agent_already_spoke_in_that_response(
+    scripted_llm: ScriptedLLM, llm: inference.LLM, store_api: StoreAPI, executor: voicefn.Executor
+) -> None:
+    agent = voicefn.load_agent(store_agent(store_api.url))
+    tools = VoicefnToolset(agent, executor=executor, context=CALL)
+    speaker = Speaker()
+    spoke = speaker.expect("let me look")
+    scripted_llm.push(
+        Reply(
+            text="Sure, let me look that up.",
+            tool_calls=[tool_call("check_order_status", {"order_id": "ORD-1"}, id="c1")],
+        ),
+        text("It has shipped."),
+    )
+    store_api.hold()
+    async with await start(llm, tools, speaker) as session:
+        run = ask(session, "Where is ORD-1?")
+        await asyncio.wait_for(spoke.wait(), NEVER)
+        await session.wait_for_idle()  # when a filler would be said
+        store_api.release()
+        await run
+    assert speaker.lines == ["Sure, let me look that up.", "It has shipped."]
+
+
+async def test_one_filler_for_calls_made_together(
+    scripted_llm: ScriptedLLM, llm: inference.LLM, store_api: StoreAPI, executor: voicefn.Executor
+) -> None:
+    agent = voicefn.load_agent(store_agent(store_api.url))
+    tools = VoicefnToolset(agent, executor=executor, context=CALL)
+    speaker = Speaker()
+    fillers = ("One moment there, checking your order.", "Booking that for you.")
+    filler = speaker.expect(*fillers)
+    scripted_llm.push(
+        Reply(
+            tool_calls=[
+                tool_call("check_order_status", {"order_id": "ORD-1"}, id="c1"),
+                tool_call("book_slot", {"slot": "9am"}, id="c2"),
+            ]
+        ),
+        text("Shipped, and booked."),
+    )
+    store_api.hold()
+    async with await start(llm, tools, speaker) as session:
+        run = ask(session, "Where is ORD-1? And book 9am.")
+        await asyncio.wait_for(filler.wait(), NEVER)
+        await session.wait_for_idle()  # when the second call's filler would be said
+        store_api.release()
+        await run
+    assert len(speaker.lines) == 2
+    assert speaker.lines[0] in fillers  # one of the two, not both
+    assert speaker.lines[1] == "Shipped, and booked."
+    assert store_api.count("POST", "/bookings") == 1
 
 
 async def test_an_error_result_is_a_tool_error_with_the_short_message(
@@ -453,7 +508,7 @@ def test_the_example_runs_a_text_call_with_the_scripted_llm(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sys.path.insert(0, str(EXAMPLES))
-    import livekit_agent
+    livekit_agent = importlib.import_module("livekit_agent")
 
     with example_store(tmp_path) as agent_file:
         code = livekit_agent.main(

@@ -407,7 +407,7 @@ def test_the_example_runs_a_text_call_with_the_scripted_llm(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     sys.path.insert(0, str(EXAMPLES))
-    import pipecat_bot
+    pipecat_bot = importlib.import_module("pipecat_bot")
 
     with example_store(tmp_path) as agent_file:
         code = pipecat_bot.main(
