@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from ..context import CallContext
@@ -240,7 +240,7 @@ class VoicefnToolset(Toolset):
             return await self._carry_out(result.directive, outcome, ctx)
         return outcome.content
 
-    def _filler(self, line: str, ctx: _Ctx) -> Any:
+    def _filler(self, line: str, ctx: _Ctx) -> Callable[[int], SpeechHandle | None]:
         handle = ctx.speech_handle
         step = handle.num_steps
 
