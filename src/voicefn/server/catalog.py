@@ -49,6 +49,9 @@ class RunnableFunction:
     function: Function  #: secrets included: for the Executor only
     #: scrubs the function's and its agent's secrets out of what is recorded
     redactor: Redactor
+    #: every secret appears verbatim in JSON text (no quote, backslash or control character),
+    #: so a search of the serialised record can rule secrets out before a full walk
+    json_safe: bool = True
 
 
 def runnable_agent(record: AgentRecord) -> RunnableAgent:
@@ -65,8 +68,11 @@ def runnable_agent(record: AgentRecord) -> RunnableAgent:
 
 def runnable_function(record: FunctionRecord, agent: RunnableAgent) -> RunnableFunction:
     function = Function.model_validate(unseal(record.document, record.secrets))
-    redactor = Redactor([*secret_values(record.secrets), *agent.secrets])
-    return RunnableFunction(record.id, agent.id, record.version, function, redactor)
+    secrets = [*secret_values(record.secrets), *agent.secrets]
+    json_safe = all(s.isprintable() and '"' not in s and "\\" not in s for s in secrets)
+    return RunnableFunction(
+        record.id, agent.id, record.version, function, Redactor(secrets), json_safe
+    )
 
 
 class _Cache(Generic[K, V]):

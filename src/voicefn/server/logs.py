@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
-import sys
 import time
 from typing import Any
 
@@ -59,9 +59,40 @@ class JsonFormatter(logging.Formatter):
             return json.dumps(out, default=str)
 
 
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Access lines (one per request) are buffered and written at most every half second;
+    everything else at once. :func:`flush` empties the buffer (the app does on shutdown)."""
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._last = time.monotonic()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.stream.write(self.format(record) + "\n")
+            now = time.monotonic()
+            if record.name != "voicefn.access" or now - self._last > 0.5:
+                self._last = now
+                self.flush()
+        except Exception:
+            self.handleError(record)
+
+
+_handlers: list[logging.Handler] = []
+
+
+def flush() -> None:
+    for handler in _handlers:
+        handler.flush()
+
+
 def configure(level: str = "info", stream: Any = None) -> logging.Handler:
-    """Send voicefn's and uvicorn's logs to ``stream`` (stderr) as JSON lines."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    """Send voicefn's and uvicorn's logs to ``stream`` (default: stderr's descriptor, buffered)
+    as JSON lines."""
+    if stream is None:
+        stream = open(os.dup(2), "w", buffering=1 << 16, encoding="utf-8", errors="replace")  # noqa: SIM115
+    handler = _Handler(stream)
+    _handlers.append(handler)
     handler.setFormatter(JsonFormatter())
     for name in ("voicefn", "uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)

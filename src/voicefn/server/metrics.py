@@ -3,6 +3,8 @@ every HTTP route. One registry per app, so several servers can live in one proce
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (
@@ -51,11 +53,27 @@ class Metrics:
             registry=self.registry,
         )
 
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered (the hot path asks for the same ones)."""
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            if len(self._children) > 50_000:
+                self._children.clear()
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def execution(
         self, workspace: str, function: str, source: str, outcome: str, seconds: float
     ) -> None:
-        self.executions.labels(workspace, function, source, outcome).inc()
-        self.execution_seconds.labels(workspace, function).observe(seconds)
+        self._child(self.executions, workspace, function, source, outcome).inc()
+        self._child(self.execution_seconds, workspace, function).observe(seconds)
+
+    def http(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._child(self.http_requests, method, route, str(status)).inc()
+        self._child(self.http_seconds, method, route).observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

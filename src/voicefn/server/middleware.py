@@ -92,8 +92,7 @@ class Observability:
             seconds = time.perf_counter() - started
             route = _route_template(self.root, scope)
             method = scope["method"]
-            self.metrics.http_requests.labels(method, route, str(status)).inc()
-            self.metrics.http_seconds.labels(method, route).observe(seconds)
+            self.metrics.http(method, route, status, seconds)
             if scope.get("voicefn.workspace_id") and logs.workspace_id.get() is None:
                 logs.workspace_id.set(scope["voicefn.workspace_id"])
             access.info(

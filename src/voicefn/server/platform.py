@@ -10,12 +10,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from ..context import CallContext
 from ..redaction import Redactor
 from ..results import ToolResult
 from ..store import ExecutionRecord, NewApiKey, SecretBox, Store, Workspace, open_store
 from ..store.database import database_url
 from ..store.ids import ordered_id, quick_uuid
+from . import logs
 from .catalog import Catalog, ChangeFeed, RunnableAgent, RunnableFunction
 from .config import ServerConfig
 from .executors import ExecutorPool
@@ -38,6 +41,23 @@ def _timings(result: ToolResult) -> dict[str, Any]:
         "request_ms": t.request_ms,
         "total_ms": t.total_ms,
     }
+
+
+def _scrubbed(value: Any, fn: RunnableFunction) -> Any:
+    """``value`` with the function's secrets replaced; a quick search of its JSON text first,
+    so the usual case (no secret in it) costs no walk."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return fn.redactor.text(value)
+    if fn.json_safe:
+        try:
+            text = orjson.dumps(value).decode()
+        except TypeError:
+            return _scrub(value, fn.redactor)
+        if fn.redactor.text(text) == text:
+            return value
+    return _scrub(value, fn.redactor)
 
 
 def _scrub(value: Any, redactor: Redactor) -> Any:
@@ -120,6 +140,7 @@ class Platform:
         await self.executors.aclose()
         if self._store is not None:
             await self._store.close()
+        logs.flush()
 
     def _stored(self, count: int) -> None:
         self.metrics.recorded.inc(count)
@@ -156,7 +177,7 @@ class Platform:
             # The engine scrubs the function's own secrets; the agent's secret variables (in a
             # header or body through {variable}) are only known here.
             result.content = fn.redactor.text(result.content)
-            result.data = _scrub(result.data, fn.redactor)
+            result.data = _scrubbed(result.data, fn)
         execution_id, journaled = self.record(ws, fn, result, context, tool_call_id, source)
         try:
             await journaled  # acknowledged only once it survives a crash of this process
@@ -187,11 +208,8 @@ class Platform:
         arguments: Any = result.arguments
         content = result.content[:RESULT_EXCERPT]
         if redactor:
-            request, arguments, content = (
-                _scrub(request, redactor),
-                _scrub(arguments, redactor),
-                redactor.text(content),
-            )
+            request, arguments = _scrubbed(request, fn), _scrubbed(arguments, fn)
+            content = redactor.text(content)
         record = ExecutionRecord(
             id=execution_id,
             agent_id=fn.agent_id,

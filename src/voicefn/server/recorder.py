@@ -46,9 +46,15 @@ def _encode(ws: Workspace, record: ExecutionRecord) -> bytes:
         return json.dumps(line, ensure_ascii=True, default=str).encode() + b"\n"
 
 
+def _odd(text: str | None) -> bool:
+    return text is not None and ("\x00" in text or not text.isascii())
+
+
 def _cleaned(row: Row) -> Row:
     """The text columns as any database stores them (JSON columns: see store.jsontext)."""
     ws, r = row
+    if not (_odd(r.result) or _odd(r.error) or _odd(r.call_sid) or _odd(r.tool_call_id)):
+        return row
     return ws, replace(
         r,
         result=jsontext.text(r.result) or "",
