@@ -150,7 +150,7 @@ class Worker:
         self._taken = 0  # children handed out whose invocation has not ended
         self._peak = 0  # most children handed out at once lately
         self._peak_at = 0.0
-        self.uses_http = False  # the tenant's functions make HTTP requests: rehearse one too
+        self.uses_http = False  # the tenant's functions make HTTP requests: no rehearsal
         self.active = 0  # invocations running in this worker now (the pool counts them)
         self.starting: asyncio.Future[None] | None = None  # its start(), while it runs
         self._exits: dict[int, asyncio.Future[dict[str, Any] | None]] = {}
@@ -286,14 +286,16 @@ class Worker:
         have = self._ready.qsize() + self._requested
         if want > have and self._sock is not None:
             # children waited for now come first and go straight to their run; the rest are
-            # forked ahead and rehearse while they wait (warmup.rehearse)
+            # forked ahead and rehearse while they wait (warmup.rehearse) -- unless the
+            # tenant's functions make HTTP requests: measured back to back, the rehearsal's
+            # CPU then costs those calls more than the faults it saves them
             urgent = min(want - have, max(0, self._waiters - have))
             self._requested += want - have
             if urgent:
                 self._control({"t": "spawn", "n": urgent, "ahead": False})
             if want - have - urgent:
                 self._control(
-                    {"t": "spawn", "n": want - have - urgent, "ahead": True, "http": self.uses_http}
+                    {"t": "spawn", "n": want - have - urgent, "ahead": not self.uses_http}
                 )
         while self._requested == 0 and self._ready.qsize() > want:
             extra = self._ready.get_nowait()

@@ -223,11 +223,9 @@ class Zygote:
         kind = msg.get("t")
         if kind == "spawn":
             # children asked for ahead of need rehearse; those an invocation waits for do not
-            rehearsal = None
-            if self.rehearse and msg.get("ahead") is True:
-                rehearsal = "http" if msg.get("http") is True else "plain"
+            rehearse = self.rehearse and msg.get("ahead") is True
             for _ in range(max(1, min(int(msg.get("n", 1)), MAX_SPAWN_BATCH))):
-                self.spawn(rehearsal)
+                self.spawn(rehearse)
         elif kind == "kill":
             pid = self.alive.get(int(msg.get("id", -1)))
             if pid is not None:
@@ -258,7 +256,7 @@ class Zygote:
             }
         )
 
-    def spawn(self, rehearsal: str | None = None) -> None:
+    def spawn(self, rehearse_first: bool = False) -> None:
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         io_r, io_w = os.pipe()
@@ -268,7 +266,7 @@ class Zygote:
         if pid == 0:
             code = CHILD_FAILED
             try:
-                code = self.child(to_r, from_w, io_w, rehearsal)
+                code = self.child(to_r, from_w, io_w, rehearse_first)
             finally:
                 os._exit(code)
         for fd in (to_r, from_w, io_w):
@@ -286,7 +284,7 @@ class Zygote:
 
     # -- the child ----------------------------------------------------------------------
 
-    def child(self, to_r: int, from_w: int, io_w: int, rehearsal: str | None) -> int:
+    def child(self, to_r: int, from_w: int, io_w: int, rehearse_first: bool) -> int:
         os.dup2(io_w, 1)
         os.dup2(io_w, 2)
         high_in = fcntl.fcntl(to_r, fcntl.F_DUPFD, 100)
@@ -303,8 +301,8 @@ class Zygote:
             filt = build_filter(self.seccomp, self.policy, os.getpid())
         # forked ahead of need (and not taken yet: no run message waiting), rehearse; a child an
         # invocation already waits for goes straight to it
-        if rehearsal is not None and not select.select([IN_FD], [], [], 0)[0]:
-            rehearse(loop, http=rehearsal == "http")
+        if rehearse_first and not select.select([IN_FD], [], [], 0)[0]:
+            rehearse(loop)
         run = read_frame_blocking(IN_FD)
         if run is None or run.get("t") != "run":
             return 0
