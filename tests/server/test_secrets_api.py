@@ -131,3 +131,27 @@ def test_headers_can_be_marked_secret(api: httpx.Client, server: Any) -> None:
     ).json()
     assert created["function"]["action"]["headers"] == {"X-Tenant-Pin": "[secret]", "X-Trace": "t"}
     assert "4242" not in api.get(f"/v1/agents/agent_abc123/functions/{created['id']}").text
+
+
+def test_secrets_another_platform_carried_are_secrets_too(api: httpx.Client, db_url: str) -> None:
+    """Vapi's server.secret is kept for converting back (platform_fields): encrypted and masked
+    like any other secret, and given back whole only when asked."""
+    create_agent(api)
+    vapi = {
+        "type": "function",
+        "function": {
+            "name": "check_order",
+            "description": "Look up an order.",
+            "parameters": {"type": "object", "properties": {}},
+        },
+        "server": {"url": "https://api.example.com/orders", "secret": "whsec_0123456789abcdef"},
+    }
+    created = api.post("/v1/agents/agent_abc123/functions", json=vapi)
+    assert created.status_code == 201, created.text
+    url = f"/v1/agents/agent_abc123/functions/{created.json()['id']}"
+    back = api.get(url, params={"dialect": "vapi"}).json()["function"]
+    assert back["server"]["secret"] == "[secret]"
+    assert api.put(url, json=back, params={"dialect": "vapi"}).status_code == 200
+    assert "whsec_0123456789abcdef" not in database_text(db_url)
+    full = api.get("/v1/agents/agent_abc123/export", params={"include_secrets": "true"}).text
+    assert "whsec_0123456789abcdef" in full

@@ -1,8 +1,9 @@
 """Which values of a document are secrets, masking them, and putting them back.
 
-A function's secrets are its ``action.api_token`` and every header (and MCP command environment
+A function's secrets are its ``action.api_token``, every header (and MCP command environment
 variable) whose name says it carries a credential (``Authorization``, ``X-Api-Key``, ``API_TOKEN``,
-... as :func:`voicefn.redaction.is_sensitive_header` decides) or that its owner marked secret. An agent's are the variables so named or marked.
+... as :func:`voicefn.redaction.is_sensitive_header` decides) or that its owner marked secret, and
+credential-named values another platform's format carried (``platform_fields``). An agent's are the variables so named or marked.
 
 Stored documents hold :data:`MASK` in those places; the values are kept apart, encrypted. A
 document written back with :data:`MASK` in a secret's place keeps the stored value, so an export
@@ -32,12 +33,26 @@ def _marked(name: str, marked: Iterable[str]) -> bool:
     return is_sensitive_header(name) or any(lowered == m.lower() for m in marked)
 
 
+def _kept_places(value: Any, place: Place, depth: int = 0) -> list[Place]:
+    """Credential-named strings in what another platform's format carried (``platform_fields``:
+    Vapi's ``server.secret``, ...), at any depth."""
+    if not isinstance(value, dict) or depth > 6:
+        return []
+    out: list[Place] = []
+    for key, item in value.items():
+        if isinstance(item, str) and is_sensitive_header(str(key)):
+            out.append((*place, str(key)))
+        else:
+            out += _kept_places(item, (*place, str(key)), depth + 1)
+    return out
+
+
 def function_places(document: dict[str, Any], marked: Iterable[str] = ()) -> list[Place]:
     """The places of the secrets in a canonical function document."""
+    places = _kept_places(document.get("platform_fields"), ("platform_fields",))
     action = document.get("action")
     if not isinstance(action, dict):
-        return []
-    places: list[Place] = []
+        return places
     if action.get("api_token") is not None:
         places.append(("action", "api_token"))
     names = list(marked)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Query, Response
 
+from ...dialects import DIALECTS
 from ...store import FunctionRecord, NameTaken, StoreError, Workspace
 from ...store.secrets import MASK
 from ...validation import Problem
@@ -33,16 +34,10 @@ from .agents import load_agent_record
 
 router = APIRouter(prefix="/v1/agents/{agent_id}/functions", tags=["functions"], responses=ERRORS)
 
-Dialect = Literal[
-    "voicefn",
-    "bolna",
-    "call2me",
-    "callkaro",
-    "openai",
-    "openai-responses",
-    "anthropic",
-    "gemini",
-]
+if TYPE_CHECKING:
+    Dialect = str
+else:  # every dialect the engine has, as the OpenAPI enum
+    Dialect = Literal[DIALECTS]
 DialectQuery = Annotated[
     Dialect | None,
     Query(
