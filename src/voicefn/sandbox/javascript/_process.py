@@ -327,17 +327,22 @@ class TenantProcess:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), EXIT_WAIT_S)
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            writer.close()
+            # the socket is closed on the loop's next turn: wait for it, or it may outlive
+            # the loop (an unclosed socket) when the sandbox shuts down right after
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
         self.reader = None
-        if self.stderr_task is not None:
+        stderr_task, self.stderr_task = self.stderr_task, None  # kill() may run twice at once
+        if stderr_task is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-                await asyncio.wait_for(asyncio.shield(self.stderr_task), 1.0)
-            self.stderr_task.cancel()
-            self.stderr_task = None
-        if self.watchdog_task is not None and self.watchdog_task is not asyncio.current_task():
-            self.watchdog_task.cancel()
+                await asyncio.wait_for(asyncio.shield(stderr_task), 1.0)
+            stderr_task.cancel()
+        watchdog = self.watchdog_task
+        if watchdog is not None and watchdog is not asyncio.current_task():
             self.watchdog_task = None
+            watchdog.cancel()
         if self.cgroup is not None:
             cgroup = self.cgroup
             for _ in range(50):
