@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +19,8 @@ from mcp import ClientSession
 from mcp.server.lowlevel import Server
 from mcp.shared.memory import create_client_server_memory_streams
 from starlette.requests import Request
+
+from voicefn.cli._mcp import listen
 
 
 @contextlib.asynccontextmanager
@@ -48,7 +49,7 @@ class Running:
 @contextlib.contextmanager
 def serve_in_thread(make_app: Callable[[], Any], path: str = "/mcp") -> Iterator[Running]:
     """Run the ASGI app ``make_app()`` builds (in the server's own loop) on a free port."""
-    sock = socket.create_server(("127.0.0.1", 0))
+    sock = listen("127.0.0.1", 0)  # IPPROTO_TCP: asyncio then sets TCP_NODELAY
     port = sock.getsockname()[1]
     ready = threading.Event()
     holder: dict[str, Any] = {}

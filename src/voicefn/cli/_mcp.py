@@ -93,6 +93,23 @@ def _agent(
     return report.agent
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A listening TCP socket made with ``IPPROTO_TCP`` (asyncio sets ``TCP_NODELAY`` only on
+    connections whose socket says so: without it every answer waits ~40 ms for a delayed ACK)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(1024)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class _BearerGate:
     """Refuses every HTTP request without ``Authorization: Bearer <token>`` (401)."""
 
@@ -166,7 +183,7 @@ def serve_cmd(
     listener: socket.socket | None = None
     if http:
         try:
-            listener = socket.create_server((host, port))
+            listener = listen(host, port)
         except OSError as exc:
             fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}", as_json=as_json)
 

@@ -215,11 +215,21 @@ def build_server(
                 await b.on_result(function, result, call)
         return tool_result(result)
 
+    def input_schema(tool: str) -> dict[str, Any] | None:
+        # What the 2026 HTTP transport checks Mcp-Param headers against, without running the
+        # whole tools/list for every call (only a fixed agent: per-request ones have no lookup).
+        assert fixed is not None
+        function = fixed.functions().get(tool)
+        if function is None:
+            return None
+        return llm_parameters(function, fixed.agent.call_context(fixed.context()))
+
     label = name or (agent.name if agent is not None else "voicefn")
     return Server(
         label,
         version=_version(),
         instructions="Tools of a voice agent: each runs one of the agent's functions.",
+        get_tool_input_schema=input_schema if fixed is not None else None,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
