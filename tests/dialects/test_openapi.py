@@ -370,3 +370,28 @@ def test_the_command_line(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1
     assert "did you mean 'listPets'?" in json.loads(bad.stdout)["message"]
+
+
+def test_a_path_or_operation_may_name_its_own_server() -> None:
+    doc: dict[str, Any] = {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "1"},
+        "servers": [{"url": "https://api.example.com/v1"}],
+        "paths": {
+            "/files": {
+                "servers": [{"url": "https://uploads.example.com"}],
+                "get": {"operationId": "listFiles", "summary": "List files"},
+            },
+            "/users": {"get": {"operationId": "listUsers", "summary": "List users"}},
+        },
+    }
+    urls = {i.function.name: i.function.http.url for i in from_openapi(doc).functions}
+    assert urls == {
+        "listFiles": "https://uploads.example.com/files",
+        "listUsers": "https://api.example.com/v1/users",
+    }
+    given = from_openapi(doc, base_url="http://127.0.0.1:9")
+    assert {i.function.http.url for i in given.functions} == {
+        "http://127.0.0.1:9/files",
+        "http://127.0.0.1:9/users",
+    }

@@ -625,7 +625,7 @@ class _Skip(Exception):
 
 
 def _convert(
-    op: Operation, doc: dict[str, Any], version: str, base: str
+    op: Operation, doc: dict[str, Any], version: str, base: str, base_given: bool = False
 ) -> tuple[dict[str, Any], list[str], list[str]]:
     item = _deref(doc["paths"][op.path], doc)
     raw = item[op.method]
@@ -720,6 +720,9 @@ def _convert(
             template[key] = value
         else:
             fixed_query.append(f"{key}={value}")
+    servers = raw.get("servers") or item.get("servers")  # OpenAPI 3: per operation or path
+    if version != "2.0" and servers and not base_given:
+        base = _base_url({"servers": servers}, version, None, b.warnings)
     url = base + url_path
     if fixed_query:
         url += "?" + "&".join(fixed_query)
@@ -826,7 +829,7 @@ def from_openapi(
     taken: set[str] = set()
     for op in chosen:
         try:
-            doc_out, warnings, variables = _convert(op, doc, version, base)
+            doc_out, warnings, variables = _convert(op, doc, version, base, base_url is not None)
         except _Skip as exc:
             result.skipped.append((op, str(exc)))
             continue
