@@ -17,6 +17,7 @@ import mcp_types as types
 import uvicorn
 from mcp import ClientSession
 from mcp.server.lowlevel import Server
+from mcp.shared.exceptions import MCPError
 from mcp.shared.memory import create_client_server_memory_streams
 from starlette.requests import Request
 
@@ -181,6 +182,8 @@ def upstream_server(state: Upstream) -> Server[Any]:
         if params.name == "hang":
             state.never = asyncio.Event()
             await state.never.wait()
+        if params.name not in {t.name for t in tools}:
+            raise MCPError(types.INVALID_PARAMS, f"Unknown tool: {params.name}")
         return types.CallToolResult(content=[types.TextContent(text="ok")])
 
     async def initialized(ctx: Any, params: Any) -> None:

@@ -264,3 +264,25 @@ async def test_in_a_call_the_filler_is_said_and_the_answer_uses_the_result(
     tool_message = next(m for m in second["messages"] if m["role"] == "tool")
     assert json.loads(tool_message["content"])["status"] == "shipped"
     assert state.calls[0]["meta"]["voicefn/call_id"] == "CA-5"
+
+
+async def test_a_protocol_error_is_a_result_and_the_next_call_starts_afresh(
+    upstream: tuple[Running, Upstream],
+) -> None:
+    running, state = upstream
+    agent = load_agent({"functions": [entry(running.url)]}, egress=LOCAL)
+    picture = agent.function("picture")
+    assert picture is not None
+    assert isinstance(picture.action, McpAction)
+    gone = picture.model_copy(
+        update={"name": "gone", "action": picture.action.model_copy(update={"tool": "gone"})}
+    )
+    async with Executor(allow_private_network=True) as ex:
+        failed = await ex.run(gone, {})
+        assert len(ex.mcp) == 0  # the session it failed on is not reused
+        ok = await ex.run(picture, {})
+        assert len(ex.mcp) == 1
+    assert failed.data["reason"] == "mcp_error"
+    assert "gone" in failed.data["detail"]
+    assert ok.ok
+    assert [c["name"] for c in state.calls] == ["gone", "picture"]

@@ -92,6 +92,7 @@ class McpRunner:
         self.max_connections = max_connections
         self._connections: OrderedDict[tuple[str, ServerAddress], Connection] = OrderedDict()
         self._busy: dict[Connection, int] = {}
+        self._closing: set[asyncio.Task[None]] = set()
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -138,9 +139,20 @@ class McpRunner:
             idle = next((k for k, c in self._connections.items() if not self._busy.get(c)), None)
             if idle is None:
                 break
-            old = self._connections.pop(idle)
-            asyncio.get_running_loop().create_task(old.aclose())
+            self._close_later(self._connections.pop(idle))
         return conn
+
+    def _close_later(self, conn: Connection) -> None:
+        task = asyncio.get_running_loop().create_task(conn.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def _drop(self, tenant: str, server: ServerAddress, conn: Connection) -> None:
+        """Forget a connection a call failed on (a server restarted, a session it no longer
+        knows): the next call opens a new one."""
+        if self._connections.get((tenant, server)) is conn:
+            del self._connections[(tenant, server)]
+            self._close_later(conn)
 
     async def run(self, inv: Invocation) -> ToolResult:
         action = inv.function.action
@@ -181,6 +193,8 @@ class McpRunner:
             )
         except Exception as exc:
             reason, detail = _describe(exc, server.label)
+            if conn is not None and reason in ("connection", "mcp_error"):
+                self._drop(tenant, server, conn)
             return self._fail(inv, reason, redact.text(detail), t1)
         finally:
             if conn is not None:
@@ -236,6 +250,8 @@ class McpRunner:
         for conn in connections:
             with contextlib.suppress(Exception):
                 await conn.aclose()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
 
 def _describe(exc: BaseException, label: str) -> tuple[str, str]:
