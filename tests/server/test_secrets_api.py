@@ -125,12 +125,14 @@ def test_a_masked_secret_with_nothing_stored_is_a_problem(api: httpx.Client, ser
 
 def test_headers_can_be_marked_secret(api: httpx.Client, server: Any) -> None:
     create_agent(api)
-    doc = echo_function(server.url, headers={"X-Tenant-Pin": "4242", "X-Trace": "t"})
+    doc = echo_function(server.url, headers={"X-Tenant-Pin": "pin-4242-secret", "X-Trace": "t"})
     created = api.post(
         "/v1/agents/agent_abc123/functions", params={"secret_header": "x-tenant-pin"}, json=doc
     ).json()
     assert created["function"]["action"]["headers"] == {"X-Tenant-Pin": "[secret]", "X-Trace": "t"}
-    assert "4242" not in api.get(f"/v1/agents/agent_abc123/functions/{created['id']}").text
+    assert (
+        "pin-4242-secret" not in api.get(f"/v1/agents/agent_abc123/functions/{created['id']}").text
+    )
 
 
 def test_secrets_another_platform_carried_are_secrets_too(api: httpx.Client, db_url: str) -> None:
