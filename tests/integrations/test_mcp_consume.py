@@ -286,3 +286,40 @@ async def test_a_protocol_error_is_a_result_and_the_next_call_starts_afresh(
     assert "gone" in failed.data["detail"]
     assert ok.ok
     assert [c["name"] for c in state.calls] == ["gone", "picture"]
+
+
+def test_voicefn_call_reaches_a_loopback_mcp_server_with_its_own_egress_option(
+    upstream: tuple[Running, Upstream], tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``voicefn call --allow-private-network`` applies while the agent loads (lists the MCP
+    server's tools), not only while it runs: no environment variable needed."""
+    from typer.testing import CliRunner
+
+    from voicefn.cli import app
+
+    monkeypatch.delenv("VOICEFN_ALLOW_PRIVATE_NETWORK", raising=False)
+    running, state = upstream
+    agent = tmp_path / "agent.json"
+    agent.write_text(
+        json.dumps({"name": "a", "system_prompt": "Help.", "functions": [entry(running.url)]})
+    )
+    script = tmp_path / "llm.json"
+    script.write_text(
+        json.dumps(
+            [
+                {"tool_calls": [{"name": "orders_lookup", "arguments": {"order_id": "ORD-7"}}]},
+                "It has shipped.",
+            ]
+        )
+    )
+    runner = CliRunner()
+    refused = runner.invoke(app, ["call", str(agent), "--llm-script", str(script), "--json"])
+    assert refused.exit_code == 1
+    assert "loopback" in refused.stdout
+    ok = runner.invoke(
+        app,
+        ["call", str(agent), "--llm-script", str(script), "--json", "--allow-private-network"],
+        input="where is ORD-7?\n",
+    )
+    assert ok.exit_code == 0, ok.stdout
+    assert [c["arguments"]["order_id"] for c in state.calls] == ["ORD-7"]

@@ -34,16 +34,22 @@ from ._app import (
 
 if TYPE_CHECKING:
     from ..actions.code import SandboxMode
+    from ..egress import EgressPolicy
     from ..runtime.agent import Agent
     from ..telephony.twilio import TwilioTelephony
     from ..testing import ScriptItem
 
 
-def _agent(path: Path, variables: list[str], *, as_json: bool) -> Agent:
-    """The valid agent in ``path`` (warnings on stderr), or exit 1 with every problem."""
+def _agent(
+    path: Path, variables: list[str], *, as_json: bool, egress: EgressPolicy | None = None
+) -> Agent:
+    """The valid agent in ``path`` (warnings on stderr), or exit 1 with every problem.
+
+    ``egress`` is the policy an ``{mcp: ...}`` entry's server is reached through while the
+    agent loads (the command's own egress options; default: the environment's)."""
     from ..runtime.agent import validate_agent
 
-    report = validate_agent(path, variables=variables)
+    report = validate_agent(path, variables=variables, egress=egress)
     problems = report.all_problems()
     if not report.ok or report.agent is None:
         fail(
@@ -72,7 +78,7 @@ def tools_cmd(
     """
     check_dialect(to, LLM_DIALECTS)
     values = parse_vars(var)
-    agent = _agent(agent_file, list(values), as_json=as_json)
+    agent = _agent(agent_file, list(values), as_json=as_json)  # tools: the environment's policy
     view = agent.llm_view(context_from(var), to)
     if as_json:
         print_json({"ok": True, "agent": agent.name, "dialect": to, **view})
@@ -149,7 +155,13 @@ def call_cmd(
         bad = check_url(base_url, ("--base-url",), "--base-url")
         if bad:
             raise typer.BadParameter(f"{bad[0].message}; {bad[0].fix}", param_hint="--base-url")
-    agent = _agent(agent_file, list(values), as_json=as_json)
+    from ..egress import EgressPolicy
+
+    try:
+        policy = EgressPolicy.from_strings(allow or (), allow_private_network=allow_private_network)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--allow") from None
+    agent = _agent(agent_file, list(values), as_json=as_json, egress=policy)
     replies: list[ScriptItem] | None = None
     if llm_script is not None:
         replies = _read_llm_script(llm_script, as_json)
