@@ -186,3 +186,6 @@ class MetaRow(Base):
 
     key: Mapped[str] = mapped_column(String(50), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+from . import models_jobs  # noqa: E402, F401  (jobs, job_attempts, signing_keys)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .records import (
     AgentRecord,
@@ -27,6 +27,9 @@ from .records import (
     VersionRecord,
     Workspace,
 )
+
+if TYPE_CHECKING:
+    from .sql.jobs import SqlJobs, SqlSigningKeys
 
 
 class StoreError(Exception):
@@ -164,6 +167,10 @@ class Repos(Protocol):
     def executions(self) -> Executions: ...
     @property
     def changes(self) -> Changes: ...
+    @property
+    def jobs(self) -> SqlJobs: ...
+    @property
+    def signing_keys(self) -> SqlSigningKeys: ...
 
 
 class Store(Protocol):

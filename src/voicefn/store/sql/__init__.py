@@ -21,6 +21,7 @@ from .agents import SqlAgents
 from .changes import ChangeLog, SqlChanges
 from .executions import SqlExecutions
 from .functions import SqlFunctions
+from .jobs import SqlJobs, SqlSigningKeys
 from .tenants import SqlKeys, SqlSettings, SqlWorkspaces
 
 _KEY_CHECK = "secret_key_check"
@@ -38,6 +39,8 @@ class SqlRepos:
         self.functions = SqlFunctions(session, box, self.log)
         self.executions = SqlExecutions(session, backend)
         self.changes = SqlChanges(session)
+        self.jobs = SqlJobs(session, box, backend)
+        self.signing_keys = SqlSigningKeys(session, box)
 
 
 class SqlStore:
