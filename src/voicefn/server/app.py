@@ -11,13 +11,14 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from .. import __version__
-from . import errors
+from . import errors, mcp
 from .config import ServerConfig
 from .fastpath import ExecuteFastPath
 from .middleware import Observability
@@ -46,12 +47,15 @@ ROUTERS = (
 
 def create_app(config: ServerConfig | None = None) -> FastAPI:
     platform = Platform(config or ServerConfig())
+    lifespans: list[Any] = []  # of mounted parts (the MCP endpoint's session manager)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await platform.start()
         try:
-            yield
+            async with AsyncExitStack() as exits:
+                await mcp.enter(lifespans, exits)
+                yield
         finally:
             await platform.stop()
 
@@ -68,6 +72,7 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
+    mcp.mount(app, lifespans)
     _mount_dashboard(app)
     # Added first, so it runs inside Observability (request id, logs and metrics apply to it).
     app.add_middleware(ExecuteFastPath, platform=platform)
@@ -79,8 +84,10 @@ def _mount_dashboard(app: FastAPI) -> None:
     """``voicefn.server.dashboard.mount(app)`` when the dashboard ships; else ``/`` shows the
     API documentation."""
     if importlib.util.find_spec(f"{__package__}.dashboard") is not None:
-        importlib.import_module(f"{__package__}.dashboard").mount(app)
-        return
+        dashboard = importlib.import_module(f"{__package__}.dashboard")
+        if hasattr(dashboard, "mount"):
+            dashboard.mount(app)
+            return
 
     @app.get("/", include_in_schema=False)
     async def root() -> RedirectResponse:
