@@ -352,6 +352,33 @@ class SqlSigningKeys:
         await self._s.delete(row)
         return _key(row)
 
+    async def ensure(self, ws_id: str) -> list[str]:
+        """The workspace's signing secrets, making its first key when it has none (an id derived
+        from the workspace: processes doing this at once make one key)."""
+        found = await self.secrets_for(ws_id, None)
+        if found:
+            return found
+        import hashlib
+
+        value = new_secret()
+        conn = await self._s.connection()
+        insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+        table: Table = SigningKeyRow.__table__  # type: ignore[assignment]
+        await conn.execute(
+            insert(table)
+            .values(
+                workspace_id=ws_id,
+                id="whk_" + hashlib.sha256(ws_id.encode()).hexdigest()[:16],
+                agent_id="",
+                secret=self._box.encrypt(value),
+                prefix=value[: len(SECRET_PREFIX) + 6],
+                created_us=now_us(),
+                expires_us=None,
+            )
+            .on_conflict_do_nothing()
+        )
+        return await self.secrets_for(ws_id, None)
+
     async def secrets_for(self, ws_id: str, agent_id: str | None) -> list[str]:
         """The secrets that sign now for an agent's webhook: the agent's keys when it has any,
         else the workspace's; newest first. Empty when neither has a key."""
