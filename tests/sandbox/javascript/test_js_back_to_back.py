@@ -114,3 +114,29 @@ async def test_the_pool_size_is_bounded() -> None:
     assert JavaScriptSandbox(spare_workers=50).spare_workers == 8
     with pytest.raises(ValueError, match="spare_workers"):
         JavaScriptSandbox(spare_workers=True)
+
+
+async def test_the_workers_rehearsal_never_reaches_egress_and_the_jobs_requests_do(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    """Each pre-warmed Worker made one axios request of its own, answered inside it: the
+    egress callback sees only the jobs' requests, each job's own, in order."""
+    seen: list[str] = []
+
+    async def egress(request: dict[str, Any]) -> dict[str, Any]:
+        seen.append(request["url"])
+        return {"status": 200, "headers": [["content-type", "application/json"]], "body": "e30="}
+
+    code = """
+    async function main(data) {
+      const response = await axios.get("https://api.example.com/jobs", { params: { n: data.n } });
+      return { status: response.status, data: response.data };
+    }
+    """
+    for n in range(2 * SPARES + 1):
+        outcome = await sandbox.run(
+            code, "main", {"n": n}, egress=egress, limits=Limits(timeout_s=20), tenant="rehearsed"
+        )
+        assert outcome.ok, outcome
+        assert outcome.value == {"status": 200, "data": {}}
+    assert seen == [f"https://api.example.com/jobs?n={n}" for n in range(2 * SPARES + 1)]

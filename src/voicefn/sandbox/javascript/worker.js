@@ -93,6 +93,24 @@ globalThis.console = sandboxConsole;
 // -- fetch through the host
 const pending = new MapCtor();
 let nextRid = 1;
+// While the Worker rehearses (below, before it says it is ready), its own requests are answered
+// here and never reach the host. Module scope: the job's code cannot see or set it.
+let rehearsing = false;
+const REHEARSAL_REPLY = { status: 200, headers: [["content-type", "application/json"]], body: "eyJvayI6dHJ1ZX0=" };
+
+function postFetch(msg) {
+  if (!rehearsing) {
+    post(msg);
+    return;
+  }
+  queueMicrotask(() => {
+    const waiter = pending.get(msg.rid);
+    if (waiter) {
+      pending.delete(msg.rid);
+      waiter.resolve({ t: "fetch_result", rid: msg.rid, ...REHEARSAL_REPLY });
+    }
+  });
+}
 
 async function sandboxFetch(input, init) {
   const request = new RequestCtor(input, init);
@@ -112,7 +130,7 @@ async function sandboxFetch(input, init) {
         reject(signal.reason);
       }, { once: true });
     }
-    post({
+    postFetch({
       t: "fetch",
       rid,
       method: request.method,
@@ -271,5 +289,22 @@ addListener("message", (event) => {
     );
   }
 });
+
+// Rehearsal: one axios request through the fetch above, answered inside this Worker, so that V8
+// has compiled axios's request path (and ours) before a job needs it. Only this trusted code
+// runs here; no job has touched the Worker yet, and everything it used is put back.
+async function rehearse() {
+  rehearsing = true;
+  try {
+    await axios.get("https://rehearsal.invalid/", { params: { q: 1 } });
+  } catch {
+    /* a rehearsal never keeps a Worker from being used */
+  } finally {
+    rehearsing = false;
+    pending.clear();
+    nextRid = 1;
+  }
+}
+await rehearse();
 
 post({ t: "ready" });
