@@ -135,12 +135,27 @@ async def deliver(job: Job, d: Delivery) -> Attempt:
         return Attempt("final", error=exc.reason[:500])
 
 
-async def _http(job: HttpJob, d: Delivery) -> Attempt:
+_URLS: dict[str, tuple[str, str | None]] = {}
+
+
+def _checked(raw: str) -> tuple[str, str | None]:
+    """The URL as sent, and why it cannot be (None: it can); remembered (webhook URLs repeat)."""
+    known = _URLS.get(raw)
+    if known is not None:
+        return known
     try:
-        url = str(httpx.URL(job.url))
+        url = str(httpx.URL(raw))
         problem = url_problem(httpx.URL(url))
     except Exception as exc:
-        problem = str(exc) or type(exc).__name__
+        url, problem = raw, str(exc) or type(exc).__name__
+    if len(_URLS) > 4096:
+        _URLS.clear()
+    _URLS[raw] = (url, problem)
+    return url, problem
+
+
+async def _http(job: HttpJob, d: Delivery) -> Attempt:
+    url, problem = _checked(job.url)
     if problem is not None:
         return Attempt("final", error=f"the URL cannot be requested ({problem})")
     body = _json_bytes(job.body) if job.body is not None else b""

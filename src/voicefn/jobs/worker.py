@@ -109,6 +109,7 @@ class JobWorker:
         self._waker: Waker | None = None
         self._listener: Any = None
         self._signing: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
+        self._loading: dict[tuple[str, str | None], asyncio.Future[list[str]]] = {}
         self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -179,9 +180,12 @@ class JobWorker:
 
     async def _claim_loop(self) -> None:
         assert self._waker is not None
+        # Claim in batches: wait for a quarter of the slots to be free (one statement for many
+        # jobs), unless nothing is in flight.
+        threshold = min(self.batch, max(1, self.concurrency // 4))
         while not self._stopping:
             free = self.concurrency - len(self._inflight)
-            if free <= 0:
+            if free < threshold and self._inflight:
                 self._slot.clear()
                 await self._slot.wait()
                 continue
@@ -294,6 +298,15 @@ class JobWorker:
         cached = self._signing.get(key)
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
+        loading = self._loading.get(key)
+        if loading is None:  # one lookup for the jobs that need it at once
+            loading = asyncio.ensure_future(self._load_signing(key))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(loading)
+
+    async def _load_signing(self, key: tuple[str, str | None]) -> list[str]:
+        workspace_id, agent_id = key
         async with self.store.db.read() as session:
             found = await SqlSigningKeys(session, self.store.box).secrets_for(
                 workspace_id, agent_id
@@ -308,6 +321,8 @@ class JobWorker:
     async def _flush_loop(self) -> None:
         while True:
             await self._finished_event.wait()
+            if len(self._finished) < self.batch:
+                await asyncio.sleep(0.005)  # let a few more finish: one transaction for them
             self._finished_event.clear()
             try:
                 await self._flush()
