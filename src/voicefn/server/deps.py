@@ -28,17 +28,25 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
 
 
+async def authenticate(request: Request, secret: str) -> Principal | None:
+    """The workspace behind an API key, noted on the request (logs); None when unknown or
+    revoked. The Bearer header and the dashboard's session cookie both resolve through this."""
+    found = await platform(request).catalog.principal(secret)
+    if found is not None:
+        request.scope["voicefn.workspace_id"] = found.workspace.id
+        logs.workspace_id.set(found.workspace.id)
+    return found
+
+
 async def principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
     if credentials is None or not credentials.credentials:
         raise _unauthorized("send an API key: Authorization: Bearer vfn_...")
-    found = await platform(request).catalog.principal(credentials.credentials)
+    found = await authenticate(request, credentials.credentials)
     if found is None:
         raise _unauthorized("this API key is unknown or revoked")
-    request.scope["voicefn.workspace_id"] = found.workspace.id
-    logs.workspace_id.set(found.workspace.id)
     return found
 
 

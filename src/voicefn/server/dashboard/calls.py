@@ -1,0 +1,383 @@
+"""The test-call page: chat with an agent through the runtime (:class:`CallSession`), events
+streamed to the browser as Server-Sent Events (a POST's response, read by ``call.js``).
+
+A test call lives in this process's memory (its history, what pre-call functions set) until it
+is hung up or idle for ``IDLE_S``; a workspace has at most ``PER_WORKSPACE`` at once. Functions
+run on the workspace's Executor (its egress policy) and are recorded with ``source: call``.
+
+The LLM: the agent's ``llm`` settings, else the server's environment (``OPENAI_BASE_URL``,
+``OPENAI_API_KEY``, ``VOICEFN_LLM_MODEL``). A key from the environment is only ever sent to the
+server's own endpoint; an endpoint the agent names gets no key and must pass the workspace's
+egress policy (it is the tenant's URL, like a function's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from ...egress import EgressDenied, EgressPolicy
+from ...runtime import events as ev
+from ...runtime.agent import Agent, LLMSettings
+from ...runtime.llm_client import DEFAULT_BASE_URL, LLMClient
+from ...runtime.session import CallSession
+from ...store import Workspace
+from ..catalog import RunnableFunction, runnable_agent, runnable_function
+from ..platform import Platform
+from . import data
+from .auth import PlatformDep, ViewerDep
+from .render import ID, page
+
+router = APIRouter(include_in_schema=False)
+
+IDLE_S = 15 * 60
+PER_WORKSPACE = 4
+MAX_TEXT = 4000
+
+
+@dataclass
+class LiveCall:
+    id: str
+    ws: Workspace
+    agent_id: str
+    session: CallSession
+    llm: LLMClient
+    functions: dict[str, RunnableFunction]
+    #: set while no stream runs on the call (one turn at a time)
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+    used: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.idle.set()
+
+
+class Calls:
+    """The test calls of this process."""
+
+    def __init__(self) -> None:
+        self._calls: dict[str, LiveCall] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def get(self, ws: Workspace, call_id: str) -> LiveCall | None:
+        found = self._calls.get(call_id)
+        return found if found is not None and found.ws.id == ws.id else None
+
+    def count(self, ws: Workspace) -> int:
+        return sum(c.ws.id == ws.id for c in self._calls.values())
+
+    def add(self, call: LiveCall) -> None:
+        self._calls[call.id] = call
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        stale = [c for c in self._calls.values() if now - c.used > IDLE_S and c.idle.is_set()]
+        for call in stale:
+            self.discard(call)
+
+    def discard(self, call: LiveCall) -> None:
+        if self._calls.pop(call.id, None) is not None:
+            task = asyncio.get_running_loop().create_task(_close(call))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+
+async def _close(call: LiveCall) -> None:
+    with contextlib.suppress(Exception):
+        await call.session.aclose()
+    with contextlib.suppress(Exception):
+        await call.llm.aclose()
+
+
+def calls_of(request: Request) -> Calls:
+    state = request.app.state
+    if not hasattr(state, "dashboard_calls"):
+        state.dashboard_calls = Calls()
+    found: Calls = state.dashboard_calls
+    return found
+
+
+# ------------------------------------------------------------------------------ the LLM
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    base_url: str
+    model: str
+    api_key: str  #: "" sends none
+
+
+def endpoint(settings: LLMSettings) -> Endpoint | str:
+    """Where this agent's test calls go, or why they cannot be made."""
+    model = settings.model or os.environ.get("VOICEFN_LLM_MODEL") or os.environ.get("OPENAI_MODEL")
+    if not model:
+        return (
+            "No LLM model is set: give the agent an LLM model (and base URL) on its page, or "
+            "start the server with VOICEFN_LLM_MODEL and OPENAI_BASE_URL / OPENAI_API_KEY."
+        )
+    server_url = (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    own = (settings.base_url or "").rstrip("/")
+    if own and own != server_url:
+        return Endpoint(own, model, "")
+    key = os.environ.get("OPENAI_API_KEY", "")
+    if not key and not os.environ.get("OPENAI_BASE_URL") and not own:
+        return (
+            "No LLM endpoint is configured: set the agent's LLM base URL (any OpenAI-compatible "
+            "server, e.g. http://localhost:11434/v1 for Ollama) on its page, or start the "
+            "server with OPENAI_API_KEY (and OPENAI_BASE_URL)."
+        )
+    return Endpoint(server_url, model, key)
+
+
+async def check_egress(platform: Platform, ws: Workspace, url: str) -> str | None:
+    """Why the workspace's policy refuses ``url`` (resolving its host), or None."""
+    from ...transport import EgressResolver
+
+    policy = await platform.catalog.policy(ws)
+    egress = EgressPolicy.from_strings(
+        policy.allow,
+        allow_private_network=policy.allow_private_network,
+        https_only=policy.https_only,
+    )
+    try:
+        egress.check_url(url)
+        parts = urlsplit(url)
+        if parts.hostname and not egress.allow_private_network:
+            await EgressResolver(egress).resolve(parts.hostname, parts.port or 443)
+    except EgressDenied as exc:
+        return f"the LLM base URL is refused by this workspace's egress settings: {exc}"
+    except OSError as exc:
+        return f"the LLM base URL's host cannot be resolved: {exc}"
+    return None
+
+
+# ------------------------------------------------------------------------------ events
+
+
+def _sse(name: str, payload: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n".encode()
+
+
+async def _finished(
+    platform: Platform, call: LiveCall, event: ev.FunctionFinished
+) -> dict[str, Any]:
+    result = event.result
+    fn = call.functions.get(event.function)
+    content = fn.redactor.text(result.content) if fn is not None else result.content
+    execution_id = None
+    if fn is not None and not event.deduplicated:
+        execution_id, journaled = platform.record(
+            call.ws, fn, result, call.session.context, event.tool_call_id, "call"
+        )
+        with contextlib.suppress(OSError):
+            await journaled
+    return {
+        "function": event.function,
+        "tool_call_id": event.tool_call_id,
+        "ok": result.ok,
+        "status": result.status,
+        "error": result.error,
+        "content": content,
+        "latency_ms": round(event.latency_ms, 1),
+        "deduplicated": event.deduplicated,
+        "execution_id": execution_id,
+    }
+
+
+async def _stream(
+    platform: Platform,
+    call: LiveCall,
+    events: AsyncIterator[ev.Event],
+    first: bytes = b"",
+    *,
+    wait: bool = False,
+) -> AsyncIterator[bytes]:
+    """The events as SSE, one stream per call at a time (taken here, where no await separates
+    the check from the taking; a response never started holds nothing)."""
+    if first:
+        yield first
+    if wait:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(call.idle.wait(), 30)
+    if not call.idle.is_set():
+        yield _sse("error", {"message": "the agent is still answering the last turn"})
+        yield _sse("done", {"ended": call.session.ended})
+        return
+    call.idle.clear()
+    try:
+        async for event in events:
+            call.used = time.monotonic()
+            if isinstance(event, ev.AgentTextDelta):
+                yield _sse("delta", {"text": event.text})
+            elif isinstance(event, ev.AgentMessage):
+                yield _sse("message", {"text": event.text})
+            elif isinstance(event, ev.Filler):
+                yield _sse("filler", {"text": event.text, "function": event.function})
+            elif isinstance(event, ev.FunctionStarted):
+                yield _sse(
+                    "started",
+                    {
+                        "function": event.function,
+                        "tool_call_id": event.tool_call_id,
+                        "arguments": event.arguments,
+                    },
+                )
+            elif isinstance(event, ev.FunctionFinished):
+                yield _sse("finished", await _finished(platform, call, event))
+            elif isinstance(event, ev.TransferRequested):
+                yield _sse("transfer", {"number": event.number, "reason": event.reason})
+            elif isinstance(event, ev.SmsRequested):
+                yield _sse("sms", {"to": event.to, "body": event.body})
+            elif isinstance(event, ev.CallEnded):
+                yield _sse("ended", {"reason": event.reason, "message": event.message})
+            elif isinstance(event, ev.ErrorEvent):
+                yield _sse("error", {"message": event.message, "detail": event.detail})
+            elif isinstance(event, ev.TurnFinished):
+                yield _sse("turn", {"rounds": event.rounds, "ttft_ms": event.ttft_ms})
+        yield _sse("done", {"ended": call.session.ended})
+    finally:
+        call.used = time.monotonic()
+        call.idle.set()
+        close = getattr(events, "aclose", None)
+        if close is not None:
+            with contextlib.suppress(Exception):
+                await close()
+
+
+def _streaming(body: AsyncIterator[bytes]) -> StreamingResponse:
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+def _refused(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"ok": False, "message": message}, status_code=status)
+
+
+# ------------------------------------------------------------------------------ routes
+
+
+@router.get("/agents/{agent_id}/call")
+async def call_page(
+    request: Request, agent_id: str, viewer: ViewerDep, platform: PlatformDep
+) -> Response:
+    record = await data.agent(platform, viewer.ws, agent_id)
+    settings = LLMSettings.model_validate(record.document.get("llm") or {})
+    found = endpoint(settings)
+    return page(
+        request,
+        "call.html",
+        nav="agents",
+        agent=record,
+        endpoint=found if isinstance(found, Endpoint) else None,
+        missing=found if isinstance(found, str) else None,
+    )
+
+
+@router.post("/agents/{agent_id}/call")
+async def start_call(
+    request: Request, agent_id: str, viewer: ViewerDep, platform: PlatformDep
+) -> Response:
+    record = await data.agent(platform, viewer.ws, agent_id)
+    calls = calls_of(request)
+    calls.expire()
+    if calls.count(viewer.ws) >= PER_WORKSPACE:
+        return _refused(
+            429, f"{PER_WORKSPACE} test calls are open in this workspace: hang one up first."
+        )
+    settings = LLMSettings.model_validate(record.document.get("llm") or {})
+    found = endpoint(settings)
+    if isinstance(found, str):
+        return _refused(409, found)
+    if not found.api_key and found.base_url == (settings.base_url or "").rstrip("/"):
+        refused = await check_egress(platform, viewer.ws, found.base_url)
+        if refused:
+            return _refused(409, refused)
+    runnable = runnable_agent(record)
+    async with platform.store.read() as repos:
+        records = await repos.functions.all(viewer.ws, record.id)
+    functions = {r.name: runnable_function(r, runnable) for r in records}
+    doc = record.document
+    agent = Agent(
+        name=record.name,
+        system_prompt=str(doc.get("system_prompt") or ""),
+        welcome_message=doc.get("welcome_message"),
+        language=runnable.language,
+        variables=runnable.variables,
+        webhook_url=runnable.webhook_url,
+        llm=settings.model_copy(update={"model": found.model, "base_url": found.base_url}),
+        functions=[f.function for f in functions.values()],
+    )
+    call_id = f"call_{secrets.token_hex(12)}"
+    llm = LLMClient(
+        found.base_url,
+        found.api_key,
+        timeout_s=settings.timeout_s,
+        max_retries=settings.max_retries,
+        max_connections=4,
+    )
+    executor = platform.executors.get(await platform.catalog.policy(viewer.ws))
+    context = platform.call_context(viewer.ws, runnable, call_sid=call_id)
+    session = CallSession(agent, executor=executor, context=context, llm=llm)
+    call = LiveCall(call_id, viewer.ws, record.id, session, llm, functions)
+    calls.add(call)
+    first = _sse("call", {"id": call_id, "model": found.model, "endpoint": llm.endpoint})
+    return _streaming(_stream(platform, call, session.start(), first))
+
+
+def _live(request: Request, viewer: ViewerDep, call_id: str) -> LiveCall | None:
+    return calls_of(request).get(viewer.ws, call_id) if ID.match(call_id) else None
+
+
+GONE = (
+    "This test call has ended (hung up, idle too long, or the server restarted): start a new one."
+)
+
+
+@router.post("/calls/{call_id}/turn")
+async def turn(
+    request: Request, call_id: str, viewer: ViewerDep, platform: PlatformDep
+) -> Response:
+    call = _live(request, viewer, call_id)
+    if call is None:
+        return _refused(404, GONE)
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        body = None
+    text = body.get("text") if isinstance(body, dict) else None
+    if not isinstance(text, str) or not text.strip() or len(text) > MAX_TEXT:
+        return _refused(422, f"say something (1 to {MAX_TEXT} characters)")
+    return _streaming(_stream(platform, call, call.session.turn(text.strip())))
+
+
+@router.post("/calls/{call_id}/hangup")
+async def hangup(
+    request: Request, call_id: str, viewer: ViewerDep, platform: PlatformDep
+) -> Response:
+    calls = calls_of(request)
+    call = _live(request, viewer, call_id)
+    if call is None:
+        return _refused(404, GONE)
+    call.session.interrupt()
+
+    async def finish() -> AsyncIterator[ev.Event]:
+        try:
+            async for event in call.session.finish():
+                yield event
+        finally:
+            calls.discard(call)
+
+    return _streaming(_stream(platform, call, finish(), wait=True))
