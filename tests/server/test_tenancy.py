@@ -9,6 +9,7 @@ unchanged afterwards.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from typing import Any
@@ -49,6 +50,7 @@ def bodies(server_url: str) -> dict[tuple[str, str], Any]:
         },
         ("post", "/v1/functions/from-curl"): {"curl": "curl https://b.example/orders"},
         ("post", "/v1/functions/validate"): fn,
+        ("post", "/v1/signing-keys"): {},
     }
 
 
@@ -62,7 +64,7 @@ OPERATOR_ONLY = {
 }
 
 
-def _a_world(api: httpx.Client, server_url: str) -> dict[str, Any]:
+def _a_world(live: Live, api: httpx.Client, server_url: str) -> dict[str, Any]:
     agent = api.post(
         "/v1/agents",
         json={
@@ -86,6 +88,7 @@ def _a_world(api: httpx.Client, server_url: str) -> dict[str, Any]:
     ).json()
     assert run["ok"] is True  # warm: A's function is in the execute path's cache
     key = api.post("/v1/api-keys", json={"name": "second A key"}).json()
+    signing = api.post("/v1/signing-keys", json={"agent_id": agent["id"]}).json()
     return {
         "agent_id": agent["id"],
         "function_id": fn["id"],
@@ -94,8 +97,33 @@ def _a_world(api: httpx.Client, server_url: str) -> dict[str, Any]:
         "execution_id": run["execution_id"],
         "key_id": key["id"],
         "workspace_id": api.get("/v1/workspace").json()["id"],
-        "secrets": [TOKEN, "crm-A-secret-value", key["key"]],
+        "job_id": _a_job(live),
+        "signing_key_id": signing["id"],
+        "secrets": [TOKEN, "crm-A-secret-value", key["key"], signing["secret"]],
     }
+
+
+def _a_job(live: Live) -> str:
+    """A post-call job of A's, due in an hour (nothing delivers it during the test)."""
+    from voicefn.jobs import HttpJob
+    from voicefn.store import SecretBox, database_url, open_store
+
+    config = live.platform.config
+
+    async def enqueue() -> str:
+        url = database_url(config.data_dir, config.database_url)
+        store = await open_store(url, SecretBox.load(config.data_dir), migrate=False)
+        try:
+            async with store.write() as repos:
+                ws = await repos.workspaces.by_name(config.first_workspace)
+                assert ws is not None
+                job = HttpJob(f"https://a.example/{MARKER}", {"marker": MARKER}, key=MARKER)
+                ids = await repos.jobs.enqueue(ws, "CA-A", [job], delay_s=3600)
+        finally:
+            await store.close()
+        return ids[0]
+
+    return asyncio.run(enqueue())
 
 
 def _made_up(kind: str, real: str) -> str:
@@ -116,6 +144,8 @@ def _snapshot(api: httpx.Client, a: dict[str, Any]) -> dict[str, Any]:
         "keys": api.get("/v1/api-keys").json(),
         "settings": api.get("/v1/settings").json(),
         "agents": api.get("/v1/agents").json(),
+        "job": api.get(f"/v1/jobs/{a['job_id']}").json(),
+        "signing_keys": api.get("/v1/signing-keys").json(),
     }
 
 
@@ -129,7 +159,7 @@ def _normal(text: str, ids: list[str]) -> str:
 def test_every_route_refuses_another_workspaces_things(
     live: Live, api: httpx.Client, server: Any
 ) -> None:
-    a = _a_world(api, server.url)
+    a = _a_world(live, api, server.url)
     created = api.post("/v1/workspaces", json={"name": "tenant-b"}).json()
     b_key = created["api_key"]["key"]
     assert created["api_key"]["operator"] is False

@@ -305,6 +305,12 @@ class JobWorker:
             loading.add_done_callback(lambda _: self._loading.pop(key, None))
         return await asyncio.shield(loading)
 
+    def forget_signing(self, workspace_id: str) -> None:
+        """Drop the cached signing secrets of a workspace (its keys changed in this process;
+        other processes pick the change up within :data:`SIGNING_CACHE_S`)."""
+        for key in [k for k in self._signing if k[0] == workspace_id]:
+            del self._signing[key]
+
     async def _load_signing(self, key: tuple[str, str | None]) -> list[str]:
         workspace_id, agent_id = key
         async with self.store.db.read() as session:

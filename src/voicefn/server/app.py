@@ -23,7 +23,7 @@ from .config import ServerConfig
 from .fastpath import ExecuteFastPath
 from .middleware import Observability
 from .platform import Platform
-from .routes import agents, execute, executions, functions, health, tenants, tools
+from .routes import agents, execute, executions, functions, health, jobs, tenants, tools
 
 DESCRIPTION = """\
 The voicefn platform: store agents and their custom functions (in any dialect: voicefn, Bolna,
@@ -41,6 +41,7 @@ ROUTERS = (
     tools.router,
     execute.router,
     executions.router,
+    jobs.router,
     health.router,
 )
 

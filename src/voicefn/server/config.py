@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from ..jobs.settings import JobSettings
+
 SandboxMode = Literal["isolated", "unsafe-process"]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -45,3 +47,5 @@ class ServerConfig:
     first_workspace: str = FIRST_WORKSPACE
     #: How long a graceful shutdown waits for deliveries of pre-call webhooks.
     webhook_grace_s: float = 2.0
+    #: Durable delivery's workers in this process (default: ``$VOICEFN_JOBS_*``).
+    jobs: JobSettings = field(default_factory=JobSettings.from_env)

@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 
 from ..context import CallContext
+from ..jobs.service import start_platform_worker
+from ..jobs.worker import JobWorker
 from ..redaction import Redactor
 from ..results import ToolResult
 from ..store import ExecutionRecord, NewApiKey, SecretBox, Store, Workspace, open_store
@@ -80,6 +82,7 @@ class Platform:
         self._catalog: Catalog | None = None
         self._recorder: Recorder | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.jobs: JobWorker | None = None  # durable delivery (voicefn.jobs)
         self.ready = False
 
     @property
@@ -124,11 +127,14 @@ class Platform:
             asyncio.create_task(self._recorder.run(), name="voicefn-recorder"),
             asyncio.create_task(self._prune(), name="voicefn-prune"),
         ]
+        self.jobs = await start_platform_worker(self, config.jobs)
         self.ready = True
 
     async def stop(self) -> None:
         """After the server stopped taking requests (in-flight ones have finished)."""
         self.ready = False
+        if self.jobs is not None:
+            await self.jobs.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

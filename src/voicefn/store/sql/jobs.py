@@ -149,7 +149,7 @@ async def insert_jobs(
                 JobRow.workspace_id == workspace_id, JobRow.key.in_(keyed)
             )
         )
-        stored = {k: i for k, i in rows.tuples() if k is not None}
+        stored = {k: i for k, i in rows if k is not None}
     if backend == "postgresql":
         await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": CHANNEL})
     _after_commit(session, _wake_all)
