@@ -8,7 +8,7 @@ One module per concept: ``_app`` (the application, shared options, exit codes, J
 from __future__ import annotations
 
 from ..server.cli import register as _register_platform
-from . import _call, _doctor, _functions, _generate, _invoke, _mcp, _openapi
+from . import _call, _doctor, _functions, _generate, _invoke, _jobs, _mcp, _openapi
 from ._app import EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_USAGE, app
 
 __all__ = ["EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "app", "main"]
@@ -16,6 +16,7 @@ __all__ = ["EXIT_INTERRUPTED", "EXIT_INVALID", "EXIT_OK", "EXIT_USAGE", "app", "
 _commands = (_call, _doctor, _functions, _generate, _invoke, _mcp, _openapi)
 
 _register_platform(app)  # serve, keys, push, pull (voicefn.server.cli)
+app.add_typer(_jobs.jobs_app, name="jobs")  # voicefn jobs list|show|redeliver
 
 
 def main() -> None:
