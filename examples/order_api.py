@@ -5,6 +5,8 @@
 GET  /orders?order_id=ORD-78234      -> the order, or 404
 POST /appointments  (Bearer demo-token, JSON body) -> the booking, or 401/422
 POST /transfer-hook  accepts the transfer's pre-call webhook
+POST /follow-ups     a post-call function's target (examples/followup_agent.yaml): the follow-up
+POST /call-records   the agent webhook: receives each call's execution record
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ ORDERS = {
     "ORD-11111": {"status": "processing", "estimated_delivery": "2026-12-05", "carrier": None},
 }
 TOKEN = "Bearer demo-token"
+#: What arrived, newest last (examples/followup_agent.yaml's post-call function and webhook).
+FOLLOW_UPS: list[Any] = []
+CALL_RECORDS: list[Any] = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -51,9 +56,19 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, {"order_id": order_id.upper(), **order})
 
     def do_POST(self) -> None:
-        if urlsplit(self.path).path == "/transfer-hook":  # the transfer's pre-call webhook
+        path = urlsplit(self.path).path
+        if path == "/transfer-hook":  # the transfer's pre-call webhook
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             return self._send(200, {"received": True})
+        if path in ("/follow-ups", "/call-records"):
+            body = json.loads(
+                self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}"
+            )
+            if path == "/call-records":
+                CALL_RECORDS.append(body)
+                return self._send(200, {"received": True})
+            FOLLOW_UPS.append(body)
+            return self._send(201, {"follow_up_id": f"FU-{len(FOLLOW_UPS)}", **body})
         if urlsplit(self.path).path != "/appointments":
             return self._send(404, {"message": "no such endpoint"})
         if self.headers.get("Authorization") != TOKEN:

@@ -159,6 +159,14 @@ class Function(_Model):
     action: Action = Field(discriminator="type")
     #: May the same call (same arguments) run twice in one conversation? ``None``: only GETs.
     allow_repeat: bool | None = None
+    #: Pre-call and in-call functions: values of a successful result kept as call variables,
+    #: ``{variable_name: "<JMESPath into the response>"}`` (see :mod:`voicefn.runtime.postcall`).
+    store: dict[str, str] = Field(default_factory=dict, exclude_if=lambda value: not value)
+    #: Post-call functions: where each parameter's value comes from after the call. A string is
+    #: a source (``call.from_number``, ``variables.x``, ``post_call.x``, ``transcript``);
+    #: ``{"value": ...}`` (or a number, boolean or null) is a static value;
+    #: ``{"source": ..., "default": ...}`` a source with a fallback.
+    mapping: dict[str, Any] = Field(default_factory=dict, exclude_if=lambda value: not value)
     #: Fields of another platform's format that voicefn keeps but does not act on, by platform
     #: (``{"vapi": {"async": true}}``), so that converting back to that platform gives them
     #: again. Left out of documents when empty.

@@ -383,14 +383,22 @@ def _check_semantics(data: dict[str, Any], out: _Collector, variables: set[str])
             "warning",
         )
     params = data.get("parameters", {"type": "object", "properties": {}})
-    properties = _check_parameters(params, out)
+    mapped = data.get("mapping") if phase == "post_call" else None
+    properties = _check_parameters(params, out, set(mapped) if isinstance(mapped, dict) else set())
     _check_filler(data.get("filler"), out)
     action = data.get("action")
     if isinstance(action, dict):
         _check_action(action, properties, variables, out)
+    if "store" in data:
+        _check_store(data["store"], phase, action, out)
+    if "mapping" in data:
+        kind = action.get("type", "http") if isinstance(action, dict) else None
+        _check_mapping(data["mapping"], phase, params, variables, out, kind)
 
 
-def _check_parameters(params: Any, out: _Collector) -> dict[str, Any]:
+def _check_parameters(
+    params: Any, out: _Collector, mapped: set[str] | None = None
+) -> dict[str, Any]:
     if not isinstance(params, dict):
         out.add(
             ("parameters",),
@@ -436,7 +444,7 @@ def _check_parameters(params: Any, out: _Collector) -> dict[str, Any]:
                     f"use {hint!r}" if hint else f"use one of {', '.join(PARAMETER_TYPES)}",
                     t,
                 )
-        if not prop.get("description"):
+        if not prop.get("description") and pname not in (mapped or ()):  # no LLM reads those
             out.add(
                 ("parameters", "properties", pname, "description"),
                 "parameter has no description",
@@ -859,3 +867,418 @@ def _check_placeholder(
         else f"declare {ph.name!r} under parameters.properties, or fix the placeholder"
     )
     out.add(path, f"{ph.text} names no declared parameter or context variable", fix, ph.text)
+
+
+# ------------------------------------------------------------------------- store and mapping
+
+#: A call variable's name: what ``{name}`` and ``variables.name`` can refer to.
+VARIABLE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def _check_store(store: Any, phase: Any, action: Any, out: _Collector) -> None:
+    """``store: {variable: "<JMESPath>"}``: names a variable can have, expressions that parse."""
+    if not isinstance(store, dict):
+        out.add(
+            ("store",),
+            "store must be an object of variable names and JMESPath expressions",
+            'write e.g. store: {order_status: "status", carrier: "shipment.carrier"}',
+            store if isinstance(store, str | int | float | bool) else None,
+        )
+        return
+    if phase == "post_call":
+        out.add(
+            ("store",),
+            "a post-call function runs after the call: nothing is left to use stored values",
+            "remove store, or map the values this function needs with mapping:",
+        )
+        return
+    if isinstance(action, dict) and action.get("type") == "builtin":
+        out.add(
+            ("store",),
+            "builtin functions return no response to store values from",
+            "remove store",
+        )
+        return
+    import jmespath
+    from jmespath.exceptions import JMESPathError
+
+    for name, expression in store.items():
+        path: Path = ("store", str(name))
+        if not VARIABLE_NAME_RE.fullmatch(str(name)):
+            fixed = re.sub(r"[^A-Za-z0-9_]+", "_", str(name)).strip("_") or "value"
+            if fixed[0].isdigit():
+                fixed = f"v_{fixed}"
+            out.add(
+                path,
+                "a variable name is letters, digits and '_', not starting with a digit",
+                f"use {fixed[:64]!r}",
+                name,
+            )
+        elif name in SYSTEM_VARIABLES:
+            out.add(
+                path,
+                f"{name} is a system variable: the call sets it, a function cannot",
+                f"store it under another name, e.g. 'stored_{name}'",
+                name,
+            )
+        if not isinstance(expression, str) or not expression.strip():
+            out.add(
+                path,
+                "the value is a JMESPath expression into the function's response, as text",
+                'write e.g. "status", "items[0].id" or "length(items)"',
+                expression if isinstance(expression, int | float | bool) else None,
+            )
+            continue
+        try:
+            jmespath.compile(expression)
+        except JMESPathError as exc:
+            detail = " ".join(str(exc).split())
+            out.add(
+                path,
+                f"not a valid JMESPath expression: {detail}",
+                "check the expression at jmespath.org (e.g. shipment.carrier, items[0].id; "
+                'quote names with dashes: "order-id")',
+                expression,
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SourceType:
+    """What a mapping source holds: a JSON Schema type (``None``: not known before the call),
+    the allowed values of an enum, the item type of a list."""
+
+    type: str | None = None
+    enum: tuple[Any, ...] | None = None
+    items: str | None = None
+
+    def describe(self) -> str:
+        if self.enum is not None:
+            return "one of " + ", ".join(json.dumps(v) for v in self.enum)
+        if self.type == "array" and self.items:
+            return f"a list of {self.items}s"
+        return {
+            "string": "text",
+            "integer": "an integer",
+            "number": "a number",
+            "boolean": "true/false",
+            "array": "a list",
+            "object": "an object",
+            "transcript": "the transcript",
+        }.get(self.type or "", "a value")
+
+
+#: The facts of a finished call a post-call mapping reads as ``call.<name>``.
+CALL_SOURCES: dict[str, SourceType] = {
+    "id": SourceType("string"),
+    "call_sid": SourceType("string"),
+    "execution_id": SourceType("string"),
+    "agent_id": SourceType("string"),
+    "from_number": SourceType("string"),
+    "to_number": SourceType("string"),
+    "language": SourceType("string"),
+    "started_at": SourceType("string"),
+    "ended_at": SourceType("string"),
+    "duration_s": SourceType("number"),
+    "ended_by": SourceType("string", ("caller", "agent", "transfer", "system")),
+    "transfer_number": SourceType("string"),
+}
+#: The roots a mapping source starts with.
+SOURCE_ROOTS: tuple[str, ...] = ("call", "variables", "post_call", "transcript")
+TRANSCRIPT = SourceType("transcript")
+
+
+@dataclass(frozen=True, slots=True)
+class MappingEntry:
+    """One parameter's mapping: a source (``post_call.email``) or a static value."""
+
+    source: str | None = None
+    value: Any = None
+    default: Any = None
+    has_default: bool = False
+
+    @property
+    def root(self) -> str:
+        return (self.source or "").split(".", 1)[0]
+
+    @property
+    def name(self) -> str | None:
+        """The second part of the source (``email`` in ``post_call.email``)."""
+        parts = (self.source or "").split(".")
+        return parts[1] if len(parts) > 1 else None
+
+
+def mapping_entry(raw: Any) -> MappingEntry | str:
+    """A mapping value read; a message saying what is wrong with it otherwise."""
+    if isinstance(raw, str):
+        return MappingEntry(source=raw.strip())
+    if raw is None or isinstance(raw, bool | int | float):
+        return MappingEntry(value=raw)
+    if isinstance(raw, dict):
+        keys = set(raw)
+        if keys == {"value"}:
+            return MappingEntry(value=raw["value"])
+        if "source" in keys and keys <= {"source", "default"}:
+            if not isinstance(raw["source"], str):
+                return "source must be text, e.g. post_call.email"
+            return MappingEntry(
+                source=raw["source"].strip(),
+                default=raw.get("default"),
+                has_default="default" in raw,
+            )
+        return (
+            "an object here is {value: ...} (a static value) or {source: ..., default: ...}, "
+            f"not one with {', '.join(sorted(map(str, keys))) or 'no keys'}"
+        )
+    return "write a source such as post_call.email, or a static value as {value: ...}"
+
+
+def _check_mapping(
+    mapping: Any,
+    phase: Any,
+    params: Any,
+    variables: set[str],
+    out: _Collector,
+    kind: Any = "http",
+) -> None:
+    """The mapping's shape, what every document can check alone: parameter names, source roots,
+    ``call.*`` names and types, required parameters left unfilled. ``variables.*`` and
+    ``post_call.*`` need the agent (see :func:`check_mapping_sources`)."""
+    if not isinstance(mapping, dict):
+        out.add(
+            ("mapping",),
+            "mapping must be an object: parameter name -> where its value comes from",
+            "write e.g. mapping: {phone: call.from_number, email: post_call.email}",
+            mapping if isinstance(mapping, str | int | float | bool) else None,
+        )
+        return
+    if phase != "post_call":
+        out.add(
+            ("mapping",),
+            "mapping fills post-call functions' parameters; the LLM fills an in-call "
+            "function's and the call context a pre-call function's",
+            "set phase: post_call, or remove mapping",
+            phase,
+        )
+        return
+    props = params.get("properties") if isinstance(params, dict) else None
+    props = props if isinstance(props, dict) else {}
+    # Code receives every mapped value (its data object); a request only declared parameters.
+    free = kind in ("javascript", "python") and not props
+    for key, raw in mapping.items():
+        path: Path = ("mapping", str(key))
+        if not free and key not in props:
+            hint = did_you_mean(str(key), props)
+            out.add(
+                path,
+                f"{key!r} is not one of the function's parameters",
+                f"did you mean {hint!r}? Parameter names must match exactly"
+                if hint
+                else f"map one of {', '.join(props)}, or declare {key!r} under parameters"
+                if props
+                else f"declare {key!r} under parameters: a request sends declared ones only",
+                key,
+            )
+            continue
+        entry = mapping_entry(raw)
+        if isinstance(entry, str):
+            out.add(path, "not a mapping value", entry, raw if isinstance(raw, str) else None)
+            continue
+        if entry.source is None:
+            continue
+        problem = _source_shape(entry.source)
+        if problem is not None:
+            message, fix = problem
+            out.add(path, message, fix, entry.source)
+            continue
+        if entry.root == "call":
+            found = CALL_SOURCES[entry.name or ""]
+            mismatch = type_mismatch(found, props.get(key))
+            if mismatch:
+                out.add(path, f"{entry.source} is {found.describe()}, {mismatch}", _TYPE_FIX, raw)
+        elif entry.root == "transcript":
+            mismatch = type_mismatch(TRANSCRIPT, props.get(key))
+            if mismatch:
+                out.add(path, f"transcript is a list of turns or text, {mismatch}", _TYPE_FIX, raw)
+    required = params.get("required") if isinstance(params, dict) else None
+    filled = {*mapping, *SYSTEM_VARIABLES, *variables}
+    for i, name in enumerate(required if isinstance(required, list) else []):
+        if isinstance(name, str) and name in props and name not in filled:
+            out.add(
+                ("parameters", "required", i),
+                f"required parameter {name!r} has no mapping, so the function would never run",
+                f"map it (mapping: {{{name}: post_call.{name}}}, a call.* fact, a variable or "
+                "{value: ...}), or make it optional",
+                name,
+            )
+
+
+_TYPE_FIX = "map a source of the parameter's type, or change the parameter's type"
+
+
+def _source_shape(source: str) -> tuple[str, str] | None:
+    """What is wrong with a source's spelling, before knowing the agent: (message, fix)."""
+    parts = source.split(".")
+    root = parts[0]
+    if root not in SOURCE_ROOTS:
+        hint = did_you_mean(root, SOURCE_ROOTS)
+        if hint is None and "." not in source:
+            return (
+                f"{source!r} is not a source; text here names where the value comes from",
+                f"for a fixed text write {{value: {json.dumps(source)}}}; sources start with "
+                + ", ".join(f"{r}." if r != "transcript" else r for r in SOURCE_ROOTS),
+            )
+        return (
+            f"unknown source {source!r}",
+            f"did you mean {'.'.join([hint, *parts[1:]])}?"
+            if hint
+            else "sources start with call., variables., post_call. or are transcript",
+        )
+    if root == "transcript":
+        if len(parts) > 1:
+            return ("transcript has no parts", "map transcript itself (a list of turns, or text)")
+        return None
+    if len(parts) < 2 or not parts[1]:
+        return (f"{source!r} names no value", f"write {root}.<name>")
+    if any(not p for p in parts):
+        return (f"{source!r} has an empty part", "write names separated by single dots")
+    if root == "call":
+        name = parts[1]
+        if name not in CALL_SOURCES:
+            hint = did_you_mean(name, CALL_SOURCES)
+            return (
+                f"the call has no fact named {name!r}",
+                f"did you mean call.{hint}?"
+                if hint
+                else f"use one of call.{', call.'.join(CALL_SOURCES)}",
+            )
+        if len(parts) > 2:
+            return (f"call.{name} has no parts", f"map call.{name} itself")
+    return None
+
+
+def type_mismatch(source: SourceType, schema: Any) -> str | None:
+    """Why a value of ``source`` cannot fill a parameter declared as ``schema`` (None: it can).
+
+    Unknown types never mismatch. Numbers and true/false become text for a string parameter;
+    an integer fills a number; the transcript fills text or a list."""
+    if not isinstance(schema, dict) or source.type is None:
+        return None
+    declared = schema.get("type")
+    wanted = (
+        {declared}
+        if isinstance(declared, str)
+        else {t for t in declared if isinstance(t, str)}
+        if isinstance(declared, list)
+        else set()
+    )
+    wanted.discard("null")
+    name = "/".join(sorted(wanted))
+    if wanted:
+        kind = source.type
+        fits = (
+            kind in wanted
+            or (kind == "integer" and "number" in wanted)
+            or (kind in ("integer", "number", "boolean") and "string" in wanted)
+            or (kind == "transcript" and bool(wanted & {"string", "array"}))
+        )
+        if not fits:
+            return f"but the parameter is declared as {name}"
+        if kind == "array" and source.items and "array" in wanted:
+            items = schema.get("items")
+            item_type = items.get("type") if isinstance(items, dict) else None
+            widened = source.items == "integer" and item_type == "number"
+            if isinstance(item_type, str) and item_type != source.items and not widened:
+                return f"but the parameter is a list of {item_type}s"
+    allowed = schema.get("enum")
+    if isinstance(allowed, list) and source.enum is not None:
+        extra = [v for v in source.enum if v not in allowed]
+        if extra:
+            return (
+                f"and {', '.join(json.dumps(v) for v in extra)} "
+                "is not among the parameter's enum values"
+            )
+    return None
+
+
+#: The built-in extras under ``post_call.*`` and the switch that turns each on.
+_EXTRA_SWITCH = {"summary": "summary", "outcome": "outcome", "outcome_reason": "outcome"}
+
+
+def check_mapping_sources(
+    function: Function,
+    *,
+    variables: dict[str, SourceType],
+    post_call: dict[str, SourceType],
+) -> list[Problem]:
+    """A post-call function's ``variables.*`` and ``post_call.*`` sources against what the agent
+    declares: the call's variables (declared, stored by functions, ``--var``) and its post-call
+    variables (with the extras it switched on). Paths are the function document's
+    (``$.mapping.<parameter>``)."""
+    out = _Collector(_identity)
+    props = function.properties
+    for key, raw in function.mapping.items():
+        entry = mapping_entry(raw)
+        if isinstance(entry, str) or entry.source is None or _source_shape(entry.source):
+            continue  # reported with the function's own problems
+        path: Path = ("mapping", key)
+        name = entry.name or ""
+        deep = entry.source.count(".") > 1
+        if entry.root == "post_call":
+            found = post_call.get(name)
+            if found is None and name in _EXTRA_SWITCH:
+                out.add(
+                    path,
+                    f"post_call.{name} is a built-in extra that is switched off",
+                    f"switch it on in the agent: post_call: {{{_EXTRA_SWITCH[name]}: true}}",
+                    entry.source,
+                )
+                continue
+            if found is None:
+                hint = did_you_mean(name, post_call)
+                out.add(
+                    path,
+                    f"the agent declares no post-call variable {name!r}",
+                    f"did you mean post_call.{hint}?"
+                    if hint
+                    else "declare it under post_call_variables (name, type, description)"
+                    + (f"; declared: {', '.join(post_call)}" if post_call else ""),
+                    entry.source,
+                )
+                continue
+        elif entry.root == "variables":
+            found = variables.get(name)
+            if found is None:
+                hint = did_you_mean(name, variables)
+                if hint:
+                    out.add(
+                        path,
+                        f"the agent has no variable {name!r}",
+                        f"did you mean variables.{hint}? Variable names must match exactly",
+                        entry.source,
+                    )
+                else:
+                    out.add(
+                        path,
+                        f"{name!r} is not one of the agent's variables nor stored by a function: "
+                        "every call (or a pre-call function) must set it",
+                        f"declare it under variables (with a default), or store it from a "
+                        f"function's response (store: {{{name}: ...}})",
+                        entry.source,
+                        "warning",
+                    )
+                continue
+        else:
+            continue
+        if deep:
+            continue  # a part of an object: its type is not known before the call
+        mismatch = type_mismatch(found, props.get(key))
+        if mismatch:
+            severity: Severity = "error" if entry.root == "post_call" else "warning"
+            out.add(
+                path,
+                f"{entry.source} is {found.describe()}, {mismatch}",
+                _TYPE_FIX,
+                entry.source,
+                severity,
+            )
+    return out.problems

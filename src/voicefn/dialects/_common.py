@@ -38,8 +38,12 @@ def prefix_locator(table: Mapping[Path, Path]) -> Any:
 
 
 def repeat_loss(f: Any) -> list[str]:
-    """``allow_repeat`` is voicefn's own: no platform format carries it."""
-    return [f"allow_repeat={f.allow_repeat}"] if f.allow_repeat is not None else []
+    """``allow_repeat``, ``store`` and ``mapping`` are voicefn's own: no platform format
+    carries them."""
+    lost = [f"allow_repeat={f.allow_repeat}"] if f.allow_repeat is not None else []
+    lost += [f"store ({', '.join(f.store)})"] if getattr(f, "store", None) else []
+    lost += [f"mapping ({', '.join(f.mapping)})"] if getattr(f, "mapping", None) else []
+    return lost
 
 
 def drop_none(d: dict[str, Any]) -> dict[str, Any]:

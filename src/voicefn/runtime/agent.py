@@ -39,10 +39,18 @@ from ..templates import VARIABLE_RE, render_text
 from ..validation import (
     FunctionValidationError,
     Problem,
+    check_mapping_sources,
     check_url,
     did_you_mean,
     json_path,
     value_fix,
+)
+from .postcall_spec import (
+    PostCallSettings,
+    PostCallVariable,
+    check_post_call,
+    post_call_sources,
+    variable_sources,
 )
 
 
@@ -94,6 +102,10 @@ class Agent(BaseModel):
     webhook_url: str | None = None
     llm: LLMSettings = Field(default_factory=LLMSettings)
     functions: list[Function] = Field(default_factory=list)
+    #: Values extracted from the transcript after hang-up (``post_call.<name>`` in mappings).
+    post_call_variables: list[PostCallVariable] = Field(default_factory=list)
+    #: The built-in extras: ``{summary: true, outcome: true}``.
+    post_call: PostCallSettings = Field(default_factory=PostCallSettings)
 
     def function(self, name: str) -> Function | None:
         return next((f for f in self.functions if f.name == name), None)
@@ -271,7 +283,8 @@ def validate_agent(
         )
         declared = {}
     values = dict(variables) if isinstance(variables, Mapping) else {}
-    known = {*SYSTEM_VARIABLES, *(declared or {}), *variables}
+    stored = _stored_names(data.get("functions"), base)
+    known = {*SYSTEM_VARIABLES, *(declared or {}), *variables, *stored}
     mcp = _McpLoading(egress, allow_mcp_commands, discover_mcp, {**(declared or {}), **values})
     _check_llm(data.get("llm"), problems)
     if data.get("webhook_url") is not None:
@@ -279,7 +292,9 @@ def validate_agent(
     for key in ("system_prompt", "welcome_message"):
         if isinstance(data.get(key), str):
             problems += _check_text_variables(key, data[key], known)
+    problems += check_post_call(data.get("post_call_variables"), data.get("post_call"))
     functions = _load_functions(data.get("functions"), base, known, report, mcp)
+    _check_mappings(data, report, declared or {}, stored, variables)
     names = [f.name for f in functions]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(
@@ -475,6 +490,62 @@ def _load_file(
         label = item if len(docs) == 1 else f"{item}[{k}]"
         entry.reports.append(validate(doc, variables=known, source=label))
     return [r.function for r in entry.reports if r.function is not None]
+
+
+def _stored_names(raw: Any, base: Path) -> set[str]:
+    """The variables the agent's functions store (``store:``), read ahead of validating the
+    functions so that their templates, the prompt and mappings may use them."""
+    names: set[str] = set()
+    for item in raw if isinstance(raw, list) else ():
+        docs: Any = item
+        if isinstance(item, str):
+            try:
+                docs = read_file(base / item)
+            except (OSError, FunctionValidationError):
+                continue
+        for doc in docs if isinstance(docs, list) else [docs]:
+            store = doc.get("store") if isinstance(doc, dict) else None
+            if isinstance(store, dict):
+                names.update(str(k) for k in store)
+    return names
+
+
+def _check_mappings(
+    data: dict[str, Any],
+    report: AgentReport,
+    declared: Mapping[str, Any],
+    stored: set[str],
+    given: Iterable[str] | Mapping[str, Any],
+) -> None:
+    """Post-call functions' ``variables.*`` and ``post_call.*`` sources against the agent's
+    declarations; problems go with the function's own (same paths)."""
+    raw = data.get("post_call_variables")
+    declared_post = []
+    for item in raw if isinstance(raw, list) else ():
+        try:
+            declared_post.append(PostCallVariable.model_validate(item))
+        except ValidationError:
+            continue  # reported by check_post_call
+    try:
+        settings = PostCallSettings.model_validate(data.get("post_call") or {})
+    except ValidationError:
+        settings = PostCallSettings()
+    post_call = post_call_sources(declared_post, settings)
+    variables = variable_sources(declared, stored, given)
+    for entry in report.functions:
+        for found in entry.reports:
+            function = found.function
+            if function is None or not function.mapping or function.phase != "post_call":
+                continue
+            more = check_mapping_sources(function, variables=variables, post_call=post_call)
+            if entry.source.startswith("$"):  # embedded: paths start at the agent's root
+                more = [
+                    Problem(f"{entry.source}{p.path[1:]}", p.message, p.fix, p.found, p.severity)
+                    for p in more
+                ]
+            found.problems += more
+            if any(p.severity == "error" for p in more):
+                found.function = None
 
 
 def _check_llm(llm: Any, problems: list[Problem]) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..results import ToolResult
+
+if TYPE_CHECKING:
+    from .postcall import PostCallReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +104,14 @@ class TurnFinished:
     ttft_ms: float | None  # from the caller's words to the agent's first token
 
 
+@dataclass(frozen=True, slots=True)
+class PostCallFinished:
+    """The post-call work is done (``finish()``'s last event): the extracted variables, each
+    post-call function's outcome, the execution record and how its delivery went."""
+
+    report: PostCallReport
+
+
 Event = (
     AgentTextDelta
     | AgentMessage
@@ -113,4 +124,5 @@ Event = (
     | ErrorEvent
     | TurnInterrupted
     | TurnFinished
+    | PostCallFinished
 )

@@ -45,12 +45,27 @@ from .events import (
     Filler,
     FunctionFinished,
     FunctionStarted,
+    PostCallFinished,
     SmsRequested,
     TransferRequested,
     TurnFinished,
     TurnInterrupted,
 )
 from .llm_client import LLMClient, LLMError, shared_client
+from .postcall import (
+    Delivery,
+    Extraction,
+    FinishedCall,
+    PostCallReport,
+    deliver_record,
+    extract,
+    outcome_of,
+    record_for,
+    resolve,
+    run_post_call_function,
+    stored_values,
+    wants_extraction,
+)
 from .streaming import (
     ThinkFilter,
     complete_object,
@@ -100,6 +115,32 @@ class ExecutionRecord:
     deduplicated: bool = False
     content: str = ""
     finished_at: float = 0.0  # perf_counter, to measure the time to the answer's first token
+    phase: str = "in_call"
+    #: the variables this execution stored (its function's ``store:``)
+    stored: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The execution as :class:`~voicefn.runtime.postcall.FinishedCall` keeps it."""
+        t = self.timings
+        return {
+            "function": self.function,
+            "phase": self.phase,
+            "tool_call_id": self.tool_call_id,
+            "arguments": self.arguments,
+            "ok": self.ok,
+            "status": self.status,
+            "error": self.error,
+            "latency_ms": round(self.latency_ms, 3),
+            "timings": {
+                "time_to_filler_ms": t.time_to_filler_ms,
+                "time_to_request_ms": t.time_to_request_ms,
+                "request_ms": t.request_ms,
+                "time_to_first_token_ms": t.time_to_first_token_ms,
+            },
+            "deduplicated": self.deduplicated,
+            "stored": dict(self.stored),
+            "content": self.content,
+        }
 
 
 @dataclass
@@ -242,6 +283,14 @@ class CallSession:
         self._refresh()
         self.executions: list[ExecutionRecord] = []
         self.ended = False
+        #: UNIX time the call started (``start()`` resets it) and ended (``finish()``).
+        self.started_at = time.time()
+        self.ended_at: float | None = None
+        #: agent (end_call) or transfer (transfer_call) once the call ended that way
+        self.ended_by: str | None = None
+        self.transfer_number: str | None = None
+        #: what ``finish()`` did after the call
+        self.post_call: PostCallReport | None = None
         # (function, canonical arguments) -> (content, status) of what was sent and succeeded;
         # plain strings and numbers, which the garbage collector does not have to visit.
         self._done: dict[tuple[str, str], tuple[str, int | None]] = {}
@@ -288,7 +337,9 @@ class CallSession:
         A pre-call function (any action) gets its arguments from the call context; when its
         result is an object, ``variables`` (an object) are merged into the call's variables and
         ``system_prompt`` (a string) replaces the prompt. A failing one is reported and skipped.
+        Its ``store:`` values join the variables too.
         """
+        self.started_at = time.time()
         for function in self.agent.functions:
             if function.phase == "pre_call":
                 result = None
@@ -343,20 +394,91 @@ class CallSession:
             if m["role"] in ("user", "assistant") and m.get("content")
         ]
 
-    async def finish(self) -> AsyncIterator[Event]:
-        """After hang-up: run the post-call functions with the call data (seed 000): ``call``
-        (ids and numbers), ``variables`` and ``transcript``. Each runs once; a failure is
-        reported and the others still run."""
-        data = {
-            "transcript": self.transcript(),
-            "executions": [
-                {"function": e.function, "ok": e.ok, "content": e.content} for e in self.executions
-            ],
-        }
+    def finished_call(self, ended_by: str | None = None) -> FinishedCall:
+        """The call as post-call work sees it (ids, numbers, times, how it ended, variables,
+        transcript, executions). ``ended_by`` defaults to how the call ended: ``agent``
+        (end_call), ``transfer`` (transfer_call), else ``caller`` (hung up)."""
+        ctx = self.context
+        return FinishedCall(
+            execution_id=ctx.execution_id,
+            agent_id=ctx.agent_id or self.agent.name,
+            call_sid=ctx.call_sid,
+            from_number=ctx.from_number,
+            to_number=ctx.to_number,
+            language=self.language,
+            started_at=self.started_at,
+            ended_at=self.ended_at or time.time(),
+            ended_by=ended_by or self.ended_by or "caller",
+            transfer_number=self.transfer_number,
+            variables=dict(ctx.variables),
+            transcript=self.transcript(),
+            executions=[e.to_dict() for e in self.executions if e.phase != "post_call"],
+            workspace_id=ctx.workspace_id,
+            webhook_url=ctx.webhook_url,
+        )
+
+    async def finish(self, *, ended_by: str | None = None) -> AsyncIterator[Event]:
+        """After hang-up, in order: extract the agent's post-call variables (one LLM request),
+        run each post-call function with its mapping (or the whole call data: ``call``,
+        ``variables``, ``post_call``, ``transcript``, ``executions``), then send the execution
+        record to the agent webhook. Each step runs once; a failure is reported (an
+        ``ErrorEvent``, a failed ``FunctionFinished``) and the next step still runs. The last
+        event is :class:`PostCallFinished`; ``self.post_call`` keeps the report."""
+        if self.ended_at is None:
+            self.ended_at = time.time()
+        call = self.finished_call(ended_by)
+        extraction: Extraction | None = None
+        if wants_extraction(self.agent):
+            extraction = await extract(self.agent, call, self.llm)
+            if extraction.error:
+                yield ErrorEvent("the post-call extraction failed", extraction.error)
+        outcomes: list[dict[str, Any]] = []
         for function in self.agent.functions:
-            if function.phase == "post_call":
-                async for event in self._run_phase(function, data):
-                    yield event
+            if function.phase != "post_call":
+                continue
+            call_id = f"post_call_{function.name}"
+            started = time.perf_counter()
+            resolved = resolve(function, call, extraction or Extraction())
+            shown = {k: resolved.arguments[k] for k in function.mapping if k in resolved.arguments}
+            yield FunctionStarted(function.name, call_id, shown)
+            result = await run_post_call_function(
+                self.executor, function, call, extraction or Extraction(), resolved
+            )
+            now = time.perf_counter()
+            latency = (now - started) * 1000
+            timings = ExecutionTimings(
+                None, result.timings.time_to_request_ms, result.timings.request_ms
+            )
+            self.executions.append(
+                ExecutionRecord(
+                    function.name,
+                    call_id,
+                    result.arguments,
+                    result.ok,
+                    result.error,
+                    result.status,
+                    latency,
+                    timings,
+                    False,
+                    result.content,
+                    now,
+                    "post_call",
+                )
+            )
+            outcomes.append(outcome_of(result, latency))
+            yield FunctionFinished(function.name, call_id, result, latency, timings)
+        record = record_for(self.agent, call, extraction, outcomes)
+        delivery: Delivery | None = None
+        if call.webhook_url:
+            delivery = await deliver_record(
+                self.executor, call.webhook_url, record, key=f"{call.call_id}:post_call:webhook"
+            )
+            if not delivery.ok:
+                yield ErrorEvent(
+                    "the agent webhook failed", f"{call.webhook_url}: {delivery.error}"
+                )
+        self.post_call = PostCallReport(call, extraction, outcomes, record, delivery)
+        yield PostCallFinished(self.post_call)
 
     async def _run_phase(self, function: Function, data: dict[str, Any]) -> AsyncIterator[Event]:
         """Run a pre- or post-call function once (not an LLM tool call) and record it."""
@@ -374,11 +496,12 @@ class CallSession:
         timings = ExecutionTimings(
             None, result.timings.time_to_request_ms, result.timings.request_ms
         )
+        stored = self._store(function, result)
         self.executions.append(
             ExecutionRecord(
                 function.name,
                 call_id,
-                {},
+                dict(result.arguments),
                 result.ok,
                 result.error,
                 result.status,
@@ -387,9 +510,26 @@ class CallSession:
                 False,
                 result.content,
                 now,
+                function.phase,
+                stored,
             )
         )
         yield FunctionFinished(function.name, call_id, result, latency, timings)
+
+    def _store(self, function: Function, result: ToolResult) -> dict[str, Any]:
+        """A successful result's ``store:`` values join the call's variables (and so the
+        prompt, fillers, later functions' templates and the post-call mapping)."""
+        if not function.store:
+            return {}
+        try:
+            values = stored_values(function, result)
+        except Exception:  # never let a bad expression end the call
+            log.exception("%s: storing values from its result failed", function.name)
+            return {}
+        if values:
+            self.context = replace(self.context, variables={**self.context.variables, **values})
+            self._refresh()
+        return values
 
     def _apply_pre_call(self, data: dict[str, Any]) -> None:
         variables = data.get("variables")
@@ -705,6 +845,10 @@ class CallSession:
                 }
             )
         self.messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+        function = self.functions.get(call.name)
+        stored = (
+            self._store(function, result) if function is not None and not call.deduplicated else {}
+        )
         record = ExecutionRecord(
             call.name,
             call.id,
@@ -717,10 +861,11 @@ class CallSession:
             call.deduplicated,
             content,
             now,
+            "in_call",
+            stored,
         )
         self.executions.append(record)
         self._first_token_wait.append(record)
-        function = self.functions.get(call.name)
         remember = function is not None and not function.repeatable
         if remember and result.ok and result.request is not None and not call.deduplicated:
             self._done[(call.name, _canonical(_parsed(call.arguments)))] = (
@@ -751,11 +896,14 @@ class CallSession:
                 )
             )
             self.ended = True
+            self.ended_by = "transfer"
+            self.transfer_number = directive["number"]
             emit(CallEnded("transferred"))
         elif kind == "send_sms":
             emit(SmsRequested(directive["to"], directive.get("from"), directive["body"], function))
         elif kind == "end_call":
             self.ended = True
+            self.ended_by = "agent"
             emit(CallEnded("agent_ended", directive.get("message")))
 
 

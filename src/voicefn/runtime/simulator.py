@@ -30,6 +30,7 @@ from .events import (
     Filler,
     FunctionFinished,
     FunctionStarted,
+    PostCallFinished,
     SmsRequested,
     TransferRequested,
     TurnFinished,
@@ -139,8 +140,40 @@ class Transcript:
             )
         elif isinstance(ev, TurnInterrupted):
             self._print("[yellow](interrupted)[/yellow]")
+        elif isinstance(ev, PostCallFinished):
+            self._post_call(ev)
         elif isinstance(ev, TurnFinished):
             pass
+
+    def _post_call(self, ev: PostCallFinished) -> None:
+        """What was extracted (each value, or why it is missing or invalid) and where the
+        execution record went."""
+        report = ev.report
+        extraction = report.extraction
+        if extraction is not None and extraction.fields:
+            self._print("[bold]after the call[/bold] (post_call.*)")
+            for name, f in extraction.fields.items():
+                if f.status == "ok":
+                    shown = json.dumps(f.value, ensure_ascii=False)
+                    self._print(f"  [green]{escape(name)}[/green] = {escape(shown)}")
+                else:
+                    found = (
+                        f" (found {json.dumps(f.found, ensure_ascii=False)})"
+                        if f.status == "invalid"
+                        else ""
+                    )
+                    why = f": {f.reason}" if f.reason else ""
+                    self._print(
+                        f"  [yellow]{escape(name)}[/yellow] {f.status}{escape(found + why)}"
+                    )
+        hook = report.webhook
+        if hook is not None:
+            verdict = (
+                f"[green]{hook.status}[/green]"
+                if hook.ok
+                else f"[red]{escape(hook.error or '')}[/red]"
+            )
+            self._print(f"  [magenta]⇢ execution record[/magenta] {escape(hook.url)} {verdict}")
 
 
 async def _carry_out(ev: Event, telephony: Telephony | None, transcript: Transcript) -> None:
@@ -211,6 +244,7 @@ async def run_call(
     if hung_up:
         transcript.hangup()
     await play(session.finish())
+    report = session.post_call
     return {
         "agent": session.agent.name,
         "turns": turns,
@@ -221,6 +255,8 @@ async def run_call(
         "errors": sum(1 for line in transcript.lines if line.get("event") == "error"),
         "transcript": transcript.lines,
         "executions": [asdict(e) for e in session.executions],
+        # extraction, post-call functions, the execution record and its delivery
+        "post_call": report.to_dict() if report is not None else None,
     }
 
 
