@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +13,7 @@ from typing import Any
 import httpx
 from live import Live
 
+from voicefn.server.dashboard.auth import COOKIE
 from voicefn.testing import ScriptedLLM
 
 from servers import LocalServer
@@ -55,7 +58,7 @@ def allow_loopback(site: Site, workspace_key: str | None = None) -> None:
 def new_workspace(site: Site, name: str) -> str:
     """A workspace of its own (a test's data cannot meet another's); its key."""
     with site.api() as operator:
-        created = operator.post("/v1/workspaces", json={"name": name})
+        created = operator.post("/v1/workspaces", json={"name": f"{name}-{secrets.token_hex(3)}"})
         assert created.status_code == 201, created.text
         key: str = created.json()["api_key"]["key"]
     return key
@@ -76,3 +79,26 @@ def shot(page: Any, name: str) -> None:
     if os.environ.get("VOICEFN_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def session(site: Site, key: str) -> tuple[httpx.Client, str]:
+    """A client signed in with ``key`` (its session cookie), and the session's CSRF token."""
+    client = httpx.Client(base_url=site.url, timeout=60.0, follow_redirects=False)
+    signed = client.post("/login", data={"api_key": key, "next": "/keys"})
+    assert signed.status_code == 303, signed.text
+    # httpx keeps a Secure cookie for https only; a browser keeps it for loopback too.
+    client.cookies.set(COOKIE, signed.cookies[COOKIE])
+    page = client.get("/keys")
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page.text)
+    assert token is not None
+    return client, token.group(1)
+
+
+def read_events(response: httpx.Response) -> list[tuple[str, Any]]:
+    events = []
+    for block in response.text.split("\n\n"):
+        name = re.search(r"^event: (.+)$", block, re.M)
+        data = re.search(r"^data: (.+)$", block, re.M)
+        if name and data:
+            events.append((name.group(1), json.loads(data.group(1))))
+    return events

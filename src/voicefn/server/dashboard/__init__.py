@@ -7,6 +7,10 @@ this package (``static/``); nothing comes from a CDN.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -27,6 +31,18 @@ ROUTERS = (
 def mount(app: FastAPI) -> None:
     for router in ROUTERS:
         app.include_router(router)
+    app.state.dashboard_calls = live_calls = calls.Calls()
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Any]:
+        async with inner(app) as state:
+            try:
+                yield state
+            finally:
+                await live_calls.aclose()  # open test calls end before the platform stops
+
+    app.router.lifespan_context = lifespan
     app.mount("/static", StaticFiles(directory=STATIC), name="dashboard-static")
     app.add_exception_handler(PageError, _page_error)  # type: ignore[arg-type]
     app.add_exception_handler(auth.LoginRequired, _login_required)

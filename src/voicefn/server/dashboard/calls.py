@@ -91,6 +91,13 @@ class Calls:
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
 
+    async def aclose(self) -> None:
+        """At shutdown: every call ends (its LLM connections closed)."""
+        for call in list(self._calls.values()):
+            self.discard(call)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+
 
 async def _close(call: LiveCall) -> None:
     with contextlib.suppress(Exception):
@@ -100,10 +107,7 @@ async def _close(call: LiveCall) -> None:
 
 
 def calls_of(request: Request) -> Calls:
-    state = request.app.state
-    if not hasattr(state, "dashboard_calls"):
-        state.dashboard_calls = Calls()
-    found: Calls = state.dashboard_calls
+    found: Calls = request.app.state.dashboard_calls
     return found
 
 
