@@ -4,6 +4,11 @@ URL resolution: ``pre_call_webhook_param`` is the switch. With it, the webhook g
 ``pre_call_webhook_url``, else to the agent-level webhook URL (``CallContext.webhook_url``);
 without it, nothing fires. The body is the execution record (status ``in-progress``) merged with
 the rendered ``pre_call_webhook_param``.
+
+Signed per Standard Webhooks (:mod:`voicefn.webhooks`) when the sender has a secret: a fixed
+``signing_secret`` (library use: ``executor.webhooks.signing_secret = "whsec_..."``), or a
+``signing`` resolver that finds the call's secrets (``voicefn serve``: the agent's webhook
+signing keys, else the workspace's). ``webhook-id`` is unique per webhook.
 """
 
 from __future__ import annotations
@@ -11,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
 
+from ..context import CallContext
 from ..decoding import ACCEPT_ENCODING
 from ..outbound import FetchFailed, Request, fetch, url_problem
 from ..templates import OMIT, Template
@@ -26,6 +34,9 @@ log = logging.getLogger("voicefn.webhooks")
 
 #: How much of a webhook's answer is read (and thrown away) before the connection is closed.
 RESPONSE_MAX_BYTES = 64 * 1024
+
+#: Finds the secrets that sign a call's webhooks (empty: unsigned).
+SigningResolver = Callable[[CallContext], Awaitable[Sequence[str]]]
 
 
 def webhook_url(inv: Invocation) -> str | None:
@@ -74,6 +85,10 @@ class WebhookSender:
         self.tasks: set[asyncio.Task[None]] = set()
         self.sent = 0
         self.failed = 0
+        #: A fixed signing secret (or several, during a rotation) for every webhook.
+        self.signing_secret: str | Sequence[str] | None = None
+        #: Or the secrets of each call's workspace/agent (set by ``voicefn serve``).
+        self.signing: SigningResolver | None = None
 
     def fire(self, inv: Invocation) -> asyncio.Task[None] | None:
         url = webhook_url(inv)
@@ -90,12 +105,29 @@ class WebhookSender:
             log.warning("%s: pre-call webhook not sent: %s", inv.function.name, exc)
             self.failed += 1
             return None
-        task = asyncio.create_task(self._send(url, body, inv.function.name))
+        task = asyncio.create_task(self._send(url, body, inv.function.name, inv.context))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
         return task
 
-    async def _send(self, url: str, body: dict[str, Any], name: str) -> None:
+    async def _signature(self, body: bytes, ctx: CallContext, name: str) -> list[tuple[str, str]]:
+        """The Standard Webhooks headers, when this sender signs; never fails the webhook."""
+        secrets: str | Sequence[str] | None = self.signing_secret
+        try:
+            if self.signing is not None:
+                secrets = list(await self.signing(ctx)) or secrets
+            if not secrets:
+                return []
+            from ..webhooks import signature_headers
+
+            return list(signature_headers(f"msg_{uuid.uuid4().hex}", body, secrets).items())
+        except Exception as exc:
+            log.warning("%s: pre-call webhook sent unsigned: %s", name, exc)
+            return []
+
+    async def _send(
+        self, url: str, body: dict[str, Any], name: str, ctx: CallContext | None = None
+    ) -> None:
         try:
             target = str(httpx.URL(url))
             problem = url_problem(httpx.URL(target))
@@ -104,12 +136,11 @@ class WebhookSender:
         if problem is not None:
             self._failed(name, f"the URL {url!r} cannot be requested ({problem})")
             return
-        request = Request(
-            "POST",
-            target,
-            [("Content-Type", "application/json"), ("Accept-Encoding", ACCEPT_ENCODING)],
-            json.dumps(body, ensure_ascii=False, default=str).encode(),
-        )
+        data = json.dumps(body, ensure_ascii=False, default=str).encode()
+        headers = [("Content-Type", "application/json"), ("Accept-Encoding", ACCEPT_ENCODING)]
+        if ctx is not None and (self.signing is not None or self.signing_secret):
+            headers += await self._signature(data, ctx, name)
+        request = Request("POST", target, headers, data)
         try:
             async with asyncio.timeout(self.timeout_s):
                 response = await fetch(

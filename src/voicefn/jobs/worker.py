@@ -68,6 +68,46 @@ class Finished:
     finished_us: int
 
 
+class SigningCache:
+    """The secrets that sign a workspace's (or an agent's) webhooks, read at most every
+    :data:`SIGNING_CACHE_S`; jobs that need them at once share one lookup. The workspace's first
+    key is made when it has none."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self.store = store
+        self._cache: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
+        self._loading: dict[tuple[str, str | None], asyncio.Future[list[str]]] = {}
+
+    async def secrets(self, workspace_id: str, agent_id: str | None) -> list[str]:
+        key = (workspace_id, agent_id)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(key))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda _: self._loading.pop(key, None))
+        return await asyncio.shield(loading)
+
+    def forget(self, workspace_id: str) -> None:
+        """Drop a workspace's cached secrets (its keys changed in this process; other processes
+        pick the change up within :data:`SIGNING_CACHE_S`)."""
+        for key in [k for k in self._cache if k[0] == workspace_id]:
+            del self._cache[key]
+
+    async def _load(self, key: tuple[str, str | None]) -> list[str]:
+        workspace_id, agent_id = key
+        async with self.store.db.read() as session:
+            found = await SqlSigningKeys(session, self.store.box).secrets_for(
+                workspace_id, agent_id
+            )
+        if not found:
+            found = await ensure_signing_key(self.store, workspace_id)
+        self._cache[key] = (time.monotonic() + SIGNING_CACHE_S, found)
+        return found
+
+
 class JobWorker:
     """Delivers the jobs of every workspace in ``store``'s database.
 
@@ -88,6 +128,7 @@ class JobWorker:
         poll_s: float = 0.2,
         batch: int = 64,
         services: Mapping[str, Any] | None = None,
+        signing: SigningCache | None = None,
     ) -> None:
         self.store = store
         self.executor_for = executor_for
@@ -108,8 +149,7 @@ class JobWorker:
         self._tasks: list[asyncio.Task[None]] = []
         self._waker: Waker | None = None
         self._listener: Any = None
-        self._signing: dict[tuple[str, str | None], tuple[float, list[str]]] = {}
-        self._loading: dict[tuple[str, str | None], asyncio.Future[list[str]]] = {}
+        self.signing = signing or SigningCache(store)
         self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -294,33 +334,10 @@ class JobWorker:
         return await deliver(decoded, d)
 
     async def _signing_secrets(self, workspace_id: str, agent_id: str | None) -> list[str]:
-        key = (workspace_id, agent_id)
-        cached = self._signing.get(key)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        loading = self._loading.get(key)
-        if loading is None:  # one lookup for the jobs that need it at once
-            loading = asyncio.ensure_future(self._load_signing(key))
-            self._loading[key] = loading
-            loading.add_done_callback(lambda _: self._loading.pop(key, None))
-        return await asyncio.shield(loading)
+        return await self.signing.secrets(workspace_id, agent_id)
 
     def forget_signing(self, workspace_id: str) -> None:
-        """Drop the cached signing secrets of a workspace (its keys changed in this process;
-        other processes pick the change up within :data:`SIGNING_CACHE_S`)."""
-        for key in [k for k in self._signing if k[0] == workspace_id]:
-            del self._signing[key]
-
-    async def _load_signing(self, key: tuple[str, str | None]) -> list[str]:
-        workspace_id, agent_id = key
-        async with self.store.db.read() as session:
-            found = await SqlSigningKeys(session, self.store.box).secrets_for(
-                workspace_id, agent_id
-            )
-        if not found:
-            found = await ensure_signing_key(self.store, workspace_id)
-        self._signing[key] = (time.monotonic() + SIGNING_CACHE_S, found)
-        return found
+        self.signing.forget(workspace_id)
 
     # ------------------------------------------------------------------ recording
 

@@ -7,6 +7,7 @@ carries ``CallContext(workspace_id=...)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..egress import EgressPolicy
@@ -48,9 +49,12 @@ def check_allow(entries: tuple[str, ...]) -> list[tuple[int, str]]:
 
 
 class ExecutorPool:
-    def __init__(self, webhook_grace_s: float = 2.0) -> None:
+    def __init__(
+        self, webhook_grace_s: float = 2.0, on_new: Callable[[Executor], None] | None = None
+    ) -> None:
         self._executors: dict[Policy, Executor] = {}
         self._grace = webhook_grace_s
+        self._on_new = on_new  # e.g. sign its pre-call webhooks
 
     def get(self, policy: Policy) -> Executor:
         executor = self._executors.get(policy)
@@ -64,6 +68,8 @@ class ExecutorPool:
                 # run on this host. Never, whatever VOICEFN_ALLOW_MCP_COMMANDS says.
                 allow_mcp_commands=False,
             )
+            if self._on_new is not None:
+                self._on_new(executor)
             self._executors[policy] = executor
         return executor
 

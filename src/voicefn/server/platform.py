@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from ..context import CallContext
-from ..jobs.service import start_platform_worker
+from ..jobs.service import sign_precall_webhooks, start_platform_worker
 from ..jobs.worker import JobWorker
 from ..redaction import Redactor
 from ..results import ToolResult
@@ -76,7 +76,9 @@ class Platform:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.metrics = Metrics()
-        self.executors = ExecutorPool(config.webhook_grace_s)
+        self.executors = ExecutorPool(
+            config.webhook_grace_s, on_new=lambda ex: sign_precall_webhooks(ex, self)
+        )
         self.first_key: NewApiKey | None = None
         self._store: Store | None = None
         self._catalog: Catalog | None = None

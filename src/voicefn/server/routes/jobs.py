@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from ...jobs.model import JobRecord
+from ...jobs.service import signing_cache
 from ...store import BadCursor
 from ...store.sql.jobs import JobFilter, NotDead, SigningKey
 from ...validation import Problem
@@ -207,8 +208,7 @@ async def create_signing_key(
         made = await repos.signing_keys.create(
             ws, body.agent_id or "", expire_others_in_s=body.expire_others_in_s
         )
-    if platform.jobs is not None:
-        platform.jobs.forget_signing(ws.id)
+    signing_cache(platform).forget(ws.id)
     return SigningKeyWithSecret(**_key(made.record).model_dump(), secret=made.secret)
 
 
@@ -233,6 +233,5 @@ async def delete_signing_key(
         gone = await repos.signing_keys.delete(ws, signing_key_id)
     if gone is None:
         raise not_found(f"signing key {signing_key_id}")
-    if platform.jobs is not None:
-        platform.jobs.forget_signing(ws.id)
+    signing_cache(platform).forget(ws.id)
     return _key(gone)
