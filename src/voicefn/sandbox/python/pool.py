@@ -275,13 +275,18 @@ class Worker:
 
     def replenish(self) -> None:
         """Ask the zygote for children until those ready or coming cover every waiting
-        ``take_child`` plus as many as the tenant recently ran at once (at least ``prefork``,
-        at most ``max_prefork``; a burst forks all it needs in one message). Children beyond
-        that, once a burst is ``PEAK_HOLD_S`` old, are closed (they exit unused)."""
+        ``take_child`` plus ``prefork`` more -- and, while nothing runs, as many as the tenant
+        recently ran at once (at most ``max_prefork``), so the next burst finds them forked (a
+        burst forks what it waits for in one message). Children beyond that, once a burst is
+        ``PEAK_HOLD_S`` old, are closed (they exit unused)."""
         now = time.monotonic()
         if now - self._peak_at > PEAK_HOLD_S:
             self._peak, self._peak_at = self._taken, now
-        ahead = min(max(self.config.prefork, self._peak), max(self.config.max_prefork, 1))
+        ahead = self.config.prefork
+        if self._taken == 0:
+            # between bursts only: forking a burst's worth of children while it runs would
+            # take CPU from it
+            ahead = min(max(self.config.prefork, self._peak), max(self.config.max_prefork, 1))
         want = self._waiters + ahead
         have = self._ready.qsize() + self._requested
         if want > have and self._sock is not None:
@@ -297,7 +302,7 @@ class Worker:
                 self._control(
                     {"t": "spawn", "n": want - have - urgent, "ahead": not self.uses_http}
                 )
-        while self._requested == 0 and self._ready.qsize() > want:
+        while self._requested == 0 and self._taken == 0 and self._ready.qsize() > want:
             extra = self._ready.get_nowait()
             if extra is None:
                 self._ready.put_nowait(None)
