@@ -50,6 +50,8 @@ class Receiver:
     processed: dict[str, int] = field(default_factory=dict)
     bodies: list[Any] = field(default_factory=list)
     duplicates: int = 0
+    #: requests being answered right now
+    inflight: int = 0
     #: the flaky mode: each request waits ``slow_s`` and answers 503 with probability ``flaky``
     slow_s: float = 0.0
     flaky: float = 0.0
@@ -72,6 +74,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         r = self.server.receiver
+        with r.lock:
+            r.inflight += 1
+        try:
+            self._answer(r)
+        finally:
+            with r.lock:
+                r.inflight -= 1
+
+    def _answer(self, r: Receiver) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         arrival = Arrival(self.path, dict(self.headers.items()), body, time.time())
