@@ -112,8 +112,14 @@ def test_newcomer_creates_fixes_tests_and_restores_a_function(page: Any, site: S
     assert stored["version"] == 3
     assert "TODO" in stored["function"]["description"]
 
-    # The execution in the log, and its detail.
+    # The execution in the log (filtered), and its detail.
     page.get_by_role("link", name="Executions").click()
+    page.get_by_label("Source").select_option("call")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_text("No executions match these filters.")).to_be_visible()
+    page.get_by_label("Source").select_option("test")
+    page.get_by_role("button", name="Filter").click()
+    expect(page).to_have_url(re.compile(r"source=test"))
     row = page.get_by_role("row", name=re.compile("create_echo"))
     expect(row).to_contain_text("test")
     expect(row).to_contain_text("ok")
@@ -194,6 +200,16 @@ def test_pages_need_a_session_and_a_key_that_works(page: Any, site: Site) -> Non
     page.reload()  # the session's key was revoked: the session is over
     expect(page).to_have_url(f"{site.url}/login?next=/functions")
     login(page, site, second["key"], then="/keys")
+    page.get_by_label("Name").fill("voice stack")
+    page.get_by_role("button", name="Create key").click()
+    made = page.get_by_label("Key", exact=True).input_value()
+    assert made.startswith("vfn_")
+    with site.api(made) as api:  # a working key of this workspace
+        assert api.get("/v1/workspace").json()["name"].startswith("login-")
+    page.get_by_role("button", name="Revoke voice stack").click()
+    expect(page.get_by_role("row", name=re.compile("voice stack"))).to_contain_text("revoked")
+    with site.api(made) as api:
+        assert api.get("/v1/workspace").status_code == 401
     page.get_by_role("button", name="Sign out").click()
     expect(page).to_have_url(f"{site.url}/login")
     page.goto(f"{site.url}/keys")
@@ -289,3 +305,37 @@ def test_pages_fit_a_phone_screen(phone: Any, site: Site) -> None:
             shot(phone, name or "")
         overflow = phone.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{path} scrolls sideways by {overflow}px at 390px"
+
+
+def test_the_editor_speaks_the_functions_other_dialects(page: Any, site: Site) -> None:
+    key = new_workspace(site, "dialects")
+    agent = _agent(site, key)
+    with site.api(key) as api:
+        fn = api.post(
+            f"/v1/agents/{agent['id']}/functions", json=echo_function(site.functions.url)
+        ).json()
+    login(page, site, key, then=f"/agents/{agent['id']}/functions/{fn['id']}")
+    page.get_by_label("Dialect").select_option("bolna")
+    expect(page).to_have_url(re.compile(r"\?dialect=bolna$"))
+    editor = page.locator(".cm-content")
+    expect(editor).to_contain_text('"key": "custom_task"')
+    expect(page.get_by_role("note")).to_contain_text("bolna cannot carry")  # its one filler
+    page.locator(".cm-line", has_text='"custom_task"').click()
+    page.keyboard.press("End")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.type("s")
+    # The problem's path is Bolna's ($.key), marked where Bolna's document has it.
+    expect(page.locator(".cm-lintRange-error")).to_have_text('"custom_tasks"')
+    expect(page.locator("#problems")).to_contain_text("$.key")
+    page.get_by_role("button", name="Save new version").click()
+    expect(page.locator("#problems")).to_contain_text("Not saved")
+    page.get_by_role("button", name="Go to $.key").click()
+    page.keyboard.type('"custom_task"')
+    expect(page.locator(".cm-lintRange-error")).to_have_count(0)
+    page.get_by_role("button", name="Save new version").click()
+    expect(page.get_by_role("status").first).to_have_text("Saved as version 2.")
+    expect(page).to_have_url(re.compile(r"dialect=bolna"))
+    with site.api(key) as api:
+        stored = api.get(f"/v1/agents/{agent['id']}/functions/{fn['id']}").json()
+    assert (stored["version"], stored["source_dialect"]) == (2, "bolna")

@@ -148,7 +148,8 @@
       return;
     }
     editor.setText(JSON.stringify(payload.function, null, 2));
-    const notes = payload.warnings.map((w) => el("li", {}, w));
+    // Validation warnings are in the editor's problem list already.
+    const notes = payload.warnings.filter((w) => !w.startsWith("validation warning")).map((w) => el("li", {}, w));
     curlNotes.append(
       el("p", { class: "notice" }, `Generated in ${payload.dialect}: review it in the editor, then ${data.function ? "save a new version" : "create the function"}.`),
     );
