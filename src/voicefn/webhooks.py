@@ -38,6 +38,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import secrets as _secrets
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -58,6 +59,7 @@ __all__ = [
 ]
 
 SECRET_PREFIX = "whsec_"
+_RETELL = re.compile(r"v=(\d+),d=([0-9a-f]{64})")
 #: How far a Standard Webhooks timestamp may be from the receiver's clock (the spec's 5 minutes).
 TOLERANCE_S = 300.0
 
@@ -169,11 +171,10 @@ def verify_retell(
     signed with the API key that has the webhook badge; within 5 minutes of now (Retell's SDKs:
     ``Retell.verify(body, api_key, signature)``)."""
     h = _lower(headers)
-    value = h.get("x-retell-signature", "")
-    parts = dict(p.split("=", 1) for p in value.split(",") if "=" in p)
-    stamp, digest = parts.get("v", ""), parts.get("d", "")
-    if not stamp.isdigit() or not digest:
+    match = _RETELL.fullmatch(h.get("x-retell-signature", "").strip())
+    if match is None:
         raise WebhookVerificationError("missing or malformed X-Retell-Signature header")
+    stamp, digest = match.group(1), match.group(2)
     clock_ms = (time.time() if now is None else now) * 1000
     if abs(clock_ms - int(stamp)) > tolerance_s * 1000:
         raise WebhookVerificationError("X-Retell-Signature's timestamp is outside the tolerance")

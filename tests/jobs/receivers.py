@@ -111,6 +111,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
+    do_GET = do_POST
     do_PUT = do_POST
     do_PATCH = do_POST
 
