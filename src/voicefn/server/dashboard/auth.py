@@ -191,8 +191,14 @@ def _insecure(request: Request) -> bool:
 
 @router.get("/login")
 async def login_page(request: Request, next: str | None = None) -> Response:
-    return page(request, "login.html", viewer=None, next=_next(next), error=None,
-                insecure=_insecure(request))  # fmt: skip
+    return page(
+        request,
+        "login.html",
+        viewer=None,
+        next=_next(next),
+        error=None,
+        insecure=_insecure(request),
+    )
 
 
 @router.post("/login")
@@ -214,8 +220,15 @@ async def login(request: Request, platform: PlatformDep) -> Response:
     elif await deps.authenticate(request, key) is None:
         error = "This API key is unknown or revoked."
     if error is not None:
-        return page(request, "login.html", status=401 if key else 422, viewer=None,
-                    next=target, error=error, insecure=_insecure(request))  # fmt: skip
+        return page(
+            request,
+            "login.html",
+            status=401 if key else 422,
+            viewer=None,
+            next=target,
+            error=error,
+            insecure=_insecure(request),
+        )
     response = redirect(target)
     set_cookie(response, seal(platform, key))
     return response

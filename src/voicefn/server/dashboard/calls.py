@@ -119,6 +119,8 @@ class Endpoint:
     base_url: str
     model: str
     api_key: str  #: "" sends none
+    #: the agent's own URL (the tenant's, so the workspace's egress policy applies)
+    tenant: bool
 
 
 def endpoint(settings: LLMSettings) -> Endpoint | str:
@@ -132,7 +134,7 @@ def endpoint(settings: LLMSettings) -> Endpoint | str:
     server_url = (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
     own = (settings.base_url or "").rstrip("/")
     if own and own != server_url:
-        return Endpoint(own, model, "")
+        return Endpoint(own, model, "", tenant=True)
     key = os.environ.get("OPENAI_API_KEY", "")
     if not key and not os.environ.get("OPENAI_BASE_URL") and not own:
         return (
@@ -140,7 +142,7 @@ def endpoint(settings: LLMSettings) -> Endpoint | str:
             "server, e.g. http://localhost:11434/v1 for Ollama) on its page, or start the "
             "server with OPENAI_API_KEY (and OPENAI_BASE_URL)."
         )
-    return Endpoint(server_url, model, key)
+    return Endpoint(server_url, model, key, tenant=False)
 
 
 async def check_egress(platform: Platform, ws: Workspace, url: str) -> str | None:
@@ -305,7 +307,7 @@ async def start_call(
     found = endpoint(settings)
     if isinstance(found, str):
         return _refused(409, found)
-    if not found.api_key and found.base_url == (settings.base_url or "").rstrip("/"):
+    if found.tenant:
         refused = await check_egress(platform, viewer.ws, found.base_url)
         if refused:
             return _refused(409, refused)

@@ -323,6 +323,11 @@ async def test_function(
 # ------------------------------------------------------------------------------ versions
 
 
+def _version(text: str) -> int:
+    """A version number from a URL; 0 (no such version) for anything else."""
+    return int(text) if text.isdigit() and len(text) < 10 else 0
+
+
 @router.get("/agents/{agent_id}/functions/{function_id}/diff")
 async def diff(
     request: Request,
@@ -330,15 +335,15 @@ async def diff(
     function_id: str,
     viewer: ViewerDep,
     platform: PlatformDep,
-    old: int = 1,
-    new: int | None = None,
+    old: str = "1",
+    new: str | None = None,
     dialect: str | None = None,
 ) -> Response:
     record = await data.function(platform, viewer.ws, agent_id, function_id)
-    new = new if new is not None else record.version
+    pair = (_version(old), _version(new) if new is not None else record.version)
     shown = _dialect(dialect) or "voicefn"
     texts: list[list[str]] = []
-    for version in (old, new):
+    for version in pair:
         if not 1 <= version <= record.version:
             raise PageError(404, "No such version", f"versions go from 1 to {record.version}")
         try:
@@ -350,9 +355,11 @@ async def diff(
             raise PageError(422, "Cannot show", exc.message) from None
         texts.append(_text(found.function).splitlines())
     lines = list(
-        difflib.unified_diff(texts[0], texts[1], f"version {old}", f"version {new}", lineterm="")
+        difflib.unified_diff(
+            texts[0], texts[1], f"version {pair[0]}", f"version {pair[1]}", lineterm=""
+        )
     )
-    html = render("_diff.html", lines=lines, old=old, new=new)
+    html = render("_diff.html", lines=lines, old=pair[0], new=pair[1])
     return Response(html, media_type="text/html", headers={"Cache-Control": "no-store"})
 
 
@@ -366,7 +373,7 @@ async def restore(
     platform: PlatformDep,
 ) -> Response:
     record = await data.function(platform, viewer.ws, agent_id, function_id)
-    number = int(version) if version.isdigit() and len(version) < 10 else 0
+    number = _version(version)
     if not 1 <= number <= record.version:
         raise PageError(404, "No such version", f"versions go from 1 to {record.version}")
     try:

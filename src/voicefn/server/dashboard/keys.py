@@ -53,8 +53,10 @@ async def keys_page(request: Request, viewer: ViewerDep, platform: PlatformDep) 
 async def create_key(request: Request, viewer: ViewerDep, platform: PlatformDep) -> Response:
     fields = await form(request)
     try:
-        body = ApiKeyIn(name=fields.get("name", "").strip() or "api key",
-                        operator=fields.get("operator") == "on")  # fmt: skip
+        body = ApiKeyIn(
+            name=fields.get("name", "").strip() or "api key",
+            operator=fields.get("operator") == "on",
+        )
     except ValidationError:
         return await _keys_page(
             request, viewer, platform, status=422, error="A key's name is 1 to 100 characters."
