@@ -68,10 +68,12 @@ async function* frames() {
 
 // ------------------------------------------------------------------------------- workers
 
-function spawnWorker() {
+// `now`: a job is waiting for this Worker (the pool was empty): it skips its rehearsal, which
+// would only delay that job.
+function spawnWorker(now = false) {
   const worker = new Worker(WORKER_URL, {
     type: "module",
-    name: "voicefn-job",
+    name: now ? "voicefn-job-now" : "voicefn-job",
     deno: { permissions: "none" },
   });
   const slot = { worker, job: null, dead: false };
@@ -123,9 +125,9 @@ function scheduleRefill() {
   warmSpares();
 }
 
-function warmSpares() {
+function warmSpares(now = false) {
   if (warming !== null || spares.length >= SPARES) return;
-  const slot = spawnWorker();
+  const slot = spawnWorker(now);
   spares.push(slot);
   warming = slot;
   slot.ready.then(
@@ -146,7 +148,7 @@ async function takeWorker() {
     }
     if (spares.length === 0) {
       warming = null;
-      warmSpares();
+      warmSpares(true);
     }
     const i = spares.findIndex((s) => s.isReady === true);
     const slot = spares.splice(i >= 0 ? i : 0, 1)[0];

@@ -305,6 +305,7 @@ async function rehearse() {
     nextRid = 1;
   }
 }
-await rehearse();
+// A Worker made for a job that is already waiting (the pool was empty) goes straight to it.
+if (globalThis.name !== "voicefn-job-now") await rehearse();
 
 post({ t: "ready" });
