@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from api_helpers import echo_function
 from dashboard_helpers import Site, allow_loopback, new_workspace, read_events, session
 
 from voicefn.server.dashboard import auth
@@ -212,3 +213,24 @@ def test_the_call_page_says_how_to_configure_an_llm(
         assert refused.status_code == 409
     finally:
         client.close()
+
+
+def test_deleting_a_function_then_its_agent(site: Site) -> None:
+    key = new_workspace(site, "delete")
+    with site.api(key) as api:
+        agent = api.post("/v1/agents", json={"name": "gone", "system_prompt": "Hi"}).json()
+        fn = api.post(
+            f"/v1/agents/{agent['id']}/functions", json=echo_function(site.functions.url)
+        ).json()
+    client, token = session(site, key)
+    try:
+        base = f"/agents/{agent['id']}"
+        deleted = client.post(f"{base}/functions/{fn['id']}/delete", data={"csrf_token": token})
+        assert (deleted.status_code, deleted.headers["location"]) == (303, base)
+        assert client.get(f"{base}/functions/{fn['id']}").status_code == 404
+        deleted = client.post(f"{base}/delete", data={"csrf_token": token})
+        assert (deleted.status_code, deleted.headers["location"]) == (303, "/agents")
+    finally:
+        client.close()
+    with site.api(key) as api:
+        assert api.get(f"/v1/agents/{agent['id']}").status_code == 404
