@@ -51,7 +51,17 @@ def bodies(server_url: str) -> dict[tuple[str, str], Any]:
         ("post", "/v1/functions/from-curl"): {"curl": "curl https://b.example/orders"},
         ("post", "/v1/functions/validate"): fn,
         ("post", "/v1/signing-keys"): {},
+        ("post", "/v1/agents/{agent_id}/calls"): CALL_REPORT,
     }
+
+
+#: A finished call, as a host reports it (B reports it under A's agent id: refused).
+CALL_REPORT = {
+    "call_sid": "CA-B-1",
+    "started_at": "2026-12-01T10:00:00Z",
+    "ended_at": "2026-12-01T10:01:00Z",
+    "transcript": [{"role": "caller", "text": "hello"}],
+}
 
 
 #: Routes only operator keys may use: B's key must be refused before any lookup.
@@ -87,6 +97,15 @@ def _a_world(live: Live, api: httpx.Client, server_url: str) -> dict[str, Any]:
         json={"arguments": {"order_id": "A-1"}},
     ).json()
     assert run["ok"] is True  # warm: A's function is in the execute path's cache
+    call = api.post(
+        f"/v1/agents/{agent['id']}/calls",
+        json={
+            **CALL_REPORT,
+            "call_sid": "CA-A-1",
+            "variables": {"note": MARKER},
+            "transcript": [{"role": "caller", "text": f"I am {MARKER}"}],
+        },
+    ).json()
     key = api.post("/v1/api-keys", json={"name": "second A key"}).json()
     signing = api.post("/v1/signing-keys", json={"agent_id": agent["id"]}).json()
     return {
@@ -99,6 +118,7 @@ def _a_world(live: Live, api: httpx.Client, server_url: str) -> dict[str, Any]:
         "workspace_id": api.get("/v1/workspace").json()["id"],
         "job_id": _a_job(live),
         "signing_key_id": signing["id"],
+        "call_id": call["call"]["id"],
         "secrets": [TOKEN, "crm-A-secret-value", key["key"], signing["secret"]],
     }
 

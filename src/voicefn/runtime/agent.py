@@ -39,7 +39,6 @@ from ..templates import VARIABLE_RE, render_text
 from ..validation import (
     FunctionValidationError,
     Problem,
-    check_mapping_sources,
     check_url,
     did_you_mean,
     json_path,
@@ -49,8 +48,7 @@ from .postcall_spec import (
     PostCallSettings,
     PostCallVariable,
     check_post_call,
-    post_call_sources,
-    variable_sources,
+    mapping_problems,
 )
 
 
@@ -294,7 +292,7 @@ def validate_agent(
             problems += _check_text_variables(key, data[key], known)
     problems += check_post_call(data.get("post_call_variables"), data.get("post_call"))
     functions = _load_functions(data.get("functions"), base, known, report, mcp)
-    _check_mappings(data, report, declared or {}, stored, variables)
+    _check_mappings(data, report, stored, variables)
     names = [f.name for f in functions]
     for dup in sorted({n for n in names if names.count(n) > 1}):
         problems.append(
@@ -513,31 +511,17 @@ def _stored_names(raw: Any, base: Path) -> set[str]:
 def _check_mappings(
     data: dict[str, Any],
     report: AgentReport,
-    declared: Mapping[str, Any],
     stored: set[str],
     given: Iterable[str] | Mapping[str, Any],
 ) -> None:
     """Post-call functions' ``variables.*`` and ``post_call.*`` sources against the agent's
     declarations; problems go with the function's own (same paths)."""
-    raw = data.get("post_call_variables")
-    declared_post = []
-    for item in raw if isinstance(raw, list) else ():
-        try:
-            declared_post.append(PostCallVariable.model_validate(item))
-        except ValidationError:
-            continue  # reported by check_post_call
-    try:
-        settings = PostCallSettings.model_validate(data.get("post_call") or {})
-    except ValidationError:
-        settings = PostCallSettings()
-    post_call = post_call_sources(declared_post, settings)
-    variables = variable_sources(declared, stored, given)
     for entry in report.functions:
         for found in entry.reports:
             function = found.function
-            if function is None or not function.mapping or function.phase != "post_call":
+            if function is None:
                 continue
-            more = check_mapping_sources(function, variables=variables, post_call=post_call)
+            more = mapping_problems(function, data, stored=stored, given=given)
             if entry.source.startswith("$"):  # embedded: paths start at the agent's root
                 more = [
                     Problem(f"{entry.source}{p.path[1:]}", p.message, p.fix, p.found, p.severity)

@@ -972,8 +972,10 @@ class PostCallPlan:
     jobs: tuple[PlannedJob, ...]
 
     @classmethod
-    def build(cls, agent: Agent, call: FinishedCall) -> PostCallPlan:
-        base = f"{call.call_id}:post_call"
+    def build(cls, agent: Agent, call: FinishedCall, *, prefix: str | None = None) -> PostCallPlan:
+        """The jobs of ``call``; their keys start with ``prefix`` (default: the call's id; the
+        platform uses its own call record's id, unique in the workspace)."""
+        base = f"{prefix or call.call_id}:post_call"
         extract_key = f"{base}:extract"
         jobs = [PlannedJob(extract_key, "extract")]
         for function in agent.functions:

@@ -20,9 +20,10 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..validation import Problem, SourceType, did_you_mean, json_path
+from ..spec import Function
+from ..validation import Problem, SourceType, check_mapping_sources, did_you_mean, json_path
 
 VariableType = Literal["string", "integer", "number", "boolean", "enum", "list"]
 ItemType = Literal["string", "integer", "number", "boolean"]
@@ -332,3 +333,55 @@ def _check_variable(i: int, item: Any, seen: dict[str, int], extras: set[str]) -
             )
         )
     return out
+
+
+def declared_post_call(
+    document: Mapping[str, Any],
+) -> tuple[list[PostCallVariable], PostCallSettings]:
+    """An agent document's post-call variables and extras, the valid ones (the others are
+    reported by :func:`check_post_call`)."""
+    raw = document.get("post_call_variables")
+    variables: list[PostCallVariable] = []
+    for item in raw if isinstance(raw, list) else ():
+        try:
+            variables.append(PostCallVariable.model_validate(item))
+        except ValidationError:
+            continue
+    try:
+        settings = PostCallSettings.model_validate(document.get("post_call") or {})
+    except ValidationError:
+        settings = PostCallSettings()
+    return variables, settings
+
+
+def stored_names(functions: Iterable[Function | Mapping[str, Any]]) -> set[str]:
+    """The variables functions store (``store:``)."""
+    out: set[str] = set()
+    for f in functions:
+        store = f.store if isinstance(f, Function) else f.get("store")
+        if isinstance(store, Mapping):
+            out.update(str(k) for k in store)
+    return out
+
+
+def mapping_problems(
+    function: Function,
+    agent: Mapping[str, Any],
+    *,
+    stored: Iterable[str] = (),
+    given: Iterable[str] = (),
+) -> list[Problem]:
+    """A post-call function's ``variables.*`` and ``post_call.*`` sources against an agent
+    document (its ``variables``, ``post_call_variables`` and ``post_call``), the names the
+    agent's functions store and those every call passes. Paths: ``$.mapping.<parameter>``."""
+    if not function.mapping or function.phase != "post_call":
+        return []
+    variables, settings = declared_post_call(agent)
+    declared = agent.get("variables")
+    return check_mapping_sources(
+        function,
+        variables=variable_sources(
+            declared if isinstance(declared, Mapping) else {}, stored, given
+        ),
+        post_call=post_call_sources(variables, settings),
+    )

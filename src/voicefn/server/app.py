@@ -23,7 +23,18 @@ from .config import ServerConfig
 from .fastpath import ExecuteFastPath
 from .middleware import Observability
 from .platform import Platform
-from .routes import agents, execute, executions, functions, health, jobs, tenants, tools
+from .routes import (
+    agents,
+    calls,
+    execute,
+    executions,
+    functions,
+    health,
+    jobs,
+    schemas,
+    tenants,
+    tools,
+)
 
 DESCRIPTION = """\
 The voicefn platform: store agents and their custom functions (in any dialect: voicefn, Bolna,
@@ -42,6 +53,8 @@ ROUTERS = (
     execute.router,
     executions.router,
     jobs.router,
+    calls.router,
+    schemas.router,
     health.router,
 )
 

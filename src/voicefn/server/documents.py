@@ -27,6 +27,8 @@ AGENT_SETTINGS = (
     "variables",
     "webhook_url",
     "llm",
+    "post_call_variables",
+    "post_call",
 )
 
 

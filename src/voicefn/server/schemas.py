@@ -154,6 +154,12 @@ class AgentOut(BaseModel):
     variables: dict[str, Any] = Field(description="secret variables are shown as [secret]")
     webhook_url: str | None = None
     llm: dict[str, Any]
+    post_call_variables: list[dict[str, Any]] = Field(
+        default_factory=list, description="extracted from the transcript after each call"
+    )
+    post_call: dict[str, Any] = Field(
+        default_factory=dict, description="the built-in extras: summary, outcome"
+    )
     secret_variables: list[str]
     created_at: dt.datetime
     updated_at: dt.datetime

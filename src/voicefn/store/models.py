@@ -189,3 +189,4 @@ class MetaRow(Base):
 
 
 from . import models_jobs  # noqa: E402, F401  (jobs, job_attempts, signing_keys)
+from .models_calls import CallRow  # noqa: E402, F401  (calls)

@@ -29,6 +29,7 @@ from .records import (
 )
 
 if TYPE_CHECKING:
+    from .sql.calls import SqlCalls
     from .sql.jobs import SqlJobs, SqlSigningKeys
 
 
@@ -171,6 +172,8 @@ class Repos(Protocol):
     def jobs(self) -> SqlJobs: ...
     @property
     def signing_keys(self) -> SqlSigningKeys: ...
+    @property
+    def calls(self) -> SqlCalls: ...
 
 
 class Store(Protocol):

@@ -68,6 +68,8 @@ def agent_out(record: AgentRecord) -> AgentOut:
         variables=dict(doc.get("variables") or {}),
         webhook_url=doc.get("webhook_url"),
         llm=dict(doc.get("llm") or {}),
+        post_call_variables=list(doc.get("post_call_variables") or []),
+        post_call=dict(doc.get("post_call") or {}),
         secret_variables=[
             k for k in (doc.get("variables") or {}) if doc["variables"][k] == "[secret]"
         ],

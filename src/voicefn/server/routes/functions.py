@@ -10,6 +10,7 @@ from ...dialects import DIALECTS
 from ...store import FunctionRecord, NameTaken, StoreError, Workspace
 from ...store.secrets import MASK
 from ...validation import Problem
+from ..calls import check_mapping
 from ..catalog import runnable_agent, runnable_function
 from ..deps import PlatformDep, WorkspaceDep
 from ..documents import patch_base, read_function, render_function
@@ -131,6 +132,9 @@ async def create_function(
 ) -> FunctionOut:
     variables = await _variables(platform, ws, agent_id)
     draft = read_function(body, dialect, mark=secret_header or [], variables=variables)
+    draft.warnings.extend(
+        await check_mapping(platform, ws, agent_id, draft.document, draft.dialect)
+    )
     try:
         async with platform.store.write() as repos:
             record = await repos.functions.create(
@@ -181,6 +185,9 @@ async def _update(
 ) -> FunctionOut:
     variables = await _variables(platform, ws, record.agent_id)
     draft = read_function(body, dialect, previous=record, mark=mark, variables=variables)
+    draft.warnings.extend(
+        await check_mapping(platform, ws, record.agent_id, draft.document, draft.dialect)
+    )
     try:
         async with platform.store.write() as repos:
             updated = await repos.functions.update(

@@ -18,6 +18,7 @@ from ..models import MetaRow
 from ..protocol import Repos, Store
 from ..records import ChangeEvent
 from .agents import SqlAgents
+from .calls import SqlCalls
 from .changes import ChangeLog, SqlChanges
 from .executions import SqlExecutions
 from .functions import SqlFunctions
@@ -41,6 +42,7 @@ class SqlRepos:
         self.changes = SqlChanges(session)
         self.jobs = SqlJobs(session, box, backend)
         self.signing_keys = SqlSigningKeys(session, box)
+        self.calls = SqlCalls(session, box, backend)
 
 
 class SqlStore:
