@@ -26,8 +26,6 @@ RECORD = {
 
 
 def run_worker(url: str, receiver: str, concurrency: int) -> None:
-    import asyncio
-
     import aiohttp
     from dbos import DBOS, DBOSConfig
 
@@ -66,10 +64,7 @@ def run_worker(url: str, receiver: str, concurrency: int) -> None:
 
     threading.Thread(target=wait_for_eof, daemon=True).start()
     stop.wait()
-    if "s" in session:
-        loop = asyncio.new_event_loop()
-        loop.run_until_complete(session["s"].close())
-    DBOS.destroy()
+    DBOS.destroy()  # the aiohttp session lives on DBOS's loop: it ends with the process
 
 
 def _client(url: str) -> Any:

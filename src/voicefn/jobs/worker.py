@@ -285,6 +285,12 @@ class JobWorker:
             )
             .execution_options(synchronize_session=False)
         )
+        if self.store.db.is_sqlite:
+            # A read first (beside writers, WAL): an idle worker never takes the write lock.
+            async with self.store.db.read() as session:
+                probe = select(JobRow.due_us).where(JobRow.due_us <= at).limit(1)
+                if (await session.execute(probe)).first() is None:
+                    return []
         async with self.store.db.write() as session:
             rows = (await session.execute(stmt)).all()
         return [Claimed(*tuple(row)) for row in rows]
