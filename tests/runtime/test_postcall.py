@@ -543,3 +543,41 @@ def test_the_plan_keys_are_stable_and_expand_resolves_each_job(llm, server):
     assert webhook.record["context_details"]["variables"]["customer_name"] == "[secret]"
     jsonschema.validate(webhook.record, EXECUTION_RECORD_SCHEMA)
     assert FinishedCall.from_dict(json.loads(json.dumps(call.to_dict()))) == call
+
+
+async def test_stored_values_fill_later_functions_templates_and_fillers(llm, ex, server):
+    lookup = {
+        "name": "lookup",
+        "description": "Look up the order",
+        "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+        "store": {"carrier": "json.order_id", "missing": "json.nothing.here"},
+        "action": {"type": "http", "method": "POST", "url": f"{server.url}/echo"},
+    }
+    notify = {
+        "name": "notify",
+        "description": "Tell the carrier",
+        "filler": "Contacting {carrier} now.",
+        "action": {
+            "type": "http",
+            "method": "POST",
+            "url": f"{server.url}/echo",
+            "param": {"carrier": "{carrier}"},
+        },
+    }
+    doc = agent_doc(llm, [lookup, notify])
+    doc["post_call_variables"] = []
+    llm.push(
+        Reply(tool_calls=[tool_call("lookup", {"order_id": "UPS"})]),
+        text("Found it."),
+        Reply(tool_calls=[tool_call("notify", {})]),
+        text("Done."),
+    )
+    from voicefn.runtime import Filler
+
+    async with CallSession(load_agent(doc), executor=ex) as s:
+        await collect(s.turn("where is it?"))
+        events = await collect(s.turn("tell them"))
+    assert [e.text for e in events if isinstance(e, Filler)] == ["Contacting UPS now."]
+    assert server.received[-1].json == {"carrier": "UPS"}
+    assert s.executions[0].stored == {"carrier": "UPS"}  # nothing found: nothing stored
+    assert "missing" not in s.context.variables

@@ -76,3 +76,13 @@ def test_the_followup_example_extracts_maps_and_delivers_the_record(followup: Pa
     assert record["executions"][0]["stored"] == {"order_status": "shipped", "carrier": "UPS"}
     assert record["post_call"][0]["state"] == "succeeded"
     assert record == post["record"]
+
+
+def test_the_readme_documents_every_field_of_the_execution_record() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text()
+    section = readme[readme.index("## After the call") :]
+    section = section[: section.index("\n## ")]
+    for name in EXECUTION_RECORD_SCHEMA["properties"]:
+        assert f"`{name}`" in section, name
+    for name in ("required", "values", "items", "description"):
+        assert f"`{name}`" in section, name

@@ -270,7 +270,10 @@ def _execution(e: Mapping[str, Any]) -> dict[str, Any]:
         "status": e.get("status"),
         "error": e.get("error"),
         "latency_ms": float(e.get("latency_ms") or 0.0),
-        "timings": dict(e.get("timings") or {}),
+        "timings": {
+            k: round(v, 3) if isinstance(v, float) else v
+            for k, v in (e.get("timings") or {}).items()
+        },
         "deduplicated": bool(e.get("deduplicated")),
         "stored": dict(e.get("stored") or {}),
     }
