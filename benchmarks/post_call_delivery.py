@@ -15,7 +15,8 @@ job's enqueue time (p50, p99).
 PostgreSQL: ``$VOICEFN_TEST_POSTGRES`` (default postgresql://postgres@127.0.0.1:5432/test), a
 fresh database per run, dropped after. ``--engine dbos`` runs the same two measures on DBOS
 Transact 3 (a queue and a one-step workflow doing the same signed POST, its system database on the
-same backend), for the comparison in the README.
+same backend), for the comparison in the README; it needs ``pip install dbos`` (not a voicefn
+dependency) and, for PostgreSQL, ``psycopg``.
 """
 
 from __future__ import annotations

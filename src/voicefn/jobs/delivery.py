@@ -209,8 +209,9 @@ async def _function(job: FunctionJob, d: Delivery) -> Attempt:
     except Exception as exc:
         return Attempt("final", error=f"the request could not be built: {exc}"[:500])
     body = request.body or b""
-    extra = dict(signed_headers(d, body) if job.sign else [("Idempotency-Key", d.job_id)])
-    request.headers = [(k, v) for k, v in request.headers if k not in extra] + list(extra.items())
+    extra = signed_headers(d, body) if job.sign else [("Idempotency-Key", d.job_id)]
+    names = {k.lower() for k, _ in extra}
+    request.headers = [(k, v) for k, v in request.headers if k.lower() not in names] + extra
     return await send(d, request, function.action.timeout_ms / 1000)
 
 
