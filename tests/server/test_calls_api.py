@@ -309,3 +309,38 @@ def test_the_execution_record_schema_is_served_to_anyone(live: Live) -> None:
     assert response.status_code == 200
     assert response.json() == EXECUTION_RECORD_SCHEMA
     jsonschema.Draft202012Validator.check_schema(response.json())
+
+
+def test_the_extraction_never_sends_the_servers_keys_to_a_tenants_llm(
+    live: Live, llm: ScriptedLLM, server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-server-own-key")
+    monkeypatch.setenv("VOICEFN_TEST_SERVER_SECRET", "server-secret-in-env")
+    doc = agent_doc(llm, server.url)
+    doc["llm"]["api_key_env"] = "VOICEFN_TEST_SERVER_SECRET"
+    llm.push(text(json.dumps(ANSWER)))
+    with live.client() as api:
+        agent = api.post("/v1/agents", json=doc).json()
+        body = api.post(f"/v1/agents/{agent['id']}/calls", json=REPORT).json()
+        detail = wait_until(lambda: settled(api, body["call"]["id"], 2), "the post-call jobs")
+    assert detail["extraction"]["values"] == ANSWER
+    (headers,) = llm.request_headers
+    assert "authorization" not in headers
+    assert "server-secret-in-env" not in json.dumps(headers)
+
+
+def test_an_llm_url_the_workspace_may_not_reach_is_not_asked(
+    live: Live, llm: ScriptedLLM, server: Any
+) -> None:
+    with live.client() as api:
+        ws = api.get("/v1/workspace").json()["id"]
+        agent = api.post("/v1/agents", json=agent_doc(llm, server.url)).json()
+        closed = api.put(f"/v1/workspaces/{ws}/settings", json={"allow_private_network": False})
+        assert closed.status_code == 200, closed.text
+        body = api.post(f"/v1/agents/{agent['id']}/calls", json=REPORT).json()
+        detail = wait_until(lambda: settled(api, body["call"]["id"], 2), "the post-call jobs")
+    task = detail["jobs"][0]
+    assert task["state"] == "succeeded"
+    assert task["attempts"] == 1  # a refused URL is not asked again
+    assert "egress" in detail["extraction"]["error"]
+    assert llm.requests == []

@@ -30,6 +30,7 @@ from ..runtime.postcall import (
     Extraction,
     FinishedCall,
     PostCallPlan,
+    check_answer,
     expand,
     extract,
     record_for,
@@ -387,11 +388,59 @@ async def _load(
     return call, agent, functions
 
 
+async def _extract(
+    platform: Platform, ws: Workspace, agent: Agent, call: FinishedCall
+) -> tuple[Extraction, bool]:
+    """The extraction, on the service: as the dashboard's test calls reach the LLM. An agent
+    that names its own ``llm.base_url`` gets no key of the server's (its ``api_key_env`` is
+    never read here: a tenant must not make the server send one of its environment variables),
+    and the URL must pass the workspace's egress policy; otherwise the server's
+    ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``. Returns the extraction and whether asking again
+    may help (not after a refused URL)."""
+    import os
+    from urllib.parse import urlsplit
+
+    from ..egress import EgressDenied, EgressPolicy
+    from ..runtime.llm_client import DEFAULT_BASE_URL, LLMClient
+    from ..transport import EgressResolver
+
+    settings = agent.llm
+    model = settings.model or os.environ.get("VOICEFN_LLM_MODEL") or os.environ.get("OPENAI_MODEL")
+    server_url = (os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+    own = (settings.base_url or "").rstrip("/")
+    key = os.environ.get("OPENAI_API_KEY", "")
+    if own and own != server_url:
+        key = ""
+        policy = await platform.catalog.policy(ws)
+        egress = EgressPolicy.from_strings(
+            policy.allow,
+            allow_private_network=policy.allow_private_network,
+            https_only=policy.https_only,
+        )
+        try:
+            egress.check_url(own)
+            host, port = urlsplit(own).hostname, urlsplit(own).port
+            if host and not egress.allow_private_network:  # where the name leads, too
+                await EgressResolver(egress).resolve(host, port or 443)
+        except EgressDenied as exc:
+            why = f"the LLM base URL is refused by this workspace's egress settings: {exc}"
+            return Extraction(check_answer(agent, None), ok=False, error=why), False
+        except OSError as exc:
+            why = f"the LLM base URL's host cannot be resolved: {exc}"
+            return Extraction(check_answer(agent, None), ok=False, error=why), True
+    url = own or server_url
+    agent = agent.model_copy(
+        update={"llm": settings.model_copy(update={"model": model, "base_url": url})}
+    )
+    async with LLMClient(
+        url, key, timeout_s=settings.timeout_s, max_retries=settings.max_retries, max_connections=4
+    ) as client:
+        return await extract(agent, call, client), True
+
+
 @task(POST_CALL_TASK)
 async def post_call_task(ctx: TaskContext) -> dict[str, Any]:
     """Extract, then enqueue each post-call function's job and the agent webhook's."""
-    from ..runtime.llm_client import shared_client
-
     platform: Platform = ctx.services["platform"]
     ws = Workspace(ctx.workspace_id, "")
     call, stored_agent, functions = await _load(platform, ws, str(ctx.payload["call_id"]))
@@ -399,8 +448,8 @@ async def post_call_task(ctx: TaskContext) -> dict[str, Any]:
     finished = finished_call(ws, call, agent)
     extraction: Extraction | None = None
     if wants_extraction(agent):
-        extraction = await extract(agent, finished, shared_client(agent.llm))
-        if extraction.error and ctx.attempt < EXTRACT_ATTEMPTS:
+        extraction, retryable = await _extract(platform, ws, agent, finished)
+        if extraction.error and retryable and ctx.attempt < EXTRACT_ATTEMPTS:
             raise RetryLater(f"the extraction failed: {extraction.error}")
         values = extraction.values
         async with platform.store.write() as repos:
