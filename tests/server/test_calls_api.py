@@ -272,6 +272,10 @@ def test_reports_are_validated_and_other_agents_calls_are_not_found(
             json={k: v for k, v in REPORT.items() if k != "call_sid"},
         )
         unknown = api.post("/v1/agents/agent_nope/calls", json=REPORT)
+        nul = api.post(
+            f"/v1/agents/{agent['id']}/calls",
+            json={**REPORT, "transcript": [{"role": "caller", "text": "a\u0000b"}]},
+        )
         missing = api.get("/v1/calls/call_0123456789abcdef")
         empty = api.get("/v1/calls").json()
     assert backwards.status_code == 422
@@ -279,6 +283,8 @@ def test_reports_are_validated_and_other_agents_calls_are_not_found(
     assert nameless.status_code == 422
     assert "give call_sid" in nameless.text
     assert unknown.status_code == 404
+    assert nul.status_code == 422
+    assert nul.json()["problems"][0]["path"] == "$.transcript[0].text"
     assert missing.status_code == 404
     assert empty == {"data": [], "next_cursor": None}
 

@@ -43,6 +43,7 @@ from ..store.secrets import MASK, agent_places, seal, secret_values, unseal
 from ..store.sql.calls import CallRecord, NewCall
 from ..store.sql.jobs import JobFilter
 from ..validation import Problem
+from .documents import check_json
 from .errors import invalid, not_found
 
 if TYPE_CHECKING:
@@ -238,6 +239,9 @@ async def report_call(
     platform: Platform, ws: Workspace, agent_id: str, report: CallReport
 ) -> Reported:
     """Store a finished call and its post-call job in one transaction (see the module)."""
+    odd = check_json(report.model_dump(mode="json", exclude_none=True))
+    if odd:
+        raise invalid(odd)
     async with platform.store.read() as repos:
         agent = await repos.agents.get(ws, agent_id)
         functions = await repos.functions.all(ws, agent_id) if agent is not None else []
