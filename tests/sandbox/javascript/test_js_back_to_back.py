@@ -7,6 +7,7 @@ gone for the next one, also when more jobs come than the pool holds, and when a 
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator
 from typing import Any
@@ -140,3 +141,36 @@ async def test_the_workers_rehearsal_never_reaches_egress_and_the_jobs_requests_
         assert outcome.ok, outcome
         assert outcome.value == {"status": 200, "data": {}}
     assert seen == [f"https://api.example.com/jobs?n={n}" for n in range(2 * SPARES + 1)]
+
+
+async def test_a_new_tenant_adopts_the_spare_process_and_a_new_spare_starts() -> None:
+    async with JavaScriptSandbox(spare_processes=1) as sb:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not (sb._spare_procs and sb._spare_procs[0].alive):  # started in the background
+            assert asyncio.get_running_loop().time() < deadline, "no spare process came up"
+            await asyncio.sleep(0.05)
+        spare = sb._spare_procs[0]
+        outcome = await sb.run(
+            "async function main() { const seen = typeof globalThis.mark; "
+            "globalThis.mark = 1; return seen; }",
+            "main",
+            {},
+            egress=no_egress,
+            tenant="newcomer",
+        )
+        assert outcome.ok, outcome
+        assert outcome.value == "undefined"  # nothing ran in it before
+        assert sb._processes[("newcomer", Limits.memory_mb)] is spare
+        assert spare.tenant == "newcomer"
+        assert sb._spare_procs  # the next spare
+        assert sb._spare_procs[0] is not spare
+        other = await sb.run(
+            "async function main() { return typeof globalThis.mark; }",
+            "main",
+            {},
+            egress=no_egress,
+            tenant="second",
+        )
+        assert other.ok, other
+        assert other.value == "undefined"
+        assert sb._processes[("second", Limits.memory_mb)] is not spare

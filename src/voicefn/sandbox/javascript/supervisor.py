@@ -320,13 +320,14 @@ class JavaScriptSandbox:
         return process
 
     def _adopt_spare(self, tenant: str, memory_mb: int) -> TenantProcess | None:
-        """A spare process (started ahead, no job run yet) for a new tenant, if one is up."""
+        """A spare process (started ahead, no job run yet) for a new tenant, if one is up or
+        starting (its job then waits for the start under the process's lock: sooner than a
+        second process started beside it)."""
         for spare in self._spare_procs:
             if (
                 spare.memory_mb == memory_mb
                 and spare.config is self._config
-                and spare.alive
-                and not spare.lock.locked()
+                and (spare.alive or spare.lock.locked())
             ):
                 self._spare_procs.remove(spare)
                 spare.tenant = tenant
