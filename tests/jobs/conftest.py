@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import asyncio
 import sys
-import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,15 +9,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent.parent / "store"))
 sys.path.insert(0, str(Path(__file__).parent))
 
+from jobs_support import FAST
 from platform_db import BACKENDS, database
 from receivers import Receiver, running_receiver
 
 from voicefn.executor import Executor
-from voicefn.jobs import JobRecord, JobWorker, RetryPolicy
+from voicefn.jobs import JobWorker
 from voicefn.store import SecretBox, SqlStore, Workspace, database_url, open_store
-
-#: How long a test waits for work a worker is doing (a busy 2-core machine); not a measurement.
-PATIENCE_S = 60.0
 
 
 @pytest.fixture(params=BACKENDS)
@@ -54,10 +50,6 @@ async def executor() -> AsyncIterator[Executor]:
     await ex.aclose()
 
 
-#: Retries come quickly in tests (the backoff itself is tested on RetryPolicy).
-FAST = RetryPolicy(max_attempts=8, base_delay_s=0.01, max_delay_s=0.05)
-
-
 @pytest.fixture
 async def worker(store: SqlStore, executor: Executor) -> AsyncIterator[JobWorker]:
     async def executor_for(_: str) -> Executor:
@@ -67,21 +59,3 @@ async def worker(store: SqlStore, executor: Executor) -> AsyncIterator[JobWorker
     await w.start()
     yield w
     await w.stop()
-
-
-async def settled(
-    store: SqlStore, ws: Workspace, ids: Sequence[str], states: tuple[str, ...] = ("succeeded",)
-) -> list[JobRecord]:
-    """The jobs once every one is in one of ``states`` (with their attempts); fails after
-    :data:`PATIENCE_S` with where they are."""
-    deadline = time.monotonic() + PATIENCE_S
-    while True:
-        async with store.read() as repos:
-            jobs = [await repos.jobs.get(ws, i) for i in ids]
-        found = [j for j in jobs if j is not None]
-        if len(found) == len(ids) and all(j.state in states for j in found):
-            return found
-        if time.monotonic() > deadline:
-            where = [(j.id, j.state, j.attempts, j.last_error) for j in found]
-            raise AssertionError(f"jobs did not reach {states}: {where}")
-        await asyncio.sleep(0.02)

@@ -9,10 +9,10 @@ import time
 from typing import Any
 
 import pytest
+from jobs_support import FAST, settled
 from receivers import Answer, Receiver
 from sqlalchemy import text
 
-from conftest import FAST, settled
 from voicefn.context import CallContext
 from voicefn.executor import Executor
 from voicefn.jobs import (

@@ -12,10 +12,10 @@ from typing import Any
 
 import httpx
 import pytest
+from jobs_support import PATIENCE_S
 from receivers import Answer, Receiver
 from typer.testing import CliRunner
 
-from conftest import PATIENCE_S
 from voicefn.cli import app as cli
 from voicefn.jobs import HttpJob
 from voicefn.jobs.settings import JobSettings

@@ -11,10 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from jobs_support import PATIENCE_S
 from receivers import Receiver
 from sqlalchemy import func, select
 
-from conftest import PATIENCE_S
 from voicefn.jobs import HttpJob
 from voicefn.store import SecretBox, SqlStore, open_store
 from voicefn.store.models_jobs import JobRow

@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from jobs_support import settled
 from receivers import Receiver
 
-from conftest import settled
 from voicefn.context import CallContext
 from voicefn.executor import Executor
 from voicefn.jobs import HttpJob, JobWorker
