@@ -515,7 +515,7 @@ def main() -> None:
         default=1500.0,
         help="JavaScript: the pause around each cold sample (the next spare process starts)",
     )
-    parser.add_argument("--max-seconds", type=float, default=240.0)
+    parser.add_argument("--max-seconds", type=float, default=420.0)
     args = parser.parse_args()
     args.patterns = {p.strip() for p in args.patterns.split(",") if p.strip()}
     if not args.patterns <= set(PATTERNS):
