@@ -63,11 +63,6 @@ class Request:
     headers: list[tuple[str, str]]
     body: bytes | None = None
 
-    def header(self, name: str) -> str | None:
-        """The first value of header ``name`` (any case), or None."""
-        name = name.lower()
-        return next((v for k, v in self.headers if k.lower() == name), None)
-
 
 @dataclass(frozen=True, slots=True)
 class Fetched:
@@ -251,9 +246,6 @@ class TenantTransports:
         self._ssl = default_ssl_context()  # built once: it costs ~50 ms
         self._pools: OrderedDict[str, Transport] = OrderedDict()
         self._users: dict[str, int] = {}
-
-    def __len__(self) -> int:
-        return len(self._pools)
 
     @asynccontextmanager
     async def transport(self, tenant: str) -> AsyncIterator[Transport]:
