@@ -386,3 +386,29 @@ async def test_every_node_builtin_of_this_deno_is_allowed_or_blocked() -> None:
     # and a built-in this list does not know would be refused at start
     assert unknown_builtins([*builtins, "node:brand_new"]) == ["brand_new"]
     assert "worker_threads" not in ALLOWED
+
+
+# ----------------------------------------------------------------- kills that overlap a respawn
+
+
+async def test_a_kill_still_waiting_does_not_touch_the_next_process(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    """The RSS watchdog's kill can still wait for the old process's exit while the supervisor
+    spawns the next one: that kill must release only what it detached (the old socket), not
+    close the new process's socket or cancel its tasks."""
+    assert (await run(sandbox, "return 1", tenant="overlap")).value == 1
+    process = process_of(sandbox, "overlap")
+    old_pid = process.proc.pid if process.proc else None
+    async with process.lock:
+        first_kill = asyncio.ensure_future(process.kill())
+        await asyncio.sleep(0)  # the kill has started and waits for the old process to exit
+        assert not process.alive
+        await process.spawn()
+        await first_kill
+        assert process.alive, "the earlier kill closed the new process's socket"
+        assert process.proc is not None
+        assert process.proc.pid != old_pid
+        assert process.stderr_task is not None
+        assert not process.stderr_task.done()
+    assert (await run(sandbox, "return 2", tenant="overlap")).value == 2

@@ -53,6 +53,24 @@ IDLE_QUIET_POLLS = 5  # this many polls with (almost) no CPU: the process is idl
 _FATAL_STATUSES = frozenset({133, 134, -5, -6})
 
 
+async def _accept(loop: asyncio.AbstractEventLoop, listener: socket.socket) -> socket.socket:
+    """The host's connection, within START_TIMEOUT_S. Not ``wait_for``: on Python 3.11 a
+    cancellation that lands as the accept completes drops the accepted socket unclosed."""
+    accept = asyncio.ensure_future(loop.sock_accept(listener))
+    try:
+        done, _ = await asyncio.wait({accept}, timeout=START_TIMEOUT_S)
+    except BaseException:
+        if accept.done() and not accept.cancelled() and accept.exception() is None:
+            accept.result()[0].close()
+        accept.cancel()
+        raise
+    if not done:
+        accept.cancel()
+        raise RuntimeError("the Deno process did not connect in time")
+    conn, _ = accept.result()
+    return conn
+
+
 class TenantProcess:
     """One tenant's Deno process (for one ``memory_mb``): spawn, run jobs one at a time, die."""
 
@@ -121,11 +139,12 @@ class TenantProcess:
             if cfg.cgroups is None:
                 self.watchdog_task = asyncio.ensure_future(self._watchdog())
             loop = asyncio.get_running_loop()
+            conn = await _accept(loop, listener)
             try:
-                conn, _ = await asyncio.wait_for(loop.sock_accept(listener), START_TIMEOUT_S)
-            except TimeoutError:
-                raise RuntimeError("the Deno process did not connect in time") from None
-            self.reader, self.writer = await asyncio.open_unix_connection(sock=conn)
+                self.reader, self.writer = await asyncio.open_unix_connection(sock=conn)
+            except BaseException:
+                conn.close()
+                raise
             frame = await asyncio.wait_for(self._read_frame(MAX_READY_FRAME), START_TIMEOUT_S)
             if frame.get("t") != "ready":
                 raise RuntimeError(
@@ -170,7 +189,8 @@ class TenantProcess:
             rss = await asyncio.to_thread(tree_rss_bytes, proc.pid)
             if rss > self.memory_limit:
                 self.watchdog_fired = True
-                await self.kill()
+                # shielded: the job's own kill cancels this task, not the kill it started
+                await asyncio.shield(self.kill())
                 return
             await asyncio.sleep(WATCHDOG_INTERVAL_S)
 
@@ -313,38 +333,43 @@ class TenantProcess:
     # -- killing -------------------------------------------------------------------------
 
     async def kill(self) -> None:
-        """Kill the process tree and release everything it held. Idempotent."""
+        """Kill the process tree and release everything it held. Idempotent.
+
+        Everything the process held is detached before the first ``await``: two kills may
+        overlap (the RSS watchdog's and the job's), and the supervisor may spawn the next
+        process while an earlier kill still waits for the old one's exit; each kill then
+        releases only what it detached, never the new process's socket or tasks."""
         self.idle_since = None
         proc = self.proc
+        writer, self.writer, self.reader = self.writer, None, None
+        stderr_task, self.stderr_task = self.stderr_task, None
+        cgroup, self.cgroup = self.cgroup, None
+        watchdog = self.watchdog_task
+        if watchdog is not None and watchdog is not asyncio.current_task():
+            self.watchdog_task = None
+            watchdog.cancel()
         if proc is not None and proc.returncode is None:
             # Not proc.kill(): Popen.send_signal() polls first, which can reap the child behind
             # asyncio's child watcher. The process leads its own session (start_new_session).
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
-        if self.cgroup is not None:
-            self.cgroup.kill_all()
+        if cgroup is not None:
+            cgroup.kill_all()
+        if writer is not None:
+            writer.close()
         if proc is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), EXIT_WAIT_S)
-        if self.writer is not None:
-            writer, self.writer = self.writer, None
-            writer.close()
+        if writer is not None:
             # the socket is closed on the loop's next turn: wait for it, or it may outlive
             # the loop (an unclosed socket) when the sandbox shuts down right after
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
-        self.reader = None
-        stderr_task, self.stderr_task = self.stderr_task, None  # kill() may run twice at once
         if stderr_task is not None:
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(stderr_task), 1.0)
             stderr_task.cancel()
-        watchdog = self.watchdog_task
-        if watchdog is not None and watchdog is not asyncio.current_task():
-            self.watchdog_task = None
-            watchdog.cancel()
-        if self.cgroup is not None:
-            cgroup = self.cgroup
+        if cgroup is not None:
             for _ in range(50):
                 if cgroup.remove():
                     break
@@ -352,4 +377,3 @@ class TenantProcess:
                 await asyncio.sleep(0.02)
             else:
                 log.warning("could not remove cgroup %s", cgroup.dirs)
-            self.cgroup = None
