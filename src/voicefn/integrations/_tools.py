@@ -9,6 +9,10 @@ is in flight joins it, and made again after it succeeded reads the earlier resul
 That is what keeps a barge-in, or an LLM that repeats itself, from booking twice. Such a call also
 keeps running when the framework cancels the tool (an interruption): a request that was sent
 finishes, and its result is remembered.
+
+As in :class:`~voicefn.runtime.session.CallSession`, a successful result's ``store:`` values join
+the call's variables (later calls' templates and fillers see them), and every tool call is kept
+as an execution for the post-call work (:meth:`FunctionRunner.finished_call`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -25,6 +30,11 @@ from ..dialects.llm import llm_parameters
 from ..executor import Executor
 from ..results import ToolResult, error_content
 from ..runtime.agent import Agent
+from ..runtime.events import ExecutionTimings
+from ..runtime.postcall import FinishedCall
+from ..runtime.postcall_inline import finished_call
+from ..runtime.session import ExecutionRecord
+from ..runtime.stored import store_result
 from ..spec import Function
 from ..templates import render_text
 
@@ -176,6 +186,16 @@ class FunctionRunner:
         self.context = CallContext()
         self._variables: dict[str, Any] = {}
         self._schemas: dict[str, dict[str, Any]] = {}
+        #: every tool call of this call, in the order they finished (deduplicated ones too)
+        self.executions: list[ExecutionRecord] = []
+        #: what ``store:`` put into the call's variables so far (kept over a new context)
+        self.stored: dict[str, Any] = {}
+        #: UNIX time the call started (the adapter resets it when the framework starts the
+        #: agent) and how it ended, if the adapter carried out ``end_call`` (``agent``) or
+        #: ``transfer_call`` (``transfer``)
+        self.started_at = time.time()
+        self.ended_by: str | None = None
+        self.transfer_number: str | None = None
         # (name, canonical arguments) -> (content, status) of side-effecting calls that were sent
         # and succeeded; and the ones in flight, which a repeat joins instead of sending again.
         self._done: dict[tuple[str, str], tuple[str, int | None]] = {}
@@ -186,7 +206,13 @@ class FunctionRunner:
         """Use ``context`` for this call from now on (with the agent's variables and name under
         it); the schemas are rebuilt, since the parameters the context fills are hidden."""
         ctx = self.agent.call_context(context) if self.agent is not None else context
-        self.context = ctx or CallContext()
+        ctx = ctx or CallContext()
+        if self.stored:
+            ctx = replace(ctx, variables={**ctx.variables, **self.stored})
+        self.context = ctx
+        self._refresh()
+
+    def _refresh(self) -> None:
         self._variables = self.context.as_variables()
         self._schemas = {
             name: {
@@ -219,17 +245,21 @@ class FunctionRunner:
         tool_call_id: str | None = None,
     ) -> Outcome:
         """Run one tool call. Never raises for the call's own problems (they are results)."""
+        started = time.perf_counter()
         if function.repeatable:
             result = await self.executor.run(
                 function, arguments, self.context, tool_call_id=tool_call_id
             )
+            self._record(function, arguments, tool_call_id, result, started)
             return Outcome(result, result.content)
         key = (function.name, _canonical(parsed_arguments(arguments)))
         done = self._done.get(key)
         if done is not None:
             content, status = done
             earlier = ToolResult(function.name, True, content, _json_or_text(content), status)
-            return Outcome(earlier, _noted(content), deduplicated=True)
+            outcome = Outcome(earlier, _noted(content), deduplicated=True)
+            self._record(function, arguments, tool_call_id, earlier, started, outcome)
+            return outcome
         task = self._inflight.get(key)
         joined = task is not None
         if task is None:
@@ -238,9 +268,14 @@ class FunctionRunner:
             task = asyncio.create_task(self._send(key, function, arguments, tool_call_id))
             self._inflight[key] = task
         result = await asyncio.shield(task)
-        if joined and result.ok:
-            return Outcome(result, _noted(result.content), deduplicated=True)
-        return Outcome(result, result.content)
+        if not joined:
+            return Outcome(result, result.content)
+        # Joined the same call in flight: not sent again (it was recorded once, when sent).
+        content = _noted(result.content) if result.ok else result.content
+        self._record(
+            function, arguments, tool_call_id, result, started, Outcome(result, content, True)
+        )
+        return Outcome(result, content, deduplicated=result.ok)
 
     async def _send(
         self,
@@ -249,6 +284,7 @@ class FunctionRunner:
         arguments: str | Mapping[str, Any] | None,
         tool_call_id: str | None,
     ) -> ToolResult:
+        started = time.perf_counter()
         try:
             result = await self.executor.run(
                 function, arguments, self.context, tool_call_id=tool_call_id
@@ -257,7 +293,71 @@ class FunctionRunner:
             self._inflight.pop(key, None)
         if result.ok and result.request is not None:
             self._done[key] = (result.content, result.status)
+        # Recorded (and stored) here, not by the tool: an interruption may have cancelled it.
+        self._record(function, arguments, tool_call_id, result, started)
         return result
+
+    def _record(
+        self,
+        function: Function,
+        arguments: str | Mapping[str, Any] | None,
+        tool_call_id: str | None,
+        result: ToolResult,
+        started: float,
+        deduplicated: Outcome | None = None,
+    ) -> None:
+        """Keep the execution; a result that was sent (not read again) stores its values."""
+        stored: dict[str, Any] = {}
+        if deduplicated is None:
+            self.context, stored = store_result(self.context, function, result)
+            if stored:
+                self.stored.update(stored)
+                self._refresh()
+        now = time.perf_counter()
+        timings = ExecutionTimings(
+            None,
+            None if deduplicated else result.timings.time_to_request_ms,
+            None if deduplicated else result.timings.request_ms,
+        )
+        self.executions.append(
+            ExecutionRecord(
+                function.name,
+                tool_call_id or "",
+                parsed_arguments(arguments),
+                result.ok,
+                result.error,
+                result.status,
+                (now - started) * 1000,
+                timings,
+                deduplicated is not None,
+                deduplicated.content if deduplicated is not None else result.content,
+                now,
+                "in_call",
+                stored,
+            )
+        )
+
+    def finished_call(
+        self,
+        transcript: list[dict[str, str]],
+        *,
+        ended_by: str | None = None,
+        ended_at: float | None = None,
+    ) -> FinishedCall:
+        """The call as post-call work sees it, built as ``CallSession.finished_call`` builds
+        it: ``transcript`` is the turns the framework holds (``[{role: caller | agent,
+        text}]``); ``ended_by`` defaults to how the adapter saw it end, else ``caller``."""
+        return finished_call(
+            self.context,
+            agent_name=self.agent.name if self.agent is not None else "agent",
+            language=self.language or "en",
+            started_at=self.started_at,
+            ended_at=ended_at,
+            ended_by=ended_by or self.ended_by or "caller",
+            transfer_number=self.transfer_number,
+            transcript=transcript,
+            executions=[e.to_dict() for e in self.executions],
+        )
 
     async def aclose(self) -> None:
         """Wait for the calls in flight: what was sent finishes."""

@@ -24,20 +24,31 @@ the SIP participant (:func:`call_context`), under the ``context`` you pass.
   ``send_sms`` sends through the ``telephony`` you configure (e.g. ``TwilioTelephony``).
 - A side-effecting function already sent is not sent again: after a barge-in LiveKit keeps the
   tool running and records its result once; the same call made again reads that result.
+- A function's ``store:`` values join the call's variables (later calls see them).
+- When the session closes (or the job shuts down), the post-call work runs once with the
+  session's history as the transcript: extraction, post-call functions, the agent webhook (signed
+  with ``signing_secret``), or, with ``report_to``, the call goes to a running ``voicefn serve``.
+  ``await tools.finish()`` runs it (or waits for it) and returns the report.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from ..context import CallContext
 from ..executor import Executor
 from ..runtime.agent import Agent
+from ..runtime.llm_client import LLMClient
+from ..runtime.platform_report import PlatformTarget
+from ..runtime.postcall_inline import SigningSecret
 from ..spec import Function
 from ._guard import extra
+from ._postcall import Finished, PostCall, transcript_of
 from ._tools import FunctionRunner, Outcome, SmsSender, merge_context, short_error, sip_uri
 
 with extra("livekit"):
@@ -45,7 +56,8 @@ with extra("livekit"):
     from livekit.agents import llm as lk_llm
     from livekit.agents.job import JobContext, get_job_context
     from livekit.agents.llm import RawFunctionTool, ToolError, Toolset, function_tool
-    from livekit.agents.voice import AgentSession, RunContext, SpeechHandle
+    from livekit.agents.voice import AgentSession, CloseEvent, RunContext, SpeechHandle
+    from livekit.agents.voice.events import CloseReason
 
 #: A tool made from one function (LiveKit's raw-schema tool type).
 _Tool = RawFunctionTool[..., Awaitable[Any]]
@@ -139,6 +151,13 @@ class VoicefnToolset(Toolset):
     ``participant_identity`` in ``room_name`` (default: the room's SIP participant and the
     job's room). ``hang_up`` deletes the room when ``end_call`` ends the session, which hangs up
     a SIP caller.
+
+    After the call (the session closes, the job shuts down, or ``await tools.finish()``), the
+    post-call work runs once: inline, the agent webhook signed with ``signing_secret`` (a
+    ``whsec_...`` secret; unsigned with a warning without one) and the extraction through
+    ``postcall_llm`` (default: the agent's ``llm:``), or reported to ``report_to`` (a running
+    ``voicefn serve``). ``finish_on_close=False`` leaves it to ``finish()``. The session is found
+    from the job, the first tool call, or :meth:`watch`.
     """
 
     def __init__(
@@ -153,10 +172,20 @@ class VoicefnToolset(Toolset):
         participant_identity: str | None = None,
         room_name: str | None = None,
         hang_up: bool = True,
+        signing_secret: SigningSecret | None = None,
+        report_to: PlatformTarget | None = None,
+        postcall_llm: LLMClient | None = None,
+        finish_on_close: bool = True,
         id: str = "voicefn",
     ) -> None:
         self._explicit = context
         self._runner = FunctionRunner(functions, executor, self._resolve(), language=language)
+        self._post = PostCall(
+            self._runner, signing_secret=signing_secret, report_to=report_to, llm=postcall_llm
+        )
+        self._finish_on_close = finish_on_close
+        self._session: AgentSession[Any] | None = None
+        self._set_up = False
         self._telephony = telephony
         self._api = livekit_api
         self._participant_identity = participant_identity
@@ -192,6 +221,34 @@ class VoicefnToolset(Toolset):
         """``end_call`` or ``transfer_call`` ended the session (or is ending it)."""
         return self._ending
 
+    @property
+    def stored(self) -> dict[str, Any]:
+        """What the functions' ``store:`` put into the call's variables so far."""
+        return dict(self._runner.stored)
+
+    @property
+    def post_call(self) -> Finished | None:
+        """What the post-call work gave, once done: a ``PostCallReport`` (inline) or a
+        ``PlatformReceipt`` (``report_to``)."""
+        return self._post.result
+
+    def watch(self, session: AgentSession[Any]) -> VoicefnToolset:
+        """Run the post-call work when ``session`` closes, its history as the transcript (done
+        by itself inside a LiveKit job, and on the first tool call)."""
+        if self._session is not session:
+            if self._session is not None:
+                self._session.off("close", self._on_close)
+            self._session = session
+            session.on("close", self._on_close)
+        return self
+
+    async def finish(self, *, ended_by: str | None = None) -> Finished:
+        """Run the call's post-call work now (once: if it already started, wait for it) and
+        return its report. ``ended_by``: ``caller``, ``agent``, ``transfer`` or ``system``
+        (default: ``agent`` after end_call, ``transfer`` after transfer_call, else
+        ``caller``)."""
+        return await self._post.finish(self._transcript, ended_by)
+
     def function_tools(self) -> list[_Tool]:
         """The tools as they are now (one per in-call function)."""
         return [t for t in self.tools if isinstance(t, RawFunctionTool)]
@@ -199,9 +256,17 @@ class VoicefnToolset(Toolset):
     async def setup(self) -> VoicefnToolset:
         """Called by LiveKit when the agent starts: read the job again (the SIP participant may
         have joined since) and rebuild the schemas for that context."""
-        if get_job_context(required=False) is not None:
+        job = get_job_context(required=False)
+        if job is not None:
             self._runner.set_context(self._resolve())
             self._tools = self._build_tools()
+        if not self._set_up:  # the first agent of the call starts: the call starts
+            self._set_up = True
+            self._runner.started_at = time.time()
+            if job is not None:
+                job.add_shutdown_callback(self._on_shutdown)
+                with contextlib.suppress(RuntimeError):  # no session started in this job yet
+                    self.watch(job.primary_session)
         await super().setup()
         return self
 
@@ -211,6 +276,30 @@ class VoicefnToolset(Toolset):
         await super().aclose()
 
     # ----------------------------------------------------------------------------- internals
+
+    def _transcript(self) -> list[dict[str, str]]:
+        session = self._session
+        if session is None:
+            return []
+        return transcript_of(
+            (item.role, item.text_content)
+            for item in session.history.items
+            if isinstance(item, lk_llm.ChatMessage)
+        )
+
+    def _on_close(self, event: CloseEvent) -> None:
+        if self._finish_on_close:
+            self._post.start(self._transcript, self._ended_by(event.reason))
+
+    async def _on_shutdown(self, reason: str) -> None:
+        # The job waits for this: the post-call work is done before the process moves on.
+        if self._finish_on_close:
+            await self._post.finish(self._transcript, self._ended_by(CloseReason.JOB_SHUTDOWN))
+
+    def _ended_by(self, reason: CloseReason) -> str | None:
+        if self._runner.ended_by is not None:
+            return None  # end_call or transfer_call: the runner knows
+        return "caller" if reason == CloseReason.PARTICIPANT_DISCONNECTED else "system"
 
     def _resolve(self) -> CallContext:
         discovered = call_context() if get_job_context(required=False) is not None else None
@@ -226,6 +315,8 @@ class VoicefnToolset(Toolset):
         return function_tool(call, raw_schema=self._runner.schema(function.name))
 
     async def _call(self, function: Function, arguments: Mapping[str, Any], ctx: _Ctx) -> Any:
+        if self._session is None:
+            self.watch(ctx.session)
         call_id = ctx.function_call.call_id
         line = self._runner.filler(function.name)
         if line:
@@ -261,6 +352,7 @@ class VoicefnToolset(Toolset):
     async def _carry_out(self, directive: dict[str, Any], outcome: Outcome, ctx: _Ctx) -> Any:
         kind = directive.get("builtin")
         if kind == "end_call":
+            self._runner.ended_by = "agent"
             goodbye = directive.get("message") or None
             self._end_after(ctx, goodbye)
             # With a goodbye line we say it ourselves; without one, the LLM says goodbye in the
@@ -268,6 +360,8 @@ class VoicefnToolset(Toolset):
             return lk_llm.ToolResult(outcome.content, reply_required=goodbye is None)
         if kind == "transfer_call":
             await self._transfer(str(directive["number"]), ctx)
+            self._runner.ended_by = "transfer"
+            self._runner.transfer_number = str(directive["number"])
             self._end_after(ctx, None)
             return lk_llm.ToolResult(outcome.content, reply_required=False)
         if kind == "send_sms":

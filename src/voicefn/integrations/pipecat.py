@@ -26,21 +26,31 @@ runs on the shared :class:`~voicefn.Executor` with the call's :class:`~voicefn.C
 - ``end_call`` says the goodbye line and pushes the frame that ends the pipeline
   (``EndWorkerFrame``: queued speech is played first); ``transfer_call`` and ``send_sms`` go
   through the ``telephony`` you configure (``TwilioTelephony``).
+- A function's ``store:`` values join the call's variables (later calls see them).
+- When the pipeline ends (Pipecat cleans the LLM service up), the post-call work runs once with
+  the LLM context's messages as the transcript: extraction, post-call functions, the agent
+  webhook (signed with ``signing_secret``), or, with ``report_to``, the call goes to a running
+  ``voicefn serve``. The returned tools are a :class:`VoicefnTools`: ``await tools.finish()``
+  runs it (or waits for it) and returns the report.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from ..context import CallContext
 from ..executor import Executor
 from ..results import error_content
 from ..runtime.agent import Agent
+from ..runtime.llm_client import LLMClient
+from ..runtime.platform_report import PlatformTarget
+from ..runtime.postcall_inline import SigningSecret
 from ..spec import BuiltinAction, Function
 from ._guard import extra
+from ._postcall import Finished, PostCall, transcript_of
 from ._tools import FunctionRunner, Telephony
 
 with extra("pipecat"):
@@ -48,14 +58,17 @@ with extra("pipecat"):
     from pipecat.adapters.llm.schemas.tools_schema import ToolsSchema
     from pipecat.frames.frames import (
         EndWorkerFrame,
+        Frame,
         FunctionCallFromLLM,
         FunctionCallResultProperties,
+        LLMContextFrame,
         TTSSpeakFrame,
     )
+    from pipecat.processors.aggregators.llm_context import LLMContext
     from pipecat.processors.frame_processor import FrameProcessor
     from pipecat.services.llm_service import FunctionCallParams, LLMService
 
-__all__ = ["register"]
+__all__ = ["VoicefnTools", "register"]
 
 log = logging.getLogger("voicefn.integrations.pipecat")
 
@@ -73,20 +86,40 @@ def register(
     *,
     language: str | None = None,
     telephony: Telephony | None = None,
-) -> ToolsSchema:
+    signing_secret: SigningSecret | None = None,
+    report_to: PlatformTarget | None = None,
+    postcall_llm: LLMClient | None = None,
+    finish_on_end: bool = True,
+) -> VoicefnTools:
     """Register ``agent``'s in-call functions (or a list of in-call functions) with ``llm`` and
-    return the tools schema for the ``LLMContext``.
+    return the tools schema for the ``LLMContext`` (a :class:`VoicefnTools`).
 
     One registration per call (it remembers what the call sent); share ``executor`` between
     calls. ``tts`` is where fillers are queued (default: pushed downstream from ``llm``);
     ``telephony`` carries out ``transfer_call`` (with the context's ``call_sid``) and
     ``send_sms``.
+
+    When the pipeline ends (``finish_on_end``), and on ``await tools.finish()``, the post-call
+    work runs once: inline, the agent webhook signed with ``signing_secret`` (a ``whsec_...``
+    secret; unsigned with a warning without one) and the extraction through ``postcall_llm``
+    (default: the agent's ``llm:``), or reported to ``report_to`` (a running ``voicefn serve``).
     """
     runner = FunctionRunner(agent, executor, context, language=language)
+    post = PostCall(runner, signing_secret=signing_secret, report_to=report_to, llm=postcall_llm)
     speaker = _Speaker(llm, tts)
     handlers: list[_Handler] = []
+    schemas = [
+        FunctionSchema(
+            name=schema["name"],
+            description=schema["description"],
+            properties=schema["parameters"].get("properties", {}),
+            required=list(schema["parameters"].get("required", [])),
+        )
+        for schema in (runner.schema(name) for name in runner.functions)
+    ]
+    tools = VoicefnTools(schemas, post)
     for function in runner.functions.values():
-        handler = _Handler(runner, function, speaker, telephony)
+        handler = _Handler(runner, function, speaker, telephony, tools, finish_on_end)
         llm.register_function(
             function.name,
             handler,
@@ -106,16 +139,60 @@ def register(
 
     if any(runner.filler(name) for name in runner.functions):
         llm.add_event_handler("on_function_calls_started", on_function_calls_started)
-    schemas = [
-        FunctionSchema(
-            name=schema["name"],
-            description=schema["description"],
-            properties=schema["parameters"].get("properties", {}),
-            required=list(schema["parameters"].get("required", [])),
+    llm.add_event_handler("on_before_process_frame", tools._seen)
+    return tools
+
+
+class VoicefnTools(ToolsSchema):
+    """The tools schema :func:`register` returns (pass it to ``LLMContext(tools=...)``), and
+    the call's end: :meth:`finish`."""
+
+    def __init__(self, standard_tools: list[FunctionSchema], post: PostCall) -> None:
+        super().__init__(standard_tools=standard_tools)
+        self._post = post
+        #: the LLM context the call runs on (seen going into the LLM service): its messages
+        #: are the transcript
+        self.llm_context: LLMContext | None = None
+
+    @property
+    def context(self) -> CallContext:
+        """The call's context, as functions see it (``store:`` values among its variables)."""
+        return self._post.runner.context
+
+    @property
+    def stored(self) -> dict[str, Any]:
+        """What the functions' ``store:`` put into the call's variables so far."""
+        return dict(self._post.runner.stored)
+
+    @property
+    def post_call(self) -> Finished | None:
+        """What the post-call work gave, once done: a ``PostCallReport`` (inline) or a
+        ``PlatformReceipt`` (``report_to``)."""
+        return self._post.result
+
+    async def finish(self, *, ended_by: str | None = None) -> Finished:
+        """Run the call's post-call work now (once: if it already started, wait for it) and
+        return its report. ``ended_by``: ``caller``, ``agent``, ``transfer`` or ``system``
+        (default: ``agent`` after end_call, ``transfer`` after transfer_call, else
+        ``caller``)."""
+        return await self._post.finish(self._transcript, ended_by)
+
+    async def _pipeline_ended(self) -> None:
+        """Pipecat's cleanup of the LLM service: the pipeline has ended."""
+        await self._post.finish(self._transcript)
+
+    def _seen(self, _: FrameProcessor, frame: Frame) -> None:
+        if isinstance(frame, LLMContextFrame):
+            self.llm_context = frame.context
+
+    def _transcript(self) -> list[dict[str, str]]:
+        if self.llm_context is None:
+            return []
+        return transcript_of(
+            (m.get("role"), m.get("content"))
+            for m in self.llm_context.get_messages()
+            if isinstance(m, dict)
         )
-        for schema in (runner.schema(name) for name in runner.functions)
-    ]
-    return ToolsSchema(standard_tools=list(schemas))
 
 
 def _timeout_s(function: Function) -> float | None:
@@ -148,15 +225,23 @@ class _Handler:
         function: Function,
         speaker: _Speaker,
         telephony: Telephony | None,
+        tools: VoicefnTools,
+        finish_on_end: bool,
     ) -> None:
         self.runner = runner
         self.function = function
         self.speaker = speaker
         self.telephony = telephony
-        # Awaited by Pipecat when the LLM service is cleaned up: what was sent finishes.
-        self._pipecat_cleanup = runner.aclose
+        self.tools = tools
+        # Awaited by Pipecat when the LLM service is cleaned up (the pipeline ended): what was
+        # sent finishes, then the post-call work runs (once: every handler carries this one).
+        self._pipecat_cleanup: Callable[[], Awaitable[None]] = (
+            tools._pipeline_ended if finish_on_end else runner.aclose
+        )
 
     async def __call__(self, params: FunctionCallParams) -> None:
+        if self.tools.llm_context is None and isinstance(params.context, LLMContext):
+            self.tools.llm_context = params.context
         outcome = await self.runner.run(self.function, params.arguments, params.tool_call_id)
         result = outcome.result
         content = outcome.content
@@ -170,6 +255,7 @@ class _Handler:
             content = await self._send_sms(result.directive or {}, content)
         elif kind == "end_call":
             ends = True
+            self.runner.ended_by = "agent"
         # Once the call ends, the LLM is not asked for another answer.
         properties = FunctionCallResultProperties(run_llm=False) if ends else None
         await params.result_callback(_payload(content), properties=properties)
@@ -190,6 +276,8 @@ class _Handler:
         except Exception as exc:
             log.warning("transfer_call to %s failed: %s", directive.get("number"), exc)
             return _error("transfer_failed", "The transfer did not go through."), False
+        self.runner.ended_by = "transfer"
+        self.runner.transfer_number = str(directive["number"])
         return content, True
 
     async def _send_sms(self, directive: dict[str, Any], content: str) -> str:

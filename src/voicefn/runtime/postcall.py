@@ -808,9 +808,13 @@ async def deliver_record(
     key: str,
     headers: Mapping[str, str] | None = None,
     timeout_s: float = WEBHOOK_TIMEOUT_S,
+    signing: str | Sequence[str] | None = None,
 ) -> Delivery:
     """POST the record once, through the executor's egress policy; never raises. ``key`` goes
-    as ``Idempotency-Key`` (the same for every delivery of this call's record)."""
+    as ``Idempotency-Key`` (the same for every delivery of this call's record). With ``signing``
+    secrets (``whsec_...``) the request carries the Standard Webhooks headers the platform's
+    durable delivery sends (``webhook-id`` is ``key``); without, it is unsigned and a warning is
+    logged once per process."""
     import httpx
 
     from ..actions.http import describe_send_error
@@ -839,6 +843,12 @@ async def deliver_record(
         ("X-Voicefn-Call-Id", str(record.get("call_id", ""))),
         *((k, v) for k, v in (headers or {}).items()),
     ]
+    if signing:
+        from ..webhooks import signature_headers
+
+        pairs += list(signature_headers(key, body, signing).items())
+    else:
+        _warn_unsigned()
     request = Request("POST", target, pairs, body)
     try:
         async with asyncio.timeout(timeout_s):
@@ -862,6 +872,20 @@ async def deliver_record(
     if 200 <= status < 300:
         return Delivery(url, True, status, None, (time.perf_counter() - started) * 1000)
     return failed(f"the endpoint returned {status}", status)
+
+
+_warned_unsigned = False
+
+
+def _warn_unsigned() -> None:
+    global _warned_unsigned
+    if not _warned_unsigned:
+        _warned_unsigned = True
+        log.warning(
+            "the agent webhook is sent unsigned: give a whsec_ signing secret "
+            "(CallSession(signing_secret=...), the adapters' signing_secret=..., or "
+            "VOICEFN_WEBHOOK_SECRET for voicefn call) so that receivers can verify it"
+        )
 
 
 @dataclass

@@ -52,20 +52,9 @@ from .events import (
     TurnInterrupted,
 )
 from .llm_client import LLMClient, LLMError, shared_client
-from .postcall import (
-    Delivery,
-    Extraction,
-    FinishedCall,
-    PostCallReport,
-    deliver_record,
-    extract,
-    outcome_of,
-    record_for,
-    resolve,
-    run_post_call_function,
-    stored_values,
-    wants_extraction,
-)
+from .postcall import FinishedCall, PostCallReport
+from .postcall_inline import SigningSecret, check_signing_secret, finished_call, run_post_call
+from .stored import store_result
 from .streaming import (
     ThinkFilter,
     complete_object,
@@ -261,8 +250,12 @@ class CallSession:
         context: CallContext | None = None,
         llm: LLMClient | None = None,
         language: str | None = None,
+        signing_secret: SigningSecret | None = None,
     ) -> None:
+        check_signing_secret(signing_secret)
         self.agent = agent
+        #: signs the agent webhook after the call (Standard Webhooks; None: unsigned)
+        self.signing_secret = signing_secret
         self.executor = executor
         ctx = context or CallContext()
         self.context = replace(
@@ -398,23 +391,16 @@ class CallSession:
         """The call as post-call work sees it (ids, numbers, times, how it ended, variables,
         transcript, executions). ``ended_by`` defaults to how the call ended: ``agent``
         (end_call), ``transfer`` (transfer_call), else ``caller`` (hung up)."""
-        ctx = self.context
-        return FinishedCall(
-            execution_id=ctx.execution_id,
-            agent_id=ctx.agent_id or self.agent.name,
-            call_sid=ctx.call_sid,
-            from_number=ctx.from_number,
-            to_number=ctx.to_number,
+        return finished_call(
+            self.context,
+            agent_name=self.agent.name,
             language=self.language,
             started_at=self.started_at,
-            ended_at=self.ended_at or time.time(),
+            ended_at=self.ended_at,
             ended_by=ended_by or self.ended_by or "caller",
             transfer_number=self.transfer_number,
-            variables=dict(ctx.variables),
             transcript=self.transcript(),
-            executions=[e.to_dict() for e in self.executions if e.phase != "post_call"],
-            workspace_id=ctx.workspace_id,
-            webhook_url=ctx.webhook_url,
+            executions=[e.to_dict() for e in self.executions],
         )
 
     async def finish(self, *, ended_by: str | None = None) -> AsyncIterator[Event]:
@@ -427,58 +413,31 @@ class CallSession:
         if self.ended_at is None:
             self.ended_at = time.time()
         call = self.finished_call(ended_by)
-        extraction: Extraction | None = None
-        if wants_extraction(self.agent):
-            extraction = await extract(self.agent, call, self.llm)
-            if extraction.error:
-                yield ErrorEvent("the post-call extraction failed", extraction.error)
-        outcomes: list[dict[str, Any]] = []
-        for function in self.agent.functions:
-            if function.phase != "post_call":
-                continue
-            call_id = f"post_call_{function.name}"
-            started = time.perf_counter()
-            resolved = resolve(function, call, extraction or Extraction())
-            shown = {k: resolved.arguments[k] for k in function.mapping if k in resolved.arguments}
-            yield FunctionStarted(function.name, call_id, shown)
-            result = await run_post_call_function(
-                self.executor, function, call, extraction or Extraction(), resolved
-            )
-            now = time.perf_counter()
-            latency = (now - started) * 1000
-            timings = ExecutionTimings(
-                None, result.timings.time_to_request_ms, result.timings.request_ms
-            )
-            self.executions.append(
-                ExecutionRecord(
-                    function.name,
-                    call_id,
-                    result.arguments,
-                    result.ok,
-                    result.error,
-                    result.status,
-                    latency,
-                    timings,
-                    False,
-                    result.content,
-                    now,
-                    "post_call",
+        events = run_post_call(
+            self.agent, call, self.executor, self.llm, signing_secret=self.signing_secret
+        )
+        async for event in events:
+            if isinstance(event, FunctionFinished):
+                result = event.result
+                self.executions.append(
+                    ExecutionRecord(
+                        event.function,
+                        event.tool_call_id,
+                        result.arguments,
+                        result.ok,
+                        result.error,
+                        result.status,
+                        event.latency_ms,
+                        event.timings,
+                        False,
+                        result.content,
+                        time.perf_counter(),
+                        "post_call",
+                    )
                 )
-            )
-            outcomes.append(outcome_of(result, latency))
-            yield FunctionFinished(function.name, call_id, result, latency, timings)
-        record = record_for(self.agent, call, extraction, outcomes)
-        delivery: Delivery | None = None
-        if call.webhook_url:
-            delivery = await deliver_record(
-                self.executor, call.webhook_url, record, key=f"{call.call_id}:post_call:webhook"
-            )
-            if not delivery.ok:
-                yield ErrorEvent(
-                    "the agent webhook failed", f"{call.webhook_url}: {delivery.error}"
-                )
-        self.post_call = PostCallReport(call, extraction, outcomes, record, delivery)
-        yield PostCallFinished(self.post_call)
+            elif isinstance(event, PostCallFinished):
+                self.post_call = event.report
+            yield event
 
     async def _run_phase(self, function: Function, data: dict[str, Any]) -> AsyncIterator[Event]:
         """Run a pre- or post-call function once (not an LLM tool call) and record it."""
@@ -519,15 +478,8 @@ class CallSession:
     def _store(self, function: Function, result: ToolResult) -> dict[str, Any]:
         """A successful result's ``store:`` values join the call's variables (and so the
         prompt, fillers, later functions' templates and the post-call mapping)."""
-        if not function.store:
-            return {}
-        try:
-            values = stored_values(function, result)
-        except Exception:  # never let a bad expression end the call
-            log.exception("%s: storing values from its result failed", function.name)
-            return {}
+        self.context, values = store_result(self.context, function, result)
         if values:
-            self.context = replace(self.context, variables={**self.context.variables, **values})
             self._refresh()
         return values
 
