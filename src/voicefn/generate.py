@@ -15,7 +15,7 @@ from typing import Any, Literal
 from .context import CallContext
 from .executor import Executor
 from .runtime.llm_client import LLMClient
-from .sandbox.contract import CodeProblem, check_javascript, python_function
+from .sandbox.contract import CodeProblem, javascript_function, python_function
 from .validation import validate_document
 
 Language = Literal["python", "javascript"]
@@ -109,17 +109,8 @@ def function_document(code: str, language: Language) -> tuple[dict[str, Any] | N
         doc, problems = python_function(code)
         errors = _describe(problems)
     else:
-        entry, js_problems = check_javascript(code)
+        doc, js_problems = javascript_function(code)
         errors = _describe(js_problems)
-        doc = None
-        if entry and not errors:
-            doc = {
-                "name": entry,
-                "description": f"Post-call function {entry}",
-                "phase": "post_call",
-                "parameters": {"type": "object", "properties": {}},
-                "action": {"type": "javascript", "code": code, "entrypoint": entry},
-            }
     if doc is None or errors:
         return None, errors or ["no function found in the code"]
     _, more = validate_document(doc)

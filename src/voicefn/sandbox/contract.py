@@ -9,12 +9,13 @@ This module is the public face of the checks; they live in:
 * :mod:`.problems`: :class:`CodeProblem`, what is wrong, shared by both languages;
 * :mod:`.python_contract`: the Python contract (:func:`check_python`, :func:`python_function`),
   with :mod:`.python_schema` (annotations as JSON Schema) and :mod:`.python_docstring`;
-* :mod:`.js_contract`: the light JavaScript check (:func:`check_javascript`).
+* :mod:`.js_contract`: the JavaScript check (:func:`check_javascript`,
+  :func:`javascript_function`), with :mod:`.js_settings` (``__voicefn__`` and the JSDoc).
 """
 
 from __future__ import annotations
 
-from .js_contract import JS_MODULES, check_javascript
+from .js_contract import JS_MODULES, JsSignature, check_javascript, javascript_function
 from .problems import MAX_CODE_CHARS, CodeProblem, Severity
 from .python_contract import (
     MEMORY_MB_MAX,
@@ -38,10 +39,12 @@ __all__ = [
     "PYTHON_PHASES",
     "SETTINGS",
     "CodeProblem",
+    "JsSignature",
     "PythonParameter",
     "PythonSignature",
     "Severity",
     "check_javascript",
     "check_python",
+    "javascript_function",
     "python_function",
 ]

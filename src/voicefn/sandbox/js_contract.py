@@ -1,20 +1,24 @@
-"""A light static check of post-call JavaScript (``async function name(data)``, with axios,
-moment and lodash pre-imported). There is no JavaScript parser here: a small tokenizer finds the
-entrypoint, counts its parameters, balances brackets (aware of strings, comments, template and
-regex literals) and warns about modules that are not available. Nothing here runs the code."""
+"""The static check of JavaScript functions (``async function name(data)``, with axios, moment
+and lodash as globals). A small tokenizer finds the entrypoint, counts its parameters, balances
+brackets (aware of strings, comments, template and regex literals), reads ``__voicefn__`` and
+the JSDoc (:mod:`.js_settings`) and reports imports that cannot work; the sandbox's Deno then
+parses the code for syntax errors (:mod:`.javascript._parse`). Nothing here runs the code."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
+from ..spec import NAME_PATTERN
 from ..validation import did_you_mean
+from .js_settings import JsDoc, jsdoc_above, parse_jsdoc, read_settings
 from .problems import CodeProblem, Problems
 
 #: What post-call JavaScript can use; they are pre-imported (``axios``, ``moment``, ``_``).
 JS_MODULES: tuple[str, ...] = ("axios", "moment", "lodash")
 
+_NAME_RE = re.compile(NAME_PATTERN)
 _Kind = Literal["word", "string", "template", "regex", "number", "punct"]
 
 
@@ -186,30 +190,141 @@ class _JsLexer:
         return False  # not a regex after all: a division
 
 
-def check_javascript(
-    code: str, *, entrypoint: str | None = None
-) -> tuple[str | None, list[CodeProblem]]:
-    """A light structural check of a post-call function (``async function name(data)``, with
-    axios, moment and lodash pre-imported): the entrypoint's name (None if any error) and the
-    problems.
+@dataclass(frozen=True)
+class JsSignature:
+    """What a valid JavaScript function declares (see :func:`check_javascript_signature`)."""
 
-    There is no JavaScript parser here, so this only finds the entrypoint, counts its parameters,
-    balances brackets (aware of strings, comments, template and regex literals) and warns about
-    modules that are not available. Real syntax checking happens when the JavaScript sandbox
-    loads the code. Never runs the code.
+    name: str  #: the function's name (``__voicefn__.name`` or the entrypoint's)
+    entrypoint: str  #: the ``async function`` the sandbox calls
+    line: int
+    description: str  #: from the JSDoc block above the entrypoint ("" without one)
+    parameters: dict[str, Any] = field(default_factory=dict)  #: JSON Schema (``@param data.x``)
+    settings: dict[str, Any] = field(default_factory=dict)  #: from ``__voicefn__``
+
+    @property
+    def phase(self) -> str:
+        return str(self.settings.get("phase", "post_call"))
+
+
+def check_javascript(
+    code: str, *, entrypoint: str | None = None, engine: bool = True
+) -> tuple[str | None, list[CodeProblem]]:
+    """Check a JavaScript function (``async function name(data)``, with axios, moment and
+    lodash pre-imported): the entrypoint's name (None if any error) and the problems.
+
+    A small tokenizer finds the entrypoint, balances brackets, reads ``__voicefn__`` and the
+    JSDoc and checks imports; then (``engine=True``) the Deno binary of the sandbox parses the
+    code for syntax errors with line and column (see
+    :mod:`voicefn.sandbox.javascript._parse`; a warning says when it could not). Never runs
+    the code.
     """
+    signature, problems = check_javascript_signature(code, entrypoint=entrypoint, engine=engine)
+    return (signature.entrypoint if signature else None), problems
+
+
+def check_javascript_signature(
+    code: str, *, entrypoint: str | None = None, engine: bool = True
+) -> tuple[JsSignature | None, list[CodeProblem]]:
+    """:func:`check_javascript`, with everything the code declares (None if any error)."""
     out = Problems()
     if out.too_long(code, "keep the function small"):
         return None, out.result()
     tokens = _JsLexer(code, out).run()
     if tokens is None:
         return None, out.result()
+    module = _is_module(tokens)
     _check_modules(tokens, out)
-    name = _js_entry(tokens, entrypoint, out)
-    return (None if out.failed else name), out.result()
+    settings = read_settings(tokens, out).values
+    chosen = _js_entry(tokens, entrypoint or settings.get("entrypoint"), out)
+    if engine and not out.failed:
+        _engine_check(code, module, out)
+    if chosen is None or out.failed:
+        return None, out.result()
+    entry, line, param = chosen
+    doc = JsDoc()
+    found = jsdoc_above(code, line)
+    if found is not None:
+        doc = parse_jsdoc(found[0], found[1], param or "data", out)
+    phase = settings.get("phase", "post_call")
+    if not doc.description and phase != "post_call":
+        out.warning(
+            line,
+            f"{entry!r} has no description: the LLM reads it to know when to call the function",
+            "add a JSDoc block right above it: /** When to call it. @param {string} data.x - ... */",
+        )
+    parameters: dict[str, Any] = {"type": "object", "properties": doc.properties}
+    if doc.required:
+        parameters["required"] = doc.required
+    name = settings.get("name", entry)
+    if not _NAME_RE.fullmatch(name):
+        out.error(
+            line, _invalid_name(name), 'rename it, or set __voicefn__ = { name: "my_function" }'
+        )
+        return None, out.result()
+    signature = JsSignature(name, entry, line, doc.description, parameters, settings)
+    return signature, out.result()
 
 
-def _js_entry(tokens: list[_Token], entrypoint: str | None, out: Problems) -> str | None:
+def javascript_function(
+    code: str, *, entrypoint: str | None = None, name: str | None = None, engine: bool = True
+) -> tuple[dict[str, Any] | None, list[CodeProblem]]:
+    """A canonical voicefn function document for JavaScript code (ready for
+    :func:`voicefn.validation.validate_document`), or None and the problems."""
+    signature, problems = check_javascript_signature(code, entrypoint=entrypoint, engine=engine)
+    if signature is None:
+        return None, problems
+    settings = signature.settings
+    phase = signature.phase
+    default = f"{phase.replace('_', '-').capitalize()} function {signature.entrypoint}"
+    action = {"type": "javascript", "code": code, "entrypoint": signature.entrypoint}
+    action |= {k: settings[k] for k in ("timeout_ms", "memory_mb") if k in settings}
+    doc: dict[str, Any] = {
+        "name": name or signature.name,
+        "description": signature.description or default,
+        "phase": phase,
+        "parameters": signature.parameters,
+        **({"filler": settings["filler"]} if "filler" in settings else {}),
+        "action": action,
+    }
+    return doc, problems
+
+
+def _invalid_name(name: str) -> str:
+    return f"{name!r} is not a valid function name (1-64 letters, digits, '_' or '-')"
+
+
+def _is_module(tokens: list[_Token]) -> bool:
+    """Top-level ``import``/``export`` statements: the worker loads the code as an ES module."""
+    for k, tok in enumerate(tokens):
+        if tok.kind == "word" and tok.depth == 0 and tok.text in ("import", "export"):
+            after = tokens[k + 1].text if k + 1 < len(tokens) else ""
+            before = tokens[k - 1].text if k else ""
+            if after not in ("(", ".") and before != ".":
+                return True
+    return False
+
+
+def _engine_check(code: str, module: bool, out: Problems) -> None:
+    """Syntax errors from the sandbox's Deno (lazily imported: only JavaScript pays for it)."""
+    from .javascript._parse import Skipped, engine_syntax_problems
+
+    try:
+        problems = engine_syntax_problems(code, module)
+    except Skipped as exc:
+        out.warning(
+            None,
+            f"the full syntax check was skipped: {exc}",
+            "only brackets, strings, the entrypoint and imports were checked; install Deno "
+            "(pip install 'deno>=2.0') to check the syntax before the function runs",
+        )
+        return
+    out.items.extend(problems)
+
+
+def _js_entry(
+    tokens: list[_Token], entrypoint: str | None, out: Problems
+) -> tuple[str, int, str | None] | None:
+    """The entrypoint: its name, line and first parameter's name (None when destructured)."""
     found: list[tuple[str, int, bool]] = []  # name, index of "(", async
     for k, tok in enumerate(tokens[:-2]):
         if tok.kind != "word" or tok.text != "function" or tok.depth != 0:
@@ -276,7 +391,9 @@ def _js_entry(tokens: list[_Token], entrypoint: str | None, out: Problems) -> st
             f"{name!r} takes {count} parameters; it is called with one (the call data)",
             f"declare one: async function {name}(data)",
         )
-    return name
+    first = tokens[paren + 1] if paren + 1 < len(tokens) else None
+    param = first.text if first is not None and first.kind == "word" and count else None
+    return name, line, param
 
 
 def _check_modules(tokens: list[_Token], out: Problems) -> None:
@@ -303,18 +420,33 @@ def _check_modules(tokens: list[_Token], out: Problems) -> None:
                 module = None
         if module is None:
             continue
-        name = module.text
-        if name.split("/", 1)[0] in JS_MODULES:
-            continue
-        if "://" in name or name.startswith("//"):
-            out.warning(
-                tok.line,
-                f"{tok.text} of {name!r}: code cannot be loaded from the network",
-                "remove it; only axios, moment and lodash are available",
-            )
-        else:
-            out.warning(
-                tok.line,
-                f"{name!r} is not available: only axios, moment and lodash are",
-                "remove it and use the pre-imported axios, moment and _ (lodash)",
-            )
+        message, fix = _module_problem(tok.text, module.text)
+        if message:
+            out.error(tok.line, message, fix)
+
+
+def _module_problem(how: str, name: str) -> tuple[str, str]:
+    """Why ``import``/``require`` of ``name`` fails in the sandbox, and the fix."""
+    globals_fix = "axios, moment and _ (lodash) are globals: use them without importing"
+    if how == "require":
+        return (
+            f"require({name!r}): require() is not available in the sandbox (no CommonJS)",
+            f"{globals_fix}; import an allowed Node built-in as import crypto from 'node:crypto'",
+        )
+    if name.split("/", 1)[0] in JS_MODULES:
+        return (f"import of {name!r}: {name} is a global, not a module here", globals_fix)
+    if "://" in name or name.startswith("//"):
+        return (
+            f"import of {name!r}: code cannot be loaded from the network",
+            f"remove it; {globals_fix}",
+        )
+    from .javascript._modules import ALLOWED
+
+    builtin = name.removeprefix("node:")
+    if builtin in ALLOWED:
+        return ("", "")
+    return (
+        f"import of {name!r}: the module is not available in the sandbox",
+        f"remove it; {globals_fix}; allowed Node built-ins (node:crypto, node:buffer, "
+        "node:url, ...) may be imported",
+    )
