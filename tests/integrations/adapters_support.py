@@ -33,18 +33,22 @@ class Request:
     query: dict[str, str]
     headers: dict[str, str]
     json: Any
+    body: bytes = b""  # as received (a signature is over these bytes)
 
 
 @dataclass
 class StoreAPI:
     """``GET /orders?order_id=`` (404 for an unknown order), ``POST /bookings``, ``GET /down``
-    (503). ``hold()`` keeps every answer back until ``release()``; ``arrived`` is set by the
-    first request that is held."""
+    (503), ``GET /track?carrier=`` and, for post-call work, ``POST /follow-ups`` (201) and
+    ``POST /hooks/record`` (the agent webhook). ``hold()`` keeps every answer back until
+    ``release()``; ``arrived`` is set by the first request that is held; ``wait_for`` returns
+    once a request to a path came."""
 
     url: str = ""
     received: list[Request] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     _release: asyncio.Event | None = None
+    _came: asyncio.Event = field(default_factory=asyncio.Event)
 
     def hold(self) -> None:
         self._release = asyncio.Event()
@@ -57,6 +61,20 @@ class StoreAPI:
     def count(self, method: str, path: str) -> int:
         return sum(1 for r in self.received if r.method == method and r.path == path)
 
+    def to(self, path: str) -> list[Request]:
+        return [r for r in self.received if r.path == path]
+
+    async def wait_for(self, path: str) -> Request:
+        """The first request to ``path``, once it came (NEVER: a broken adapter's net)."""
+
+        async def first() -> Request:
+            while not self.to(path):
+                self._came.clear()
+                await self._came.wait()
+            return self.to(path)[0]
+
+        return await asyncio.wait_for(first(), NEVER)
+
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.received.append(
@@ -66,8 +84,10 @@ class StoreAPI:
                 dict(request.query),
                 dict(request.headers),
                 json.loads(body) if body else None,
+                body,
             )
         )
+        self._came.set()
         if self._release is not None:
             self.arrived.set()
             await self._release.wait()
@@ -81,6 +101,13 @@ class StoreAPI:
             return web.json_response({"booking_id": "BK-7", "slot": data.get("slot")}, status=201)
         if request.path == "/down":
             return web.json_response({"message": "down for maintenance"}, status=503)
+        if request.path == "/track":
+            carrier = request.query.get("carrier", "")
+            return web.json_response({"carrier": carrier, "eta": f"{carrier} says tomorrow"})
+        if request.path == "/follow-ups":
+            return web.json_response({"follow_up_id": "FU-1"}, status=201)
+        if request.path == "/hooks/record":
+            return web.json_response({"received": True})
         return web.json_response({"message": "no such route"}, status=404)
 
 
@@ -204,6 +231,49 @@ def store_agent(api_url: str, **extra: Any) -> dict[str, Any]:
         "functions": functions,
     }
     doc.update(extra)
+    return doc
+
+
+def postcall_agent(api_url: str) -> dict[str, Any]:
+    """:func:`store_agent` with a whole call's lifecycle: ``check_order_status`` stores the
+    order's status and carrier, ``track_parcel`` sends the stored carrier (``{carrier}``), a
+    post-call function gets the stored status and the transcript, and the agent webhook."""
+    doc = store_agent(api_url, webhook_url=f"{api_url}/hooks/record")
+    doc["functions"][0]["store"] = {"order_status": "status", "carrier": "carrier"}
+    doc["functions"].append(
+        {
+            "name": "track_parcel",
+            "description": "Where the parcel is now, with the carrier's tracking.",
+            "parameters": {"type": "object", "properties": {}},
+            "action": {
+                "method": "GET",
+                "url": f"{api_url}/track",
+                "param": {"carrier": "{carrier}"},
+            },
+        }
+    )
+    doc["functions"].append(
+        {
+            "name": "create_follow_up",
+            "phase": "post_call",
+            "description": "Open a follow-up for the call.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "phone": {"type": "string"},
+                    "order_status": {"type": "string"},
+                    "transcript": {"type": "string"},
+                },
+                "required": ["phone", "order_status"],
+            },
+            "mapping": {
+                "phone": "call.from_number",
+                "order_status": "variables.order_status",
+                "transcript": "transcript",
+            },
+            "action": {"method": "POST", "url": f"{api_url}/follow-ups"},
+        }
+    )
     return doc
 
 

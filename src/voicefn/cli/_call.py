@@ -143,11 +143,20 @@ def call_cmd(
 
     Type a line per turn; /quit, end of input or Ctrl-C hangs up (post-call functions still
     run). Exit 0 when the call went through, 1 when anything failed (an LLM request, a turn, a
-    telephony request): the LLM endpoint is named when it cannot be reached.
+    telephony request): the LLM endpoint is named when it cannot be reached. The agent webhook
+    is signed with VOICEFN_WEBHOOK_SECRET (a whsec_ secret) when it is set.
     """
     import asyncio
+    import os
 
+    from ..runtime.postcall_inline import SECRET_ENV, check_signing_secret
     from ..validation import check_url
+
+    signing_secret = os.environ.get(SECRET_ENV) or None
+    try:
+        check_signing_secret(signing_secret, where=SECRET_ENV)
+    except ValueError as exc:
+        fail(str(exc), as_json=as_json, code=EXIT_USAGE)
 
     values = parse_vars(var)
     mode = sandbox_mode(sandbox)
@@ -199,6 +208,7 @@ def call_cmd(
                     as_json,
                     allow_private_network,
                     allow,
+                    signing_secret,
                 )
             )
     except KeyboardInterrupt:  # a second Ctrl-C while the call was ending
@@ -252,6 +262,7 @@ async def _run(
     as_json: bool,
     allow_private_network: bool,
     allow: list[str] | None,
+    signing_secret: str | None = None,
 ) -> dict[str, Any]:
     import asyncio
     import signal
@@ -277,7 +288,11 @@ async def _run(
                 sandbox_mode=mode,
             ) as ex,
             CallSession(
-                agent, executor=ex, context=context_from(var), language=language
+                agent,
+                executor=ex,
+                context=context_from(var),
+                language=language,
+                signing_secret=signing_secret,
             ) as session,
         ):
             shown = None if as_json else out
