@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from . import agents, auth, calls, executions, functions, keys
+from . import agents, auth, calls, executions, functions, jobs, keys, stored_calls
 from .render import HEADERS, STATIC, PageError, page, render, wants_json
 
 ROUTERS = (
@@ -24,6 +24,8 @@ ROUTERS = (
     functions.router,
     executions.router,
     calls.router,
+    stored_calls.router,
+    jobs.router,
     keys.router,
 )
 

@@ -2,8 +2,11 @@
 streamed to the browser as Server-Sent Events (a POST's response, read by ``call.js``).
 
 A test call lives in this process's memory (its history, what pre-call functions set) until it
-is hung up or idle for ``IDLE_S``; a workspace has at most ``PER_WORKSPACE`` at once. Functions
-run on the workspace's Executor (its egress policy) and are recorded with ``source: call``.
+is hung up or idle for ``IDLE_S``; a workspace has at most ``PER_WORKSPACE`` at once. Its id names
+this process (:mod:`.holder`): a turn that reaches another process is told which one holds it.
+Functions run on the workspace's Executor (its egress policy) and are recorded with
+``source: call``. Hanging up reports the call like a host does (:func:`report_call`): it is
+stored, and its post-call work becomes durable jobs.
 
 The LLM: the agent's ``llm`` settings, else the server's environment (``OPENAI_BASE_URL``,
 ``OPENAI_API_KEY``, ``VOICEFN_LLM_MODEL``). A key from the environment is only ever sent to the
@@ -17,9 +20,8 @@ import asyncio
 import contextlib
 import json
 import os
-import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,10 +35,13 @@ from ...runtime.agent import Agent, LLMSettings
 from ...runtime.llm_client import DEFAULT_BASE_URL, LLMClient
 from ...runtime.session import CallSession
 from ...store import Workspace
+from ..calls import CallReport, report_call
 from ..catalog import RunnableFunction, runnable_agent, runnable_function
+from ..errors import ApiError
 from ..platform import Platform
 from . import data
 from .auth import PlatformDep, ViewerDep
+from .holder import Holder, missing
 from .render import ID, page
 
 router = APIRouter(include_in_schema=False)
@@ -66,6 +71,7 @@ class Calls:
     """The test calls of this process."""
 
     def __init__(self) -> None:
+        self.holder = Holder.here()
         self._calls: dict[str, LiveCall] = {}
         self._closing: set[asyncio.Task[None]] = set()
 
@@ -207,9 +213,11 @@ async def _stream(
     first: bytes = b"",
     *,
     wait: bool = False,
+    after: Callable[[], Awaitable[bytes]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The events as SSE, one stream per call at a time (taken here, where no await separates
-    the check from the taking; a response never started holds nothing)."""
+    """The events as SSE, then what ``after`` gives, one stream per call at a time (taken here,
+    where no await separates the check from the taking; a response never started holds
+    nothing)."""
     if first:
         yield first
     if wait:
@@ -250,6 +258,8 @@ async def _stream(
                 yield _sse("error", {"message": event.message, "detail": event.detail})
             elif isinstance(event, ev.TurnFinished):
                 yield _sse("turn", {"rounds": event.rounds, "ttft_ms": event.ttft_ms})
+        if after is not None:
+            yield await after()
         yield _sse("done", {"ended": call.session.ended})
     finally:
         call.used = time.monotonic()
@@ -326,7 +336,7 @@ async def start_call(
         llm=settings.model_copy(update={"model": found.model, "base_url": found.base_url}),
         functions=[f.function for f in functions.values()],
     )
-    call_id = f"call_{secrets.token_hex(12)}"
+    call_id = calls.holder.new_call_id()
     llm = LLMClient(
         found.base_url,
         found.api_key,
@@ -347,9 +357,8 @@ def _live(request: Request, viewer: ViewerDep, call_id: str) -> LiveCall | None:
     return calls_of(request).get(viewer.ws, call_id) if ID.match(call_id) else None
 
 
-GONE = (
-    "This test call has ended (hung up, idle too long, or the server restarted): start a new one."
-)
+def _gone(request: Request, call_id: str) -> JSONResponse:
+    return _refused(*missing(call_id, calls_of(request).holder))
 
 
 @router.post("/calls/{call_id}/turn")
@@ -358,7 +367,7 @@ async def turn(
 ) -> Response:
     call = _live(request, viewer, call_id)
     if call is None:
-        return _refused(404, GONE)
+        return _gone(request, call_id)
     try:
         body = json.loads(await request.body())
     except ValueError:
@@ -376,14 +385,36 @@ async def hangup(
     calls = calls_of(request)
     call = _live(request, viewer, call_id)
     if call is None:
-        return _refused(404, GONE)
+        return _gone(request, call_id)
     call.session.interrupt()
 
-    async def finish() -> AsyncIterator[ev.Event]:
+    async def hung_up() -> AsyncIterator[ev.Event]:
+        return
+        yield  # an async generator with no events: the call is reported after them
+
+    async def report() -> bytes:
         try:
-            async for event in call.session.finish():
-                yield event
+            return await _report(platform, call)
         finally:
             calls.discard(call)
 
-    return _streaming(_stream(platform, call, finish(), wait=True))
+    return _streaming(_stream(platform, call, hung_up(), wait=True, after=report))
+
+
+async def _report(platform: Platform, call: LiveCall) -> bytes:
+    """Store the finished call as the platform does; its post-call work becomes jobs."""
+    session = call.session
+    if session.ended_at is None:
+        session.ended_at = time.time()
+    try:
+        report = CallReport.from_finished(session.finished_call())
+        reported = await report_call(platform, call.ws, call.agent_id, report)
+    except ApiError as exc:
+        return _sse("error", {"message": "the call was not stored", "detail": exc.message})
+    except ValueError as exc:  # the report does not validate (pydantic's error is one)
+        return _sse("error", {"message": "the call was not stored", "detail": str(exc)[:500]})
+    stored = reported.call
+    return _sse(
+        "reported",
+        {"call_id": stored.id, "url": f"/calls/{stored.id}", "jobs": len(reported.jobs)},
+    )

@@ -3,9 +3,11 @@ id this workspace does not have is the one 404 page."""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
-from ...store import AgentRecord, FunctionRecord, Workspace
+from ...store import AgentRecord, BadCursor, FunctionRecord, Page, Repos, Workspace
 from ..errors import ApiError
 from ..platform import Platform
 from .render import checked_id, not_found
@@ -40,6 +42,29 @@ async def agents(platform: Platform, ws: Workspace) -> list[AgentRecord]:
             cursor = page.next_cursor
             if cursor is None or len(out) >= 2000:
                 return out
+
+
+T = TypeVar("T")
+CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,300}$")
+
+
+async def paged(
+    platform: Platform,
+    fetch: Callable[[Repos, str | None], Awaitable[Page[T]]],
+    cursor: str | None,
+    notes: list[str],
+) -> tuple[Page[T], str | None]:
+    """One page of a list (newest first) from a page link's ``cursor``, and the cursor used: an
+    unreadable or out-of-date one shows the newest page, saying so in ``notes``."""
+    if cursor is not None and not CURSOR.match(cursor):
+        cursor = None
+    try:
+        async with platform.store.read() as repos:
+            return await fetch(repos, cursor), cursor
+    except BadCursor:
+        notes.append("that page link is out of date: showing the newest page")
+        async with platform.store.read() as repos:
+            return await fetch(repos, None), None
 
 
 def problems_of(exc: ApiError) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ...store import BadCursor, ExecutionFilter
+from ...store import ExecutionFilter
 from . import data
 from .auth import PlatformDep, ViewerDep
 from .render import ID, checked_id, not_found, page
@@ -18,13 +18,12 @@ router = APIRouter(include_in_schema=False)
 PAGE = 50
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 STATUS = re.compile(r"^[a-z_]{1,40}$")
-CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,300}$")
 SOURCES = ("execute", "test", "call")
 #: The outcomes offered in the filter (any error code can be typed in the URL).
 OUTCOMES = ("ok", "error", "request_failed", "function_failed", "invalid_arguments")
 
 
-def _moment(value: str) -> int | None:
+def moment(value: str) -> int | None:
     """A ``datetime-local`` value (UTC) as microseconds; None when empty or unreadable."""
     try:
         moment = dt.datetime.fromisoformat(value)
@@ -55,20 +54,16 @@ async def executions_page(request: Request, viewer: ViewerDep, platform: Platfor
     function = keep("function", NAME)
     status = keep("status", STATUS)
     source = chosen["source"] if chosen["source"] in SOURCES else None
-    since = _moment(chosen["since"]) if chosen["since"] else None
-    until = _moment(chosen["until"]) if chosen["until"] else None
-    cursor = q.get("cursor") or None
-    if cursor is not None and not CURSOR.match(cursor):
-        cursor = None
+    since = moment(chosen["since"]) if chosen["since"] else None
+    until = moment(chosen["until"]) if chosen["until"] else None
     await platform.recorder.flush()  # this process's latest runs are listed too
     flt = ExecutionFilter(agent_id, None, function, status, source, since, until)
-    try:
-        async with platform.store.read() as repos:
-            found = await repos.executions.page(viewer.ws, flt, limit=PAGE, cursor=cursor)
-    except BadCursor:
-        notes.append("that page link is out of date: showing the newest executions")
-        async with platform.store.read() as repos:
-            found = await repos.executions.page(viewer.ws, flt, limit=PAGE, cursor=None)
+    found, cursor = await data.paged(
+        platform,
+        lambda repos, at: repos.executions.page(viewer.ws, flt, limit=PAGE, cursor=at),
+        q.get("cursor") or None,
+        notes,
+    )
     agents = await data.agents(platform, viewer.ws)
     filters = {k: v for k, v in chosen.items() if v}
     next_query = {**filters, "cursor": found.next_cursor} if found.next_cursor else None

@@ -94,6 +94,12 @@
     error(e) {
       line("error", span("text", `${e.message}${e.detail ? `: ${e.detail}` : ""}`));
     },
+    reported(e) {
+      const link = document.createElement("a");
+      link.href = e.url;
+      link.textContent = "its transcript and post-call jobs";
+      line("event stored", span("text", "The call was stored: "), link);
+    },
     turn(e) {
       if (e.ttft_ms !== null && e.ttft_ms !== undefined) status.textContent = `First word after ${Math.round(e.ttft_ms)} ms.`;
     },
@@ -170,7 +176,7 @@
       const id = callId;
       const ended = await stream(`/calls/${id}/turn`, { text });
       if (ended) {
-        await stream(`/calls/${id}/hangup`); // the post-call functions, then the call is gone
+        await stream(`/calls/${id}/hangup`); // stored, its post-call work queued; then gone
         finish("The call has ended.");
         return;
       }
