@@ -275,7 +275,8 @@ async def test_infinite_loop_is_stopped_by_rlimit_cpu(sandbox: PythonSandbox) ->
     )
     assert outcome.error == "timeout"
     assert outcome.stopped_by == "rlimit-cpu"
-    assert outcome.timings["total_ms"] < 5000
+    # before the wall clock (10 s): 1 s of CPU takes several seconds on a loaded 2-core box
+    assert outcome.timings["total_ms"] < 10_000
 
 
 async def test_ignoring_sigxcpu_still_ends_at_the_hard_limit(sandbox: PythonSandbox) -> None:
