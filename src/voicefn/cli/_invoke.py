@@ -1,4 +1,5 @@
-"""``invoke``: run one function once and show what was sent and what the LLM reads."""
+"""``invoke``: run one function once and show what was sent and what the LLM reads (in-call
+functions) or what it returned (pre- and post-call ones)."""
 
 from __future__ import annotations
 
@@ -198,7 +199,11 @@ def _print_result(
     t = result.timings
     req = f", request {t.request_ms:.1f} ms" if t.request_ms is not None else ""
     out.print(f"[bold]result[/bold]   {verdict}{status} ({t.total_ms:.1f} ms total{req})")
-    out.print("[bold]the LLM reads[/bold]")
+    # Only an in-call function's result goes to the LLM; pre- and post-call ones run outside it.
+    if function.phase == "in_call":
+        out.print("[bold]the LLM reads[/bold]")
+    else:
+        out.print(f"[bold]returned[/bold] [dim]({function.phase}: no LLM reads it)[/dim]")
     out.print(escape(result.content))
 
 

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..common import EgressCalls, ProtocolError, clean_text
+from ._advice import user_advice
 from ._modules import BLOCKED_MESSAGE
 from .api import Egress, ErrorKind, Limits, Outcome
 
@@ -35,6 +36,10 @@ _RESULT_ERRORS = frozenset({"exception", "invalid_output", "timeout", "crashed"}
 _PERMISSION = re.compile(r"NotCapable|PermissionDenied|Requires \w+ access")
 _NO_REMOTE = re.compile(r"--no-remote|--no-npm|remote specifier|npm specifier|jsr specifier")
 _FRAME_KINDS = frozenset({"log", "fetch", "result"})
+#: an HTTP request's error as the engine records it
+_TIMED_OUT = re.compile(r"timed out|no response within")
+#: a function's error that names a timeout (axios: ECONNABORTED/ETIMEDOUT; fetch: TimeoutError)
+_TIMEOUT_ERROR = re.compile(r"TimeoutError|ETIMEDOUT|ECONNABORTED|timeout of \d+ ?ms exceeded")
 
 
 def _job_id(value: object) -> int:
@@ -230,11 +235,27 @@ class Job:
         if error == "timeout" and time.monotonic() < self.deadline - DEADLINE_TOLERANCE_S:
             raise ProtocolError("a timeout before the deadline")
         kind: ErrorKind = error if isinstance(error, str) and error in _RESULT_ERRORS else "crashed"  # type: ignore[assignment]
+        layer = self._layer(kind, detail)  # from Deno's own words, before they are rewritten
+        if kind == "exception":
+            detail = user_advice(detail)
+            if self._http_timed_out(detail):
+                return self.outcome("timeout", f"an HTTP request timed out: {detail}", layer)
         if kind == "exception" and time.monotonic() >= self.deadline:
             # It failed because the deadline cut it short (its HTTP request was cancelled there).
             kind = "timeout"
             detail = f"the function did not finish within {self.limits.timeout_s:g} s"
-        return self.outcome(kind, detail, self._layer(kind, detail))
+            layer = self._layer(kind, detail)
+        return self.outcome(kind, detail, layer)
+
+    def _http_timed_out(self, detail: str) -> bool:
+        """Whether the function failed because one of its HTTP requests timed out: the engine
+        saw a request time out, or one was still waiting and the error names a timeout (axios'
+        or fetch's own ``timeout``/``AbortSignal.timeout``)."""
+        records = self.calls.http
+        if any(_TIMED_OUT.search(str(r.get("error", ""))) for r in records):
+            return True
+        waiting = any("status" not in r and "error" not in r for r in records)
+        return waiting and _TIMEOUT_ERROR.search(detail) is not None
 
     @staticmethod
     def _layer(kind: ErrorKind, detail: str) -> str | None:
