@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from api_helpers import echo_function
+from api_helpers import echo_function, wait_until
 from dashboard_helpers import Site, allow_loopback, new_workspace, read_events, session
 from fastapi.routing import APIRoute
 
@@ -46,6 +46,8 @@ def a_world(site: Site) -> Iterator[dict[str, Any]]:
                 "name": "a-agent",
                 "system_prompt": f"You are {MARKER}.",
                 "variables": {"crm_token": "crm-A-secret"},
+                # A's post-call webhook is refused for good (400): its job is dead-letter at once
+                "webhook_url": f"{site.functions.url}/status/400",
                 "llm": {"model": "scripted", "base_url": site.llm.base_url, "max_retries": 0},
             },
         ).json()
@@ -57,6 +59,21 @@ def a_world(site: Site) -> Iterator[dict[str, Any]]:
             json={"arguments": {"order_id": "A-1"}},
         ).json()
         extra = api.post("/v1/api-keys", json={"name": "a spare"}).json()
+        stored = api.post(
+            f"/v1/agents/{agent['id']}/calls",
+            json={
+                "call_sid": "CA-A-1",
+                "started_at": "2026-12-01T10:00:00Z",
+                "ended_at": "2026-12-01T10:01:00Z",
+                "transcript": [{"role": "caller", "text": f"I am {MARKER}."}],
+            },
+        ).json()["call"]
+
+        def dead_webhook() -> str | None:
+            jobs = api.get(f"/v1/calls/{stored['id']}").json()["jobs"]
+            return next((j["id"] for j in jobs if j["state"] == "dead"), None)
+
+        dead_job = wait_until(dead_webhook, "A's dead-letter webhook job", timeout=60.0)
     client, token = session(site, key)
     try:
         started = client.post(
@@ -71,6 +88,8 @@ def a_world(site: Site) -> Iterator[dict[str, Any]]:
             "execution_id": run["execution_id"],
             "key_id": extra["id"],
             "call_id": events[0][1]["id"],
+            "stored_call_id": stored["id"],
+            "job_id": dead_job,
             "version": "1",
             "client": client,
             "token": token,
@@ -94,6 +113,8 @@ def snapshot(site: Site, a: dict[str, Any]) -> dict[str, Any]:
             "versions": api.get(f"/v1/agents/{agent}/functions/{fn}/versions").json(),
             "executions": api.get("/v1/executions").json(),
             "keys": api.get("/v1/api-keys").json(),
+            "calls": api.get(f"/v1/calls/{a['stored_call_id']}").json(),
+            "jobs": api.get("/v1/jobs").json(),
         }
 
 
@@ -132,7 +153,7 @@ def test_every_dashboard_route_refuses_another_workspaces_things(
                 walked += 1
     finally:
         b_client.close()
-    assert walked >= 15  # every route with an id
+    assert walked >= 18  # every route with an id
     assert len(site.functions.received) == received  # nothing ran A's function
     assert snapshot(site, a) == before
     # A's test call is still A's, and alive.
