@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
 
 pytest.importorskip("pipecat")
 
+import test_pipecat
 from adapters_support import StoreAPI, postcall_agent
 from test_pipecat import END, Bot
 
@@ -35,6 +35,9 @@ from voicefn.webhooks import new_secret, verify
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from live import Live, live_server  # tests/server's real service
 
+#: test_pipecat's fixtures: the executor, and bots on Pipecat's OpenAI service.
+executor = test_pipecat.executor
+make_bot = test_pipecat.make_bot
 SECRET = new_secret()
 CALL = voicefn.CallContext(
     call_sid="CA-pc-9", from_number="+15550100", variables={"customer_name": "Bruce"}
@@ -45,28 +48,6 @@ REPLIES = [
     Reply(tool_calls=[tool_call("track_parcel", {}, id="c2")]),
     Reply(text="It shipped with UPS and arrives tomorrow.", tool_calls=END.tool_calls),
 ]
-
-
-@pytest.fixture
-async def executor() -> AsyncIterator[voicefn.Executor]:
-    async with voicefn.Executor(allow_private_network=True) as ex:
-        yield ex
-
-
-@pytest.fixture
-async def make_bot(
-    scripted_llm: ScriptedLLM, executor: voicefn.Executor
-) -> AsyncIterator[Callable[..., Bot]]:
-    made: list[Bot] = []
-
-    def make(agent: voicefn.Agent, **options: Any) -> Bot:
-        bot = Bot(scripted_llm, agent, executor, CALL, **options)
-        made.append(bot)
-        return bot
-
-    yield make
-    for bot in made:
-        await bot.llm.client.close()
 
 
 @pytest.fixture
@@ -83,7 +64,7 @@ def live(tmp_path: Path) -> Iterator[Live]:
 async def test_stored_values_reach_later_calls_and_the_post_call_work_runs_once_signed(
     scripted_llm: ScriptedLLM, store_api: StoreAPI, make_bot: Callable[..., Bot]
 ) -> None:
-    bot = make_bot(voicefn.load_agent(postcall_agent(store_api.url)), signing_secret=SECRET)
+    bot = make_bot(voicefn.load_agent(postcall_agent(store_api.url)), CALL, signing_secret=SECRET)
     scripted_llm.push(*REPLIES)
     await bot.run("Where is my order ORD-1, and when does it come?")  # until end_call ends it
     tools = bot.tools
@@ -130,7 +111,7 @@ async def test_report_to_sends_the_finished_call_to_voicefn_serve_once(
         assert created.status_code == 201, created.text
         agent_id = created.json()["id"]
     target = PlatformTarget(live.url, live.key, agent_id)
-    bot = make_bot(voicefn.load_agent(doc), report_to=target, finish_on_end=False)
+    bot = make_bot(voicefn.load_agent(doc), CALL, report_to=target, finish_on_end=False)
     scripted_llm.push(*REPLIES)
     await bot.run("Where is my order ORD-1, and when does it come?")
     assert bot.tools.post_call is None  # finish_on_end=False: left to finish()
@@ -161,7 +142,7 @@ async def test_a_service_that_refuses_the_report_is_a_receipt_with_the_reason(
     make_bot: Callable[..., Bot], store_api: StoreAPI, live: Live, scripted_llm: ScriptedLLM
 ) -> None:
     target = PlatformTarget(live.url, "not-a-key", "agent_nope")
-    bot = make_bot(voicefn.load_agent(postcall_agent(store_api.url)), report_to=target)
+    bot = make_bot(voicefn.load_agent(postcall_agent(store_api.url)), CALL, report_to=target)
     scripted_llm.push(Reply(text="Bye.", tool_calls=END.tool_calls))
     await bot.run("Bye")
     receipt = await bot.tools.finish()
