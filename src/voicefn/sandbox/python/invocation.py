@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from .pool import ChildPipes, Worker
 from .protocol import (
     Eof,
     FrameReader,
+    PipeWriter,
     ProtocolError,
     StdioCollector,
     check_message,
@@ -88,7 +88,7 @@ class Invocation:
         self.child_done = False
         self.log_limit_noted = False
         self.function_lines = 0
-        self.writer: asyncio.WriteTransport | None = None
+        self.writer: PipeWriter | None = None
         self.reader: FrameReader | None = None
         self.stdio: StdioCollector | None = None
         self.as_bytes = worker.baseline_bytes + limits.memory_mb * (1 << 20) + AS_SLACK_BYTES
@@ -112,10 +112,7 @@ class Invocation:
         )
         self.stdio = StdioCollector(self.loop, self.pipes.stdio, STDIO_LIMIT)
         fd, self.pipes.to_child = self.pipes.to_child, -1
-        transport, _ = await self.loop.connect_write_pipe(
-            asyncio.BaseProtocol, os.fdopen(fd, "wb", buffering=0)
-        )
-        self.writer = transport
+        self.writer = PipeWriter(self.loop, fd)
         self._send(
             {
                 "t": "run",
@@ -145,10 +142,16 @@ class Invocation:
             remaining = deadline - self.loop.time()
             if remaining <= 0:
                 return self._wall_clock()
-            try:
-                item = await asyncio.wait_for(self.reader.queue.get(), remaining)
-            except TimeoutError:
-                return self._wall_clock()
+            queue = self.reader.queue
+            if queue.empty():
+                try:
+                    # no task per frame (wait_for makes one): the frame is awaited directly
+                    async with asyncio.timeout_at(deadline):
+                        item = await queue.get()
+                except TimeoutError:
+                    return self._wall_clock()
+            else:
+                item = queue.get_nowait()
             if isinstance(item, ProtocolError):
                 return self._protocol_violation(str(item))
             if isinstance(item, Eof):
@@ -170,25 +173,29 @@ class Invocation:
             return
         self._kill_child()
         exited = self.worker.exit_future(self.pipes.cid)
-        gone: asyncio.Future[bool] = self.loop.create_future()
+        # what said so first: the pidfd, the zygote's exit report, or the 2 s timer (None)
+        first: asyncio.Future[str | None] = self.loop.create_future()
 
-        def on_exit() -> None:
-            if not gone.done():
-                gone.set_result(True)
+        def note(why: str | None) -> None:
+            if not first.done():
+                first.set_result(why)
+
+        def on_report(fut: asyncio.Future[dict[str, Any] | None]) -> None:
+            note("reaped" if fut.result() is not None else "worker died")
 
         pidfd = self.pipes.pidfd
         if pidfd >= 0:
-            self.loop.add_reader(pidfd, on_exit)
+            self.loop.add_reader(pidfd, note, "pidfd")
+        exited.add_done_callback(on_report)
+        timer = self.loop.call_later(EXIT_REPORT_TIMEOUT_S, note, None)
         try:
-            done, _ = await asyncio.wait(
-                {gone, asyncio.ensure_future(asyncio.shield(exited))},
-                timeout=EXIT_REPORT_TIMEOUT_S,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
+            why = await first
         finally:
+            timer.cancel()
+            exited.remove_done_callback(on_report)
             if pidfd >= 0:
                 self.loop.remove_reader(pidfd)
-        if gone in done or (exited.done() and exited.result() is not None):
+        if why in ("pidfd", "reaped"):
             return
         if self.worker.alive:
             self.worker_healthy = False

@@ -27,6 +27,11 @@ log = logging.getLogger("voicefn.sandbox.python")
 WORKER_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "worker.py")
 START_TIMEOUT_S = 30.0
 PEAK_HOLD_S = 30.0  # how long a burst's size keeps as many children forked ahead
+#: Children forked ahead rehearse (warmup.rehearse) only for a tenant whose latest call came
+#: after its worker had nothing running for this long. Calls back to back (measured: 0.1-0.5 ms
+#: apart) would pay the rehearsal's CPU (~1.3 ms a child, more than the ~0.5 ms it saves the
+#: call) on a busy machine, and a child still rehearsing when its call comes makes it wait.
+REHEARSE_AFTER_IDLE_S = 0.01
 _FALLBACK_BASELINE = 96 << 20
 _ids = itertools.count(1)
 
@@ -151,6 +156,9 @@ class Worker:
         self._peak = 0  # most children handed out at once lately
         self._peak_at = 0.0
         self.uses_http = False  # the tenant's functions make HTTP requests: no rehearsal
+        self.rehearse_after_idle_s = REHEARSE_AFTER_IDLE_S
+        self._idle_since = time.monotonic()  # when the last running invocation ended
+        self._paced = True  # the latest call came after an idle pause (see REHEARSE_AFTER_IDLE_S)
         self.active = 0  # invocations running in this worker now (the pool counts them)
         self.starting: asyncio.Future[None] | None = None  # its start(), while it runs
         self._exits: dict[int, asyncio.Future[dict[str, Any] | None]] = {}
@@ -292,16 +300,16 @@ class Worker:
         if want > have and self._sock is not None:
             # children waited for now come first and go straight to their run; the rest are
             # forked ahead and rehearse while they wait (warmup.rehearse) -- unless the
-            # tenant's functions make HTTP requests: measured back to back, the rehearsal's
-            # CPU then costs those calls more than the faults it saves them
+            # tenant's functions make HTTP requests or its calls come back to back
+            # (REHEARSE_AFTER_IDLE_S): measured, the rehearsal's CPU then costs those calls
+            # more than the faults it saves them
             urgent = min(want - have, max(0, self._waiters - have))
             self._requested += want - have
             if urgent:
                 self._control({"t": "spawn", "n": urgent, "ahead": False})
             if want - have - urgent:
-                self._control(
-                    {"t": "spawn", "n": want - have - urgent, "ahead": not self.uses_http}
-                )
+                rehearse = self._paced and not self.uses_http
+                self._control({"t": "spawn", "n": want - have - urgent, "ahead": rehearse})
         while self._requested == 0 and self._taken == 0 and self._ready.qsize() > want:
             extra = self._ready.get_nowait()
             if extra is None:
@@ -313,6 +321,8 @@ class Worker:
     def child_done(self) -> None:
         """An invocation that took a child ended (its child is gone or being killed)."""
         self._taken = max(0, self._taken - 1)
+        if self._taken == 0:
+            self._idle_since = time.monotonic()
 
     def kill_child(self, cid: int) -> None:
         self._control({"t": "kill", "id": cid})
@@ -320,6 +330,9 @@ class Worker:
     async def take_child(self, wait_s: float) -> ChildPipes:
         if not self.alive:
             raise WorkerError("the sandbox worker is not running")
+        if self._taken == 0 and self._waiters == 0:
+            idle = time.monotonic() - self._idle_since
+            self._paced = idle >= self.rehearse_after_idle_s
         self._waiters += 1
         try:
             if self._ready.qsize() < self._waiters:

@@ -19,6 +19,7 @@ from ..common import ProtocolError, clean_text, decode_json, encode_frame
 __all__ = [
     "Eof",
     "FrameReader",
+    "PipeWriter",
     "ProtocolError",
     "StdioCollector",
     "check_message",
@@ -110,6 +111,67 @@ class FrameReader:
                 self._fail("a message is not a JSON object with a type")
                 return
             self.queue.put_nowait(msg)
+
+
+class PipeWriter:
+    """Writes frames to the child's non-blocking pipe: straight away when the pipe has room (the
+    usual case: a ``run`` frame, an HTTP answer), the rest when it becomes writable. Owns ``fd``.
+    (An asyncio pipe transport costs ~40 us and a loop iteration per invocation to set up.)"""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fd: int) -> None:
+        self.loop = loop
+        self.fd = fd
+        self._buf = bytearray()
+        self._waiting = False
+        os.set_blocking(fd, False)
+
+    def is_closing(self) -> bool:
+        return self.fd < 0
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._buf)
+
+    def write(self, data: bytes) -> None:
+        if self.fd < 0:
+            return
+        if self._buf:
+            self._buf += data
+            return
+        try:
+            sent = os.write(self.fd, data)
+        except BlockingIOError:
+            sent = 0
+        except OSError:  # the child is gone or closed its end: nothing more to say to it
+            self.abort()
+            return
+        if sent < len(data):
+            self._buf += data[sent:]
+            self._waiting = True
+            self.loop.add_writer(self.fd, self._on_writable)
+
+    def _on_writable(self) -> None:
+        try:
+            sent = os.write(self.fd, self._buf)
+        except BlockingIOError:
+            return
+        except OSError:
+            self.abort()
+            return
+        del self._buf[:sent]
+        if not self._buf:
+            self._waiting = False
+            self.loop.remove_writer(self.fd)
+
+    def abort(self) -> None:
+        """Drop what is buffered and close the pipe."""
+        if self.fd < 0:
+            return
+        if self._waiting:
+            self._waiting = False
+            self.loop.remove_writer(self.fd)
+        self._buf.clear()
+        fd, self.fd = self.fd, -1
+        os.close(fd)
 
 
 class StdioCollector:
