@@ -6,6 +6,10 @@ dirties the inode can wait for the filesystem's journal commit, which another pr
 does every file operation in order and coalesces what is queued into one ``write`` per file; each
 caller gets a future that is done once its bytes are in the page cache (which survives
 ``kill -9`` of this process).
+
+Under load many executions finish in the same turn of the event loop: their writes are gathered
+on the loop and handed to the thread once per turn, and their futures are settled by one
+callback, so the thread is woken (and the GIL passed) once per batch, not once per execution.
 """
 
 from __future__ import annotations
@@ -18,38 +22,52 @@ import threading
 from pathlib import Path
 from typing import Literal
 
-_Op = tuple[Literal["write"], Path, bytes, "asyncio.Future[None]"] | tuple[Literal["drop"], Path]
+_Write = tuple[Path, bytes, "asyncio.Future[None]"]
+_Op = tuple[Literal["write"], list[_Write]] | tuple[Literal["drop"], Path]
 _STOP = None
 
 
-def _settle(future: asyncio.Future[None], error: OSError | None) -> None:
-    if future.done():
-        return
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+def _settle(futures: list[asyncio.Future[None]], error: OSError | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 class JournalWriter:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._gathered: list[_Write] = []  # written this turn of the loop, not yet handed off
         self._thread = threading.Thread(target=self._run, name="voicefn-journal", daemon=True)
         self._thread.start()
 
     def write(self, path: Path, data: bytes) -> asyncio.Future[None]:
-        """Append ``data`` to ``path`` (created 0600 on first use); done once written."""
+        """Append ``data`` to ``path`` (created 0600 on first use); done once written. Call it
+        on the loop's thread."""
         future: asyncio.Future[None] = self._loop.create_future()
-        self._queue.put(("write", path, data, future))
+        if not self._gathered:
+            self._loop.call_soon(self.hand_off)
+        self._gathered.append((path, data, future))
         return future
 
+    def hand_off(self) -> None:
+        """Pass what was written so far to the thread (the loop does it once per turn)."""
+        if self._gathered:
+            gathered, self._gathered = self._gathered, []
+            self._queue.put(("write", gathered))
+
     def drop(self, path: Path) -> None:
-        """Close and delete ``path`` after every write queued before."""
+        """Close and delete ``path`` after every write made before."""
+        self.hand_off()
         self._queue.put(("drop", path))
 
     def stop(self) -> None:
-        """Finish what is queued, then end the thread."""
+        """Finish what was handed off, then end the thread (call :meth:`hand_off` on the loop
+        first; this may run on another thread)."""
         self._queue.put(_STOP)
         self._thread.join()
 
@@ -70,11 +88,10 @@ class JournalWriter:
                         os.close(fd)
                     return
                 if op[0] == "write":
-                    _, path, data, future = op
-                    pending.setdefault(path, []).append((data, future))
+                    for path, data, future in op[1]:
+                        pending.setdefault(path, []).append((data, future))
                 else:
                     self._flush(pending, files)
-                    pending = {}
                     if op[1] in files:
                         os.close(files.pop(op[1]))
                     with contextlib.suppress(FileNotFoundError):
@@ -86,6 +103,9 @@ class JournalWriter:
         pending: dict[Path, list[tuple[bytes, asyncio.Future[None]]]],
         files: dict[Path, int],
     ) -> None:
+        """Write what is pending, one ``write`` per file, then settle its futures in one
+        callback per outcome."""
+        done: list[asyncio.Future[None]] = []
         for path, items in pending.items():
             error: OSError | None = None
             try:
@@ -98,7 +118,15 @@ class JournalWriter:
                     data = data[written:]
             except OSError as exc:
                 error = exc
-            for _, future in items:
-                with contextlib.suppress(RuntimeError):  # the loop has closed
-                    self._loop.call_soon_threadsafe(_settle, future, error)
+            futures = [future for _, future in items]
+            if error is None:
+                done.extend(futures)
+            else:
+                self._notify(futures, error)
+        if done:
+            self._notify(done, None)
         pending.clear()
+
+    def _notify(self, futures: list[asyncio.Future[None]], error: OSError | None) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed
+            self._loop.call_soon_threadsafe(_settle, futures, error)

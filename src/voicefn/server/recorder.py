@@ -127,6 +127,7 @@ class Recorder:
         """Store everything queued, then remove this process's journal."""
         await self.flush()
         if self._writer is not None:
+            self._writer.hand_off()
             await asyncio.to_thread(self._writer.stop)
         if self.pending or self._on_disk:
             log.warning("recorder: executions stay in the journal for the next start")
