@@ -14,15 +14,18 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
+from starlette.types import ASGIApp
 
 from .. import __version__
 from . import errors, mcp
 from .config import ServerConfig
 from .fastpath import ExecuteFastPath
+from .freshness import Freshness
 from .middleware import Observability
 from .platform import Platform
+from .responses import Json
 from .routes import (
     agents,
     calls,
@@ -59,21 +62,45 @@ ROUTERS = (
 )
 
 
+class VoicefnApp(FastAPI):
+    """FastAPI with our layers outermost: :class:`Observability` (request id, access log,
+    metrics, the last-resort 500), then the execute fast path, then FastAPI's own stack (its
+    error and body-limit middleware, routing). A well-formed execute request is answered by the
+    fast path without passing through FastAPI's layers at all."""
+
+    platform: Platform
+    freshness: Freshness
+
+    def build_middleware_stack(self) -> ASGIApp:
+        inner = super().build_middleware_stack()
+        fast = ExecuteFastPath(inner, platform=self.platform, freshness=self.freshness)
+        return Observability(fast, metrics=self.platform.metrics, root=self)
+
+
+async def _internal(request: Request, exc: Exception) -> Json:
+    """What Starlette's error middleware sends for an unhandled exception (it re-raises it
+    after, and :class:`Observability` logs it with the traceback)."""
+    return Json({"error": "internal", "request_id": request.scope.get("voicefn.request_id")}, 500)
+
+
 def create_app(config: ServerConfig | None = None) -> FastAPI:
     platform = Platform(config or ServerConfig())
+    freshness = Freshness(platform)
     lifespans: list[Any] = []  # of mounted parts (the MCP endpoint's session manager)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await platform.start()
         try:
+            await freshness.start()
             async with AsyncExitStack() as exits:
                 await mcp.enter(lifespans, exits)
                 yield
         finally:
+            freshness.stop()
             await platform.stop()
 
-    app = FastAPI(
+    app = VoicefnApp(
         title="voicefn",
         version=__version__,
         description=DESCRIPTION,
@@ -82,15 +109,14 @@ def create_app(config: ServerConfig | None = None) -> FastAPI:
         # a look at the global providers.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
-    app.state.platform = platform
+    app.platform = app.state.platform = platform
+    app.freshness = app.state.freshness = freshness
     errors.install(app)
+    app.add_exception_handler(Exception, _internal)
     for router in ROUTERS:
         app.include_router(router)
     mcp.mount(app, lifespans)
     _mount_dashboard(app)
-    # Added first, so it runs inside Observability (request id, logs and metrics apply to it).
-    app.add_middleware(ExecuteFastPath, platform=platform)
-    app.add_middleware(Observability, metrics=platform.metrics, root=app)
     return app
 
 

@@ -34,11 +34,21 @@ def scrub(text: str) -> str:
     return _SCRUB.sub("[redacted]", text)
 
 
+_second: tuple[int, str] = (-1, "")
+
+
+def _timestamp(created: float, msecs: float) -> str:
+    global _second
+    whole = int(created)
+    if _second[0] != whole:
+        _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{_second[1]}.{int(msecs):03d}Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": _timestamp(record.created, record.msecs),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": scrub(record.getMessage()),
@@ -69,16 +79,75 @@ class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self.stream.write(self.format(record) + "\n")
-            now = time.monotonic()
-            if record.name != "voicefn.access" or now - self._last > 0.5:
-                self._last = now
-                self.flush()
+            self.write(self.format(record), buffered=record.name == ACCESS)
         except Exception:
             self.handleError(record)
 
+    def write(self, line: str, *, buffered: bool) -> None:
+        self.stream.write(line + "\n")
+        now = time.monotonic()
+        if not buffered or now - self._last > 0.5:
+            self._last = now
+            self.flush()
+
 
 _handlers: list[logging.Handler] = []
+ACCESS = "voicefn.access"
+_access = logging.getLogger(ACCESS)
+
+
+def _direct_handler() -> _Handler | None:
+    """The handler an access line would reach, when it is ours and nothing else could see or
+    change the record on the way (no filter, no other handler): then it is written directly."""
+    parent = _access.parent
+    if _access.handlers or _access.filters or parent is None or parent.filters:
+        return None
+    if not _access.propagate or parent.propagate or len(parent.handlers) != 1:
+        return None
+    handler = parent.handlers[0]
+    if type(handler) is not _Handler or handler.filters:
+        return None
+    if type(handler.formatter) is not JsonFormatter:
+        return None
+    return handler
+
+
+def access(method: str, route: str, status: int, seconds: float) -> None:
+    """The request's access line, ``"<method> <route> <status>"`` with ``status`` and
+    ``duration_ms``. The same line as ``logging.getLogger("voicefn.access").info(...)`` writes,
+    made without a LogRecord when the JSON handler of :func:`configure` is the only reader."""
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    duration_ms = round(seconds * 1000, 3)
+    handler = _direct_handler()
+    if handler is None:
+        _access.info(
+            "%s %s %d",
+            method,
+            route,
+            status,
+            extra={"status": status, "duration_ms": duration_ms},
+        )
+        return
+    now = time.time()
+    out: dict[str, Any] = {
+        "ts": _timestamp(now, (now - int(now)) * 1000),
+        "level": "info",
+        "logger": ACCESS,
+        "msg": scrub(f"{method} {route} {status}"),
+    }
+    rid, ws = request_id.get(), workspace_id.get()
+    if rid:
+        out["request_id"] = rid
+    if ws:
+        out["workspace_id"] = ws
+    out["status"] = status
+    out["duration_ms"] = duration_ms
+    with handler.lock:  # type: ignore[union-attr]
+        try:
+            handler.write(orjson.dumps(out).decode(), buffered=True)
+        except Exception:
+            handler.handleError(logging.makeLogRecord({"name": ACCESS, "msg": out["msg"]}))
 
 
 def flush() -> None:

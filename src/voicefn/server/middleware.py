@@ -20,7 +20,6 @@ from . import logs
 from .metrics import Metrics
 
 log = logging.getLogger("voicefn.server")
-access = logging.getLogger("voicefn.access")
 _GIVEN_ID = re.compile(r"^[A-Za-z0-9._\-]{1,100}$")
 
 
@@ -95,12 +94,6 @@ class Observability:
             self.metrics.http(method, route, status, seconds)
             if scope.get("voicefn.workspace_id") and logs.workspace_id.get() is None:
                 logs.workspace_id.set(scope["voicefn.workspace_id"])
-            access.info(
-                "%s %s %d",
-                method,
-                route,
-                status,
-                extra={"status": status, "duration_ms": round(seconds * 1000, 3)},
-            )
+            logs.access(method, route, status, seconds)
             logs.request_id.reset(rid_token)
             logs.workspace_id.reset(ws_token)
