@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Body, Query, Response
 
 from ...dialects import DIALECTS
-from ...store import FunctionRecord, NameTaken, StoreError, Workspace
+from ...store import FunctionRecord, NameTaken, StoreError, VersionRecord, Workspace
 from ...store.secrets import MASK
 from ...validation import Problem
 from ..calls import check_mapping
 from ..catalog import runnable_agent, runnable_function
 from ..deps import PlatformDep, WorkspaceDep
-from ..documents import patch_base, read_function, render_function
+from ..documents import FunctionDraft, patch_base, read_function, render_function
 from ..errors import invalid, not_found
 from ..platform import Platform
 from ..schemas import (
@@ -116,9 +116,65 @@ def _taken(exc: NameTaken, dialect: str | None, name: str) -> Exception:
     return invalid([Problem("$.name", str(exc), "choose another name", name)], dialect)
 
 
-async def _variables(platform: Platform, ws: Workspace, agent_id: str) -> list[str]:
+async def _draft(
+    platform: Platform,
+    ws: Workspace,
+    agent_id: str,
+    body: Any,
+    dialect: str | None,
+    mark: list[str],
+    previous: FunctionRecord | None = None,
+) -> FunctionDraft:
+    """The body validated against the agent's variables (a 422 listing every problem), with the
+    warnings of its post-call mapping against what the agent declares."""
     agent = await load_agent_record(platform, ws, agent_id)
-    return list((agent.document.get("variables") or {}).keys())
+    variables = list((agent.document.get("variables") or {}).keys())
+    draft = read_function(body, dialect, previous=previous, mark=mark, variables=variables)
+    draft.warnings.extend(
+        await check_mapping(platform, ws, agent_id, draft.document, draft.dialect)
+    )
+    return draft
+
+
+async def _save(
+    platform: Platform,
+    ws: Workspace,
+    agent_id: str,
+    function_id: str,
+    new: FunctionDraft | VersionRecord,
+    dialect: str | None,
+    restored_from: int | None = None,
+) -> FunctionRecord:
+    """A new current version of the function (``restored_from``: a restore of that version)."""
+    try:
+        async with platform.store.write() as repos:
+            updated = await repos.functions.update(
+                ws,
+                agent_id,
+                function_id,
+                name=new.name,
+                document=new.document,
+                secrets=new.secrets,
+                secret_names=new.secret_names,
+                dialect=new.dialect,
+                change="update" if restored_from is None else "restore",
+                restored_from=restored_from,
+            )
+    except NameTaken as exc:
+        raise _taken(exc, dialect, new.name) from None
+    if updated is None:
+        raise not_found(f"function {function_id} of agent {agent_id}")
+    return updated
+
+
+async def _find_version(
+    platform: Platform, ws: Workspace, agent_id: str, function_id: str, version: int
+) -> VersionRecord:
+    async with platform.store.read() as repos:
+        found = await repos.functions.version(ws, agent_id, function_id, version)
+    if found is None:
+        raise not_found(f"version {version} of function {function_id}")
+    return found
 
 
 @router.post("", status_code=201, summary="Create a function (any dialect)")
@@ -130,11 +186,7 @@ async def create_function(
     dialect: DialectQuery = None,
     secret_header: SecretHeaders = None,
 ) -> FunctionOut:
-    variables = await _variables(platform, ws, agent_id)
-    draft = read_function(body, dialect, mark=secret_header or [], variables=variables)
-    draft.warnings.extend(
-        await check_mapping(platform, ws, agent_id, draft.document, draft.dialect)
-    )
+    draft = await _draft(platform, ws, agent_id, body, dialect, secret_header or [])
     try:
         async with platform.store.write() as repos:
             record = await repos.functions.create(
@@ -183,27 +235,8 @@ async def _update(
     out_dialect: str | None,
     mark: list[str],
 ) -> FunctionOut:
-    variables = await _variables(platform, ws, record.agent_id)
-    draft = read_function(body, dialect, previous=record, mark=mark, variables=variables)
-    draft.warnings.extend(
-        await check_mapping(platform, ws, record.agent_id, draft.document, draft.dialect)
-    )
-    try:
-        async with platform.store.write() as repos:
-            updated = await repos.functions.update(
-                ws,
-                record.agent_id,
-                record.id,
-                name=draft.name,
-                document=draft.document,
-                secrets=draft.secrets,
-                secret_names=draft.secret_names,
-                dialect=draft.dialect,
-            )
-    except NameTaken as exc:
-        raise _taken(exc, draft.dialect, draft.name) from None
-    if updated is None:
-        raise not_found(f"function {record.id} of agent {record.agent_id}")
+    draft = await _draft(platform, ws, record.agent_id, body, dialect, mark, previous=record)
+    updated = await _save(platform, ws, record.agent_id, record.id, draft, draft.dialect)
     return function_out(updated, out_dialect, draft.warnings)
 
 
@@ -298,10 +331,7 @@ async def get_version(
     platform: PlatformDep,
     dialect: DialectQuery = None,
 ) -> VersionOut:
-    async with platform.store.read() as repos:
-        found = await repos.functions.version(ws, agent_id, function_id, version)
-    if found is None:
-        raise not_found(f"version {version} of function {function_id}")
+    found = await _find_version(platform, ws, agent_id, function_id, version)
     doc, _ = render_function(found.document, dialect or "voicefn")
     return VersionOut(
         version=found.version,
@@ -326,28 +356,8 @@ async def restore_version(
     platform: PlatformDep,
     dialect: DialectQuery = None,
 ) -> FunctionOut:
-    async with platform.store.read() as repos:
-        found = await repos.functions.version(ws, agent_id, function_id, version)
-    if found is None:
-        raise not_found(f"version {version} of function {function_id}")
-    try:
-        async with platform.store.write() as repos:
-            restored = await repos.functions.update(
-                ws,
-                agent_id,
-                function_id,
-                name=found.name,
-                document=found.document,
-                secrets=found.secrets,
-                secret_names=found.secret_names,
-                dialect=found.dialect,
-                change="restore",
-                restored_from=version,
-            )
-    except NameTaken as exc:
-        raise _taken(exc, None, found.name) from None
-    if restored is None:
-        raise not_found(f"function {function_id} of agent {agent_id}")
+    found = await _find_version(platform, ws, agent_id, function_id, version)
+    restored = await _save(platform, ws, agent_id, function_id, found, None, restored_from=version)
     return function_out(restored, dialect)
 
 
