@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from ..store import Principal, Workspace
 from . import logs
 from .errors import ApiError
+from .freshness import Freshness
 from .platform import Platform
 
 _bearer = HTTPBearer(
@@ -30,7 +31,11 @@ def _unauthorized(message: str) -> ApiError:
 
 async def authenticate(request: Request, secret: str) -> Principal | None:
     """The workspace behind an API key, noted on the request (logs); None when unknown or
-    revoked. The Bearer header and the dashboard's session cookie both resolve through this."""
+    revoked. The Bearer header and the dashboard's session cookie both resolve through this.
+    Another process's change is in force first (see :mod:`voicefn.server.freshness`)."""
+    freshness: Freshness | None = getattr(request.app.state, "freshness", None)
+    if freshness is not None and freshness.stale():
+        await freshness.catch_up()
     found = await platform(request).catalog.principal(secret)
     if found is not None:
         request.scope["voicefn.workspace_id"] = found.workspace.id

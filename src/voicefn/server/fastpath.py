@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import logs
+from .freshness import Freshness
 from .platform import Platform
 from .responses import dumps
 from .routes.execute import ROUTE, run_execute
@@ -32,9 +33,10 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class ExecuteFastPath:
-    def __init__(self, app: ASGIApp, *, platform: Platform) -> None:
+    def __init__(self, app: ASGIApp, *, platform: Platform, freshness: Freshness) -> None:
         self.app = app
         self.platform = platform
+        self.freshness = freshness
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -51,6 +53,8 @@ class ExecuteFastPath:
         ):
             await self.app(scope, receive, send)
             return
+        if self.freshness.stale():
+            await self.freshness.catch_up()
         principal = await self.platform.catalog.principal(auth[7:].decode("latin-1"))
         if principal is None:
             await self.app(scope, receive, send)  # FastAPI answers the 401
