@@ -7,9 +7,10 @@ does every file operation in order and coalesces what is queued into one ``write
 caller gets a future that is done once its bytes are in the page cache (which survives
 ``kill -9`` of this process).
 
-Under load many executions finish in the same turn of the event loop: their writes are gathered
-on the loop and handed to the thread once per turn, and their futures are settled by one
-callback, so the thread is woken (and the GIL passed) once per batch, not once per execution.
+Under load the thread is woken (and the GIL passed to it) once per batch, not once per
+execution: writes are gathered on the loop and handed to the thread at the end of the loop's
+turn when it is idle, else as soon as it reports the batch it has (so a batch grows with the
+load, and a lone write waits for nothing); every batch's futures are settled by one callback.
 """
 
 from __future__ import annotations
@@ -27,21 +28,26 @@ _Op = tuple[Literal["write"], list[_Write]] | tuple[Literal["drop"], Path]
 _STOP = None
 
 
-def _settle(futures: list[asyncio.Future[None]], error: OSError | None) -> None:
-    for future in futures:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
+Outcome = tuple[list["asyncio.Future[None]"], OSError | None]
+
+
+def _settle(outcomes: list[Outcome]) -> None:
+    for futures, error in outcomes:
+        for future in futures:
+            if future.done():
+                continue
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
 
 
 class JournalWriter:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
-        self._gathered: list[_Write] = []  # written this turn of the loop, not yet handed off
+        self._gathered: list[_Write] = []  # written, not yet handed off
+        self._in_flight = 0  # batches handed off and not yet reported done
         self._thread = threading.Thread(target=self._run, name="voicefn-journal", daemon=True)
         self._thread.start()
 
@@ -49,16 +55,24 @@ class JournalWriter:
         """Append ``data`` to ``path`` (created 0600 on first use); done once written. Call it
         on the loop's thread."""
         future: asyncio.Future[None] = self._loop.create_future()
-        if not self._gathered:
+        if not self._gathered and not self._in_flight:
             self._loop.call_soon(self.hand_off)
         self._gathered.append((path, data, future))
         return future
 
     def hand_off(self) -> None:
-        """Pass what was written so far to the thread (the loop does it once per turn)."""
+        """Pass what was written so far to the thread."""
         if self._gathered:
             gathered, self._gathered = self._gathered, []
+            self._in_flight += 1
             self._queue.put(("write", gathered))
+
+    def _done(self, outcomes: list[Outcome], batches: int) -> None:
+        """On the loop: the thread wrote ``batches`` batches."""
+        self._in_flight -= batches
+        _settle(outcomes)
+        if not self._in_flight:
+            self.hand_off()  # what gathered meanwhile
 
     def drop(self, path: Path) -> None:
         """Close and delete ``path`` after every write made before."""
@@ -81,31 +95,35 @@ class JournalWriter:
                 while len(ops) < 4096:
                     ops.append(self._queue.get_nowait())
             pending: dict[Path, list[tuple[bytes, asyncio.Future[None]]]] = {}
+            outcomes: list[Outcome] = []
+            batches = 0
             for op in ops:
                 if op is _STOP:
-                    self._flush(pending, files)
+                    self._flush(pending, files, outcomes)
+                    self._report(outcomes, batches)
                     for fd in files.values():
                         os.close(fd)
                     return
                 if op[0] == "write":
+                    batches += 1
                     for path, data, future in op[1]:
                         pending.setdefault(path, []).append((data, future))
                 else:
-                    self._flush(pending, files)
+                    self._flush(pending, files, outcomes)
                     if op[1] in files:
                         os.close(files.pop(op[1]))
                     with contextlib.suppress(FileNotFoundError):
                         op[1].unlink()
-            self._flush(pending, files)
+            self._flush(pending, files, outcomes)
+            self._report(outcomes, batches)
 
     def _flush(
         self,
         pending: dict[Path, list[tuple[bytes, asyncio.Future[None]]]],
         files: dict[Path, int],
+        outcomes: list[Outcome],
     ) -> None:
-        """Write what is pending, one ``write`` per file, then settle its futures in one
-        callback per outcome."""
-        done: list[asyncio.Future[None]] = []
+        """Write what is pending, one ``write`` per file; note each file's outcome."""
         for path, items in pending.items():
             error: OSError | None = None
             try:
@@ -118,15 +136,10 @@ class JournalWriter:
                     data = data[written:]
             except OSError as exc:
                 error = exc
-            futures = [future for _, future in items]
-            if error is None:
-                done.extend(futures)
-            else:
-                self._notify(futures, error)
-        if done:
-            self._notify(done, None)
+            outcomes.append(([future for _, future in items], error))
         pending.clear()
 
-    def _notify(self, futures: list[asyncio.Future[None]], error: OSError | None) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop has closed
-            self._loop.call_soon_threadsafe(_settle, futures, error)
+    def _report(self, outcomes: list[Outcome], batches: int) -> None:
+        if outcomes or batches:
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                self._loop.call_soon_threadsafe(self._done, outcomes, batches)
