@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import statistics
 import time
 from collections import Counter
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
     from voicefn.sandbox.common import Outcome
 
 Call = Callable[[], Awaitable[str | None]]  # None when the call returned the expected result
+#: Cumulative CPU seconds of this process and the sandbox's own processes (see process_tree_cpu)
+CpuClock = Callable[[], float]
 
 
 class Function(NamedTuple):
@@ -55,6 +58,9 @@ class Row:
     floor_note: str = ""
     # What the sandbox itself reported per measured call (Outcome.timings, egress request ms).
     reported: dict[str, list[float]] = field(default_factory=dict)
+    # CPU of this process and the sandbox's processes during the sandbox's blocks of calls
+    cpu_s: float = 0.0
+    cpu_calls: int = 0
 
     def report(self, outcome: Outcome) -> None:
         for key, value in outcome.timings.items():
@@ -79,6 +85,9 @@ class Row:
             "target_ms": self.target_ms,
             "target_stat": self.target_stat,
             "target_met": met,
+            "sandbox_cpu_per_call_ms": (
+                round(self.cpu_s / self.cpu_calls * 1000, 2) if self.cpu_calls else None
+            ),
             "sandbox_reported_p50_ms": {
                 key: round(statistics.median(values), 3) for key, values in self.reported.items()
             },
@@ -95,6 +104,37 @@ class Run(Budget):
 
     def fail(self, what: str) -> None:
         self.failures[what] += 1
+
+
+def process_tree_cpu(roots: list[int]) -> float:
+    """CPU seconds (user + system, its reaped children's too) of ``roots`` and every process
+    below them, from ``/proc`` (Linux; 0.0 elsewhere). A sandbox's children are reaped by its
+    zygote, so their CPU stays in the tree: sampled before and after a block of calls, the
+    difference is what the block cost the sandbox's processes."""
+    children: dict[int, list[int]] = {}
+    times: dict[int, int] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return 0.0
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        times[pid] = sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
+    ticks, stack = 0, list(roots)
+    while stack:
+        pid = stack.pop()
+        ticks += times.get(pid, 0)
+        stack.extend(children.get(pid, ()))
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 # ------------------------------------------------------------------------------ calls
@@ -208,11 +248,12 @@ async def back_to_back(
     burst: int,
     pause_s: float,
     run: Run,
+    cpu: CpuClock | None = None,
 ) -> None:
     """``calls`` sandbox calls with no pause between them, in blocks of ``burst`` (0: one
     block), each block followed by ``pause_s``; the floor's calls likewise, in blocks of their
     own (sandbox and floor blocks alternate, ABBA), so no sandbox call ever waits for a floor
-    call."""
+    call. With ``cpu``, the CPU the sandbox's blocks took is added up in ``row``."""
     gc.collect()
     block = burst if burst > 0 else calls
     done = 0
@@ -225,8 +266,12 @@ async def back_to_back(
         if i % 2:
             sides.reverse()
         for call, samples, side in sides:
+            before = cpu() if cpu is not None and call is sandbox else None
             for _ in range(n):
                 await timed(call, samples, run, f"{row.language} {row.scenario} {side}")
+            if before is not None and cpu is not None:
+                row.cpu_s += cpu() - before
+                row.cpu_calls += n
             await asyncio.sleep(pause_s)
         done += n
         i += 1
@@ -240,9 +285,11 @@ async def concurrent_rounds(
     rounds: int,
     pause_s: float,
     run: Run,
+    cpu: CpuClock | None = None,
 ) -> None:
     """``rounds`` times: ``concurrency`` sandbox calls started at once, each timed from the
-    round's start to its own end; then as many floor calls at once; ``pause_s`` after each."""
+    round's start to its own end; then as many floor calls at once; ``pause_s`` after each.
+    With ``cpu``, the CPU the sandbox's rounds took is added up in ``row``."""
     gc.collect()
     for i in range(rounds):
         if run.spent():
@@ -254,7 +301,11 @@ async def concurrent_rounds(
             sides.reverse()
         for call, samples, side in sides:
             label = f"{row.language} {row.scenario} {side}"
+            before = cpu() if cpu is not None and call is sandbox else None
             await asyncio.gather(*(timed(call, samples, run, label) for _ in range(concurrency)))
+            if before is not None and cpu is not None:
+                row.cpu_s += cpu() - before
+                row.cpu_calls += concurrency
             await asyncio.sleep(pause_s)
 
 
@@ -300,6 +351,12 @@ def print_table(rows: list[dict[str, Any]], header: str, run: Run) -> None:
         if keys:
             parts = ", ".join(f"{k} {reported[k]:.2f}" for k in keys)
             print(f"sandbox-reported p50: {r['language']} {r['scenario']}: {parts}")
+    for r in rows:
+        if r["sandbox_cpu_per_call_ms"] is not None:
+            print(
+                f"sandbox CPU per call: {r['language']} {r['scenario']}: "
+                f"{r['sandbox_cpu_per_call_ms']:.2f} ms (this process + the sandbox's processes)"
+            )
     for note in run.notes:
         print(f"note: {note}")
     if run.exhausted:

@@ -70,6 +70,7 @@ from _common import LoopbackServer, emit
 from _sandbox_floors import DenoFloor, DenoFloors, PythonFloor, call_context
 from _sandbox_measure import (
     Call,
+    CpuClock,
     Function,
     Row,
     Run,
@@ -77,6 +78,7 @@ from _sandbox_measure import (
     concurrent_rounds,
     floor_call,
     print_table,
+    process_tree_cpu,
     sandbox_call,
     timed,
     warm_rows,
@@ -162,9 +164,11 @@ async def pattern_rows(
     run: Run,
     rows: list[Row],
     bursts: int = 0,
+    cpu: CpuClock | None = None,
 ) -> None:
     """The back-to-back rows (sustained, and in bursts of ``bursts`` when given) and the
-    concurrent row, each on a tenant of its own whose worker/process is warm first."""
+    concurrent row, each on a tenant of its own whose worker/process is warm first; with
+    ``cpu``, each row's CPU per sandbox call too."""
     if "back-to-back" in args.patterns:
         targets = B2B_TARGET_MS[language]
         shapes = [(0, 0.0, "sustained")]
@@ -190,7 +194,7 @@ async def pattern_rows(
                 await asyncio.sleep(SETTLE_S)
                 fl = floor(fn) if floor is not None else None
                 await back_to_back(
-                    row, sandbox(fn, tenant, row), fl, args.calls, burst, pause_s, run
+                    row, sandbox(fn, tenant, row), fl, args.calls, burst, pause_s, run, cpu
                 )
                 await asyncio.sleep(0.5)
     if "concurrent" in args.patterns:
@@ -210,7 +214,7 @@ async def pattern_rows(
         await asyncio.sleep(SETTLE_S)
         fl = floor(trivial) if floor is not None else None
         await concurrent_rounds(
-            row, sandbox(trivial, "concurrent", row), fl, n, args.rounds, 1.0, run
+            row, sandbox(trivial, "concurrent", row), fl, n, args.rounds, 1.0, run, cpu
         )
 
 
@@ -243,6 +247,13 @@ async def bench_python(
             tenant=tenant,
         )
         return sandbox_call(run_fn, fn.http, row)
+
+    def sandbox_cpu() -> float:
+        """This process's CPU and that of the sandbox's workers (bubblewrap, zygote, children;
+        the pool's worker list is private: a benchmark may look)."""
+        pool = sandbox._pool
+        roots = [w.proc.pid for w in (pool._all if pool else ()) if w.proc is not None]
+        return time.process_time() + process_tree_cpu(roots)
 
     def in_process(fn: Function) -> Call:
         context = call_context("floor")
@@ -318,6 +329,7 @@ async def bench_python(
             "in-process call",
             run,
             rows,
+            cpu=sandbox_cpu,
         )
     finally:
         await cold_sandbox.aclose()
