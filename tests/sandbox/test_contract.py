@@ -908,23 +908,44 @@ def test_js_imports_that_cannot_work_are_errors_naming_the_module() -> None:
         "const m = await import('https://evil.example.com/x.js');\n"
         "const n = require(name);\n"
         "import extra from 'fs-extra';\n"
+        "import get from 'lodash/get';\n"
         "async function f(data) { return { status: 'success' }; }\n"
     )
     name, problems = check_javascript(code, engine=False)
     assert name is None
     assert [(p.line, p.severity) for p in problems] == [
         (1, "error"),
-        (3, "error"),
         (4, "error"),
         (5, "error"),
         (6, "warning"),
         (7, "error"),
+        (8, "error"),
     ]
     assert "require() is not available" in problems[0].message
-    assert "axios is a global" in problems[1].message
-    assert "import of 'child_process'" in problems[2].message
-    assert "network" in problems[3].message
-    assert problems[5].message == "import of 'fs-extra': the module is not available in the sandbox"
+    assert "import of 'child_process'" in problems[1].message
+    assert "network" in problems[2].message
+    assert problems[4].message == "import of 'fs-extra': the module is not available in the sandbox"
+    assert problems[5].message == (
+        "import of 'lodash/get': only 'lodash' itself can be imported, not a file inside it"
+    )
+    assert 'import { get } from "lodash"' in problems[5].fix
+
+
+def test_js_vendored_libraries_may_be_imported_by_name() -> None:
+    """axios, moment and lodash are globals, and the import map also maps their names."""
+    code = (
+        'import axios from "axios";\n'
+        "import moment from 'moment';\n"
+        'import _, { get } from "lodash";\n'
+        "export async function f(data) { return { status: 'success' }; }\n"
+    )
+    assert check_javascript(code, engine=False) == ("f", [])
+    dynamic = "async function f(data) { const { default: m } = await import('moment'); }\n"
+    assert check_javascript(dynamic, engine=False) == ("f", [])
+    for sub in ("axios/unsafe/adapters/http.js", "moment/locale/de"):
+        _, problems = check_javascript(f"import x from '{sub}';\n{dynamic}", engine=False)
+        assert [p.severity for p in problems] == ["error"], sub
+        assert "itself can be imported" in problems[0].message
 
 
 def test_js_entrypoint_rules() -> None:

@@ -15,9 +15,16 @@ from ..validation import did_you_mean
 from .js_settings import JsDoc, jsdoc_above, parse_jsdoc, read_settings
 from .problems import CodeProblem, Problems
 
-#: What post-call JavaScript can use; they are pre-imported (``axios``, ``moment``, ``_``).
+#: What post-call JavaScript can use: globals (``axios``, ``moment``, ``_``), or imported by
+#: these names (``import axios from "axios"``; lodash also by function: ``import { get } ...``).
 JS_MODULES: tuple[str, ...] = ("axios", "moment", "lodash")
 
+#: how to import each of them as a whole (a file inside one cannot be imported)
+_WHOLE_MODULE = {
+    "axios": 'import axios from "axios" (or use the global axios)',
+    "moment": 'import moment from "moment" (or use the global moment)',
+    "lodash": 'import _ from "lodash" or import { get } from "lodash" (or use the global _)',
+}
 _NAME_RE = re.compile(NAME_PATTERN)
 _Kind = Literal["word", "string", "template", "regex", "number", "punct"]
 
@@ -427,14 +434,23 @@ def _check_modules(tokens: list[_Token], out: Problems) -> None:
 
 def _module_problem(how: str, name: str) -> tuple[str, str]:
     """Why ``import``/``require`` of ``name`` fails in the sandbox, and the fix."""
-    globals_fix = "axios, moment and _ (lodash) are globals: use them without importing"
+    globals_fix = (
+        "axios, moment and _ (lodash) are globals (or import them by name: "
+        'import axios from "axios")'
+    )
     if how == "require":
         return (
             f"require({name!r}): require() is not available in the sandbox (no CommonJS)",
             f"{globals_fix}; import an allowed Node built-in as import crypto from 'node:crypto'",
         )
-    if name.split("/", 1)[0] in JS_MODULES:
-        return (f"import of {name!r}: {name} is a global, not a module here", globals_fix)
+    if name in JS_MODULES:
+        return ("", "")  # the import map points them at the same vendored copies as the globals
+    root = name.split("/", 1)[0]
+    if root in JS_MODULES:
+        return (
+            f"import of {name!r}: only {root!r} itself can be imported, not a file inside it",
+            _WHOLE_MODULE[root],
+        )
     if "://" in name or name.startswith("//"):
         return (
             f"import of {name!r}: code cannot be loaded from the network",

@@ -76,7 +76,9 @@ async def prepare(
         lib_binds = tuple(await asyncio.to_thread(library_binds, files.deno))
         if uid is not None:
             await asyncio.to_thread(_check_libraries, lib_binds, uid)
-    workdir = await asyncio.to_thread(_make_workdir, uid)
+    # the vendored libraries, as the Deno process sees them (for the import map)
+    vendor_url = "file:///sandbox/vendor" if mode == "isolated" else Path(files.vendor).as_uri()
+    workdir = await asyncio.to_thread(_make_workdir, uid, vendor_url)
     if mode == "isolated":
         try:
             await _probe(bwrap, files, lib_binds, workdir, uid)
@@ -97,7 +99,7 @@ async def prepare(
     )
 
 
-def _make_workdir(uid: int | None) -> Path:
+def _make_workdir(uid: int | None, vendor_url: str | None = None) -> Path:
     """A fresh directory for the sockets and the import map that the sandbox uid can enter."""
     parents: list[str | None] = [None]
     if uid is not None:
@@ -114,7 +116,7 @@ def _make_workdir(uid: int | None) -> Path:
             "set TMPDIR to a directory every user may enter (e.g. /tmp)."
         )
     imports = workdir / "imports.json"
-    imports.write_text(import_map_json())
+    imports.write_text(import_map_json(vendor_url))
     os.chmod(imports, 0o644)
     return workdir
 

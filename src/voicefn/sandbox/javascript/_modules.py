@@ -21,7 +21,14 @@ import json
 import urllib.parse
 from collections.abc import Iterable
 
-__all__ = ["ALLOWED", "BLOCKED", "BLOCKED_MESSAGE", "import_map_json", "unknown_builtins"]
+__all__ = [
+    "ALLOWED",
+    "BLOCKED",
+    "BLOCKED_MESSAGE",
+    "LIBRARIES",
+    "import_map_json",
+    "unknown_builtins",
+]
 
 #: pure JavaScript, no threads, processes, files or network of their own
 ALLOWED: frozenset[str] = frozenset(
@@ -114,12 +121,23 @@ def _stub(name: str) -> str:
     )
 
 
-def import_map_json() -> str:
-    """The import map: every blocked built-in, with and without ``node:``, to a throwing stub."""
+#: the vendored libraries a function may also import by name (the same instances as the
+#: globals ``axios``, ``moment``, ``_``): name -> file in ``vendor/``
+LIBRARIES: dict[str, str] = {"axios": "axios.js", "moment": "moment.js", "lodash": "lodash.mjs"}
+
+
+def import_map_json(vendor: str | None = None) -> str:
+    """The import map: every blocked built-in, with and without ``node:``, to a throwing stub;
+    and, given ``vendor`` (the ``file:`` URL of the ``vendor/`` folder as the process sees it),
+    ``axios``, ``moment`` and ``lodash`` to the vendored copies."""
     imports: dict[str, str] = {}
     for name in sorted(BLOCKED):
         imports[f"node:{name}"] = _stub(name)
         imports[name] = _stub(name)
+    if vendor is not None:
+        base = vendor.rstrip("/")
+        for name, file in LIBRARIES.items():
+            imports[name] = f"{base}/{file}"
     return json.dumps({"imports": imports}, indent=1, sort_keys=True)
 
 

@@ -1,12 +1,22 @@
 // voicefn JavaScript sandbox: the prelude of one job's Worker (`deno.permissions: "none"`).
 //
-// Loads the vendored libraries (as globals `axios`, `moment`, `_`), replaces `fetch` with one
-// that asks the host (and so the Python supervisor's egress callback) to make the request,
-// captures console output, then waits for exactly one job. The Worker is terminated after the
-// job, so nothing the customer's code does here outlives it.
+// Loads the vendored libraries (as globals `axios`, `moment`, `_`; also importable as "axios",
+// "moment", "lodash" through the import map), replaces `fetch` with one that asks the host (and
+// so the Python supervisor's egress callback) to make the request, captures console output,
+// then waits for exactly one job. The Worker is terminated after the job, so nothing the
+// customer's code does here outlives it.
+//
+// axios is evaluated here (most functions use it). moment and lodash are only loaded and linked
+// (`import defer`): they are evaluated in this Worker the first time its job touches `moment` or
+// `_` (or imports them), so a Worker costs about half as much CPU and a job that never uses them
+// does not pay for them. Either way the library is this Worker's own instance.
 import axios from "./vendor/axios.js";
-import moment from "./vendor/moment.js";
-import "./vendor/lodash.js"; // UMD build: sets globalThis._
+import defer * as momentModule from "./vendor/moment.js";
+import defer * as lodashModule from "./vendor/lodash.js"; // UMD build: sets globalThis._
+// `import _ from "lodash"` resolves here (the import map); it reads the global `_` below.
+// Deferred, never touched by the prelude: it is only loaded so that the job may import it
+// (a Worker without permissions cannot read a module that is not loaded yet).
+import defer * as _lodashEntry from "./vendor/lodash.mjs";
 
 // -- primordials, captured before any customer code runs
 const post = globalThis.postMessage.bind(globalThis);
@@ -162,7 +172,39 @@ globalThis.fetch = sandboxFetch;
 
 // -- what the function may use
 globalThis.axios = axios;
-globalThis.moment = moment;
+
+// A global that evaluates its library on first read. Reading or assigning it leaves a plain
+// data property (as `globalThis.x = ...` would). lodash reads `root._` while it evaluates (to
+// keep an older `_` for noConflict): that nested read sees undefined instead of evaluating again.
+function lazyGlobal(name, load) {
+  let loading = false;
+  const settle = (value) => {
+    Object.defineProperty(globalThis, name, { value, writable: true, enumerable: true, configurable: true });
+  };
+  Object.defineProperty(globalThis, name, {
+    configurable: true,
+    enumerable: true,
+    get() {
+      if (loading) return undefined;
+      loading = true;
+      try {
+        const value = load();
+        settle(value);
+        return value;
+      } finally {
+        loading = false;
+      }
+    },
+    set(value) {
+      settle(value);
+    },
+  });
+}
+lazyGlobal("moment", () => momentModule.default);
+lazyGlobal("_", () => {
+  void lodashModule.VERSION; // evaluates lodash, which assigns globalThis._ (the setter above)
+  return globalThis._;
+});
 // No threads: a job is exactly one isolate, terminated at its end. The import map blocks
 // `import("node:worker_threads")`, but not an import from inside a data: or blob: module (Deno
 // applies no import map there), so the thread-starting classes themselves are broken: their
