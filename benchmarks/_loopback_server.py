@@ -111,7 +111,8 @@ class HttpProtocol(asyncio.Protocol):
                 return
 
 
-async def serve(host: str, port: int, max_seconds: float) -> None:
+async def until_stdin_closes(max_seconds: float, what: str) -> None:
+    """Return when stdin reaches EOF (the parent closed it or died) or after ``max_seconds``."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
 
@@ -122,15 +123,20 @@ async def serve(host: str, port: int, max_seconds: float) -> None:
         finally:
             loop.call_soon_threadsafe(stop.set)
 
+    threading.Thread(target=wait_for_eof, name="stdin-eof", daemon=True).start()
+    try:
+        await asyncio.wait_for(stop.wait(), max_seconds)
+    except TimeoutError:
+        print(f"{what}: --max-seconds reached, stopping", file=sys.stderr)
+
+
+async def serve(host: str, port: int, max_seconds: float) -> None:
+    loop = asyncio.get_running_loop()
     server = await loop.create_server(HttpProtocol, host, port, backlog=1024, reuse_address=True)
     bound = server.sockets[0].getsockname()[1]
     print(f"PORT {bound}", flush=True)
-    threading.Thread(target=wait_for_eof, name="stdin-eof", daemon=True).start()
     async with server:
-        try:
-            await asyncio.wait_for(stop.wait(), max_seconds)
-        except TimeoutError:
-            print("loopback server: --max-seconds reached, stopping", file=sys.stderr)
+        await until_stdin_closes(max_seconds, "loopback server")
 
 
 def main() -> None:
