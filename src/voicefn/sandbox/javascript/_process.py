@@ -43,9 +43,10 @@ HEAP_OVERHEAD_MB = 192  # cgroup limit = memory_mb (a job's V8 heap) + the host,
 PIDS_MAX = 256
 WATCHDOG_INTERVAL_S = 0.05
 MAX_READY_FRAME = 1 << 20
-# After a job: the host terminates the Worker and warms the next one (~0.1 s of CPU). More than
+# After a job: the host terminates the Worker and refills its pool (~0.05 s of CPU a Worker; after
+# a burst of jobs up to 12 Workers, one at a time: ~0.6 s, more on a busy machine). More than
 # IDLE_CPU_BUDGET_S + IDLE_CPU_RATE x (seconds since the job ended) is work the job left behind.
-IDLE_CPU_BUDGET_S = 0.6
+IDLE_CPU_BUDGET_S = 1.0
 IDLE_CPU_RATE = 0.3
 IDLE_POLL_S = 0.2
 IDLE_QUIET_POLLS = 5  # this many polls with (almost) no CPU: the process is idle, stop watching

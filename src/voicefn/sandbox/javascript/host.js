@@ -5,7 +5,8 @@
 // thing it may reach: `--allow-net=unix:<socket>`), keeps pre-warmed Workers ready
 // (`deno.permissions: "none"`), runs each job in a fresh Worker, forwards the job's fetch()
 // calls and console output, and terminates the Worker when the job ends or at its deadline.
-// `deno run host.js <socket> <spares>`: it keeps up to <spares> (1-8) Workers pre-warmed.
+// `deno run host.js <socket> <spares>`: it keeps at least <spares> (1-8) Workers pre-warmed, more
+// (up to MAX_SPARES) while the tenant's recent bursts of jobs were larger.
 // The supervisor decides every verdict (stopped_by) itself; `layer` here is only a hint.
 //
 // Frames on the socket, both ways: 4-byte big-endian length, then UTF-8 JSON.
@@ -108,10 +109,36 @@ const SPARES = Math.min(Math.max(Number.parseInt(Deno.args[1] ?? "1", 10) || 1, 
 // the pool's Workers without a refill competing for the tenant's CPU quota (the pool refills in
 // the pause after them); an empty pool still makes a Worker at once for the job that needs it.
 const REFILL_QUIET_MS = 15;
+// The pool is sized by demand: a burst (jobs that started with no quiet of REFILL_QUIET_MS
+// between them: back to back, or concurrent calls, which reach the host one after the other)
+// larger than SPARES keeps that many Workers ready, up to MAX_SPARES, until no such burst came
+// for DEMAND_MS; then the extra Workers are terminated (each holds memory).
+const MAX_SPARES = 12;
+const DEMAND_MS = 30000;
 const spares = [];
 let warming = null;
 let lastActivity = 0;
 let refillTimer = null;
+let expiryTimer = null;
+let burst = 0; // jobs started since the last quiet moment
+let demand = 0; // the largest recent burst
+let demandAt = -Infinity;
+
+function poolSize() {
+  if (performance.now() - demandAt > DEMAND_MS) demand = 0;
+  return Math.min(Math.max(SPARES, demand), MAX_SPARES);
+}
+
+function noteJobStart() {
+  const now = performance.now();
+  if (now - lastActivity > REFILL_QUIET_MS) burst = 0;
+  burst += 1;
+  if (burst >= demand || now - demandAt > DEMAND_MS) {
+    demand = Math.max(demand, burst);
+    demandAt = now;
+  }
+  lastActivity = now;
+}
 
 function scheduleRefill() {
   const wait = lastActivity + REFILL_QUIET_MS - performance.now();
@@ -122,11 +149,31 @@ function scheduleRefill() {
     }, wait);
     return;
   }
+  trimSpares();
   warmSpares();
 }
 
+// Demand fell: terminate the newest ready Workers beyond the pool's size.
+function trimSpares() {
+  const size = poolSize();
+  for (let i = spares.length - 1; i >= 0 && spares.length > size; i--) {
+    const slot = spares[i];
+    if (slot === warming) continue;
+    spares.splice(i, 1);
+    try { slot.worker.terminate(); } catch { /* already gone */ }
+  }
+  // (a Worker still warming beyond the size is trimmed when it is ready: warmSpares calls back)
+  if (demand > 0 && expiryTimer === null) {
+    // look again when this demand expires
+    expiryTimer = setTimeout(() => {
+      expiryTimer = null;
+      scheduleRefill();
+    }, Math.max(demandAt + DEMAND_MS - performance.now() + 1, 1));
+  }
+}
+
 function warmSpares(now = false) {
-  if (warming !== null || spares.length >= SPARES) return;
+  if (warming !== null || spares.length >= poolSize()) return;
   const slot = spawnWorker(now);
   spares.push(slot);
   warming = slot;
@@ -214,7 +261,7 @@ async function startJob(msg) {
     maxOutput: isInt(msg.max_output_bytes) ? msg.max_output_bytes : 1 << 20,
   };
   current = job;
-  lastActivity = performance.now();
+  noteJobStart();
   const timeoutMs = Number.isFinite(msg.timeout_ms) && msg.timeout_ms > 0 ? msg.timeout_ms : 10000;
   // The deadline counts from here, including waiting for the warm worker.
   job.timer = setTimeout(() => {
