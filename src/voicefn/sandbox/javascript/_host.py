@@ -89,25 +89,35 @@ def library_binds(binary: str) -> list[str]:
     return args
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants that are still there (children of every thread)."""
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        if current in found:
+            continue
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+            found.append(current)
+            for task in tasks:
+                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as fh:
+                    todo.extend(int(x) for x in fh.read().split())
+        except (OSError, ValueError):
+            continue
+    return found
+
+
 def tree_rss_bytes(pid: int) -> int:
     """Resident memory of ``pid`` and all its descendants (0 if gone)."""
     total = 0
-    todo = [pid]
-    seen: set[int] = set()
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
+    for current in _tree(pid):
         try:
             with open(f"/proc/{current}/status", encoding="ascii", errors="replace") as fh:
                 for line in fh:
                     if line.startswith("VmRSS:"):
                         total += int(line.split()[1]) * 1024
                         break
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as fh:
-                    todo.extend(int(x) for x in fh.read().split())
         except (OSError, ValueError):
             continue
     return total
@@ -122,23 +132,44 @@ def tree_cpu_seconds(pid: int) -> float:
     """CPU time (user + system, all threads, exited ones included) of ``pid`` and its
     descendants, in seconds (0 if gone)."""
     ticks = 0
-    todo = [pid]
-    seen: set[int] = set()
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
+    for current in _tree(pid):
         try:
             with open(f"/proc/{current}/stat", encoding="ascii", errors="replace") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])  # utime, stime
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as fh:
-                    todo.extend(int(x) for x in fh.read().split())
         except (OSError, ValueError, IndexError):
             continue
     return ticks / _CLOCK_TICKS
+
+
+#: Deno's tokio threads (the name is cut to 15 bytes): its blocking pool runs native work such
+#: as WebCrypto's and node:crypto's key derivations, which outlive a terminated Worker.
+_POOL_THREAD = "tokio-runtime-w"
+
+
+def runnable_pool_threads(pid: int) -> int:
+    """Deno pool threads of ``pid``'s tree that are running or waiting for a CPU (state R).
+
+    An idle host's pool threads sleep. One that stays runnable poll after poll is native work a
+    job left behind, whatever share of a CPU a busy machine gives it (CPU time alone grows too
+    slowly to tell then)."""
+    count = 0
+    for current in _tree(pid):
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(
+                    f"/proc/{current}/task/{task}/stat", encoding="ascii", errors="replace"
+                ) as fh:
+                    head, rest = fh.read().rsplit(")", 1)
+            except (OSError, ValueError):
+                continue
+            if head.partition("(")[2] == _POOL_THREAD and rest.split()[:1] == ["R"]:
+                count += 1
+    return count
 
 
 # ------------------------------------------------------------------------------- cgroups
