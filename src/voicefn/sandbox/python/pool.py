@@ -155,7 +155,7 @@ class Worker:
         self._taken = 0  # children handed out whose invocation has not ended
         self._peak = 0  # most children handed out at once lately
         self._peak_at = 0.0
-        self.uses_http = False  # the tenant's functions make HTTP requests: no rehearsal
+        self.uses_http = False  # the tenant's functions make HTTP requests: rehearse one too
         self.rehearse_after_idle_s = REHEARSE_AFTER_IDLE_S
         self._idle_since = time.monotonic()  # when the last running invocation ended
         self._paced = True  # the latest call came after an idle pause (see REHEARSE_AFTER_IDLE_S)
@@ -299,8 +299,8 @@ class Worker:
         have = self._ready.qsize() + self._requested
         if want > have and self._sock is not None:
             # children waited for now come first and go straight to their run; the rest are
-            # forked ahead and rehearse while they wait (warmup.rehearse) -- unless the
-            # tenant's functions make HTTP requests or its calls come back to back
+            # forked ahead and rehearse while they wait (warmup.rehearse; one HTTP request
+            # too for a tenant that makes them) -- unless its calls come back to back
             # (REHEARSE_AFTER_IDLE_S): measured, the rehearsal's CPU then costs those calls
             # more than the faults it saves them
             urgent = min(want - have, max(0, self._waiters - have))
@@ -308,8 +308,14 @@ class Worker:
             if urgent:
                 self._control({"t": "spawn", "n": urgent, "ahead": False})
             if want - have - urgent:
-                rehearse = self._paced and not self.uses_http
-                self._control({"t": "spawn", "n": want - have - urgent, "ahead": rehearse})
+                self._control(
+                    {
+                        "t": "spawn",
+                        "n": want - have - urgent,
+                        "ahead": self._paced,
+                        "http": self.uses_http,
+                    }
+                )
         while self._requested == 0 and self._taken == 0 and self._ready.qsize() > want:
             extra = self._ready.get_nowait()
             if extra is None:

@@ -96,18 +96,27 @@ REHEARSAL = {
     "context": {"variables": {"k": "v"}, "call": {"call_sid": "CA0"}},
     "limits": {"max_output_bytes": 1 << 20, "max_log_lines": 200},
 }
+#: for a tenant whose functions make HTTP requests: one through ``ctx.http`` as well
+REHEARSAL_HTTP = {
+    **REHEARSAL,
+    "code": "async def rehearse(ctx: RunContext, n: int) -> dict:\n"
+    "    logger.debug('n=%s', n)\n"
+    "    r = await ctx.http.get('https://warmup.invalid/r', params={'n': n})\n"
+    "    return {'status': 'success', 'n': n, 'data': r.json(), 'call': ctx.call.call_sid}\n",
+}
 
 
-def rehearse(loop: asyncio.AbstractEventLoop) -> None:
+def rehearse(loop: asyncio.AbstractEventLoop, http: bool = False) -> None:
     """In a pre-forked child, while it waits for its invocation: run our own trivial function
     once on the child's loop, so the copy-on-write faults of the paths every invocation takes
     (the loop, the channel, the logger, compiling, the result) happen before the invocation
-    instead of during it. Only this trusted code runs; ``sys.stdout``/``sys.stderr`` and the
-    egress channel are put back."""
+    instead of during it (with ``http``, an ``httpx`` request's too, answered by the rehearsal's
+    own channel: nothing leaves the child). Only this trusted code runs;
+    ``sys.stdout``/``sys.stderr`` and the egress channel are put back."""
     saved = sys.stdout, sys.stderr
     channel = WarmupChannel()
     try:
-        loop.run_until_complete(invoke(channel, REHEARSAL))
+        loop.run_until_complete(invoke(channel, REHEARSAL_HTTP if http else REHEARSAL))
     finally:
         sys.stdout, sys.stderr = saved
         use_channel(None)

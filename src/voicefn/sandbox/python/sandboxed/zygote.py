@@ -240,9 +240,11 @@ class Zygote:
         kind = msg.get("t")
         if kind == "spawn":
             # children asked for ahead of need rehearse; those an invocation waits for do not
-            rehearse = self.rehearse and msg.get("ahead") is True
+            rehearsal = None
+            if self.rehearse and msg.get("ahead") is True:
+                rehearsal = "http" if msg.get("http") is True else "plain"
             for _ in range(max(1, min(int(msg.get("n", 1)), MAX_SPAWN_BATCH))):
-                self.spawn(rehearse)
+                self.spawn(rehearsal)
         elif kind == "kill":
             pid = self.alive.get(int(msg.get("id", -1)))
             if pid is not None:
@@ -273,7 +275,7 @@ class Zygote:
             }
         )
 
-    def spawn(self, rehearse_first: bool = False) -> None:
+    def spawn(self, rehearsal: str | None = None) -> None:
         to_r, to_w = os.pipe()
         from_r, from_w = os.pipe()
         io_r, io_w = os.pipe()
@@ -283,7 +285,7 @@ class Zygote:
         if pid == 0:
             code = CHILD_FAILED
             try:
-                code = self.child(to_r, from_w, io_w, rehearse_first)
+                code = self.child(to_r, from_w, io_w, rehearsal)
             finally:
                 os._exit(code)
         for fd in (to_r, from_w, io_w):
@@ -301,7 +303,7 @@ class Zygote:
 
     # -- the child ----------------------------------------------------------------------
 
-    def child(self, to_r: int, from_w: int, io_w: int, rehearse_first: bool) -> int:
+    def child(self, to_r: int, from_w: int, io_w: int, rehearsal: str | None) -> int:
         os.dup2(io_w, 1)
         os.dup2(io_w, 2)
         high_in = fcntl.fcntl(to_r, fcntl.F_DUPFD, 100)
@@ -320,8 +322,8 @@ class Zygote:
             filt = build_filter(self.seccomp, self.policy, os.getpid())
         # forked ahead of need (and not taken yet: no run message waiting), rehearse; a child an
         # invocation already waits for goes straight to it
-        if rehearse_first and not select.select([IN_FD], [], [], 0)[0]:
-            rehearse(loop)
+        if rehearsal is not None and not select.select([IN_FD], [], [], 0)[0]:
+            rehearse(loop, http=rehearsal == "http")
         run = read_frame_blocking(IN_FD)
         if run is None or run.get("t") != "run":
             return 0
