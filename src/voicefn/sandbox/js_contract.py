@@ -1,5 +1,5 @@
 """The static check of JavaScript functions (``async function name(data)``, with axios, moment
-and lodash as globals). A small tokenizer finds the entrypoint, counts its parameters, balances
+and lodash as globals, or imported by those names). A small tokenizer finds the entrypoint, counts its parameters, balances
 brackets (aware of strings, comments, template and regex literals), reads ``__voicefn__`` and
 the JSDoc (:mod:`.js_settings`) and reports imports that cannot work; the sandbox's Deno then
 parses the code for syntax errors (:mod:`.javascript._parse`). Nothing here runs the code."""

@@ -278,13 +278,15 @@ async def test_other_function_shapes(sandbox: JavaScriptSandbox) -> None:
         assert outcome.value == 2, (code, outcome)
 
 
-async def test_concurrent_jobs_of_one_tenant_queue(sandbox: JavaScriptSandbox) -> None:
+async def test_concurrent_jobs_of_one_tenant_each_get_their_result(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    """They run at once (test_js_parallel.py proves it), each answered with its own result."""
     code = "async function main(d) { await new Promise(r => setTimeout(r, 100)); return d.i }"
     outcomes = await asyncio.gather(
         *(sandbox.run(code, "main", {"i": i}, egress=no_egress, tenant="queue") for i in range(4))
     )
     assert [o.value for o in outcomes] == [0, 1, 2, 3]
-    assert max(o.timings["wait_ms"] for o in outcomes) >= 200
 
 
 async def test_bad_egress_response_fails_the_request_only(sandbox: JavaScriptSandbox) -> None:

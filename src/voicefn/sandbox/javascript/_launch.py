@@ -271,7 +271,15 @@ def _deno_argv(
         host,
         sock,
         str(spares),
+        str(max_spares(spares, memory_mb)),
     ]
+
+
+def max_spares(spares: int, memory_mb: int) -> int:
+    """How many Workers the host may keep ready after a burst of jobs (its pool is sized by
+    demand, from ``spares`` up to this): 12, fewer for a small ``memory_mb`` (each ready Worker
+    holds ~10-13 MB inside the process's memory limit, ``memory_mb`` + 192 MiB)."""
+    return max(spares, min(12, 4 + memory_mb // 16))
 
 
 def tenant_argv(

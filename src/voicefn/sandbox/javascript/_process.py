@@ -1,4 +1,4 @@
-"""One tenant's Deno process: spawn it, run its jobs one at a time, learn why it died, kill it.
+"""One tenant's Deno process: spawn it, run its jobs (several at once), learn why it died, kill it.
 
 The process gets its own cgroup v1 memory/pids/cpu limits where the supervisor may create them,
 else an RSS watchdog (and ``nice``). The supervisor listens for its host on a fresh Unix socket,
@@ -43,6 +43,12 @@ HEAP_OVERHEAD_MB = 192  # cgroup limit = memory_mb (a job's V8 heap) + the host,
 PIDS_MAX = 256
 WATCHDOG_INTERVAL_S = 0.05
 MAX_READY_FRAME = 1 << 20
+# A tenant's calls run at once up to this many (the host allows 16): concurrent calls wait for
+# each other's HTTP requests and Worker hand-offs no longer; the cgroup cpu quota still bounds
+# their CPU together. A job that kills the process (a memory bomb) ends the others too.
+PARALLEL_JOBS = 8
+MIN_FRAME = 8 << 20  # the largest frame while no job runs (a job allows more: Job.max_frame)
+_JOB_FRAMES = frozenset({"log", "fetch", "result"})
 # After a job: the host terminates the Worker and refills its pool (~0.05 s of CPU a Worker; after
 # a burst of jobs up to 12 Workers, one at a time: ~0.6 s, more on a busy machine). More than
 # IDLE_CPU_BUDGET_S + IDLE_CPU_RATE x (seconds since the job ended) is work the job left behind.
@@ -73,14 +79,18 @@ async def _accept(loop: asyncio.AbstractEventLoop, listener: socket.socket) -> s
 
 
 class TenantProcess:
-    """One tenant's Deno process (for one ``memory_mb``): spawn, run jobs one at a time, die."""
+    """One tenant's Deno process (for one ``memory_mb``): spawn, run jobs (up to
+    ``PARALLEL_JOBS`` at once, each in its own Worker), die."""
 
     def __init__(self, config: LaunchConfig, tenant: str, memory_mb: int) -> None:
         self.config = config
         self.tenant = tenant
         self.memory_mb = memory_mb
         self.memory_limit = (memory_mb + HEAP_OVERHEAD_MB) << 20  # bytes, the whole process
+        #: held to check, spawn, recycle or kill the process, and while a job begins
         self.lock = asyncio.Lock()
+        #: how many of the tenant's jobs may run at once (each in a Worker of its own)
+        self.slots = asyncio.Semaphore(PARALLEL_JOBS)
         self.proc: asyncio.subprocess.Process | None = None
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
@@ -97,6 +107,16 @@ class TenantProcess:
         self.on_recycled: Callable[[TenantProcess], None] | None = None
         self.idle_task: asyncio.Task[None] | None = None
         self.idle_since: tuple[float, float] | None = None  # (monotonic, CPU s) at a job's end
+        self.active = 0  # jobs begun and not yet ended (they may run at once)
+        self.jobs: dict[int, tuple[Job, asyncio.Future[Outcome]]] = {}  # by id, this connection
+        self.reader_task: asyncio.Task[None] | None = None
+        self.abandoned: set[int] = set()  # ids of jobs whose caller cancelled (until their result)
+        self._reading: asyncio.StreamReader | None = None  # the connection reader_task reads
+
+    @property
+    def busy(self) -> bool:
+        """A job runs or begins (the process must not be evicted now)."""
+        return self.lock.locked() or self.active > 0
 
     @property
     def alive(self) -> bool:
@@ -205,51 +225,116 @@ class TenantProcess:
         if self.writer is not None and not self.writer.is_closing():
             self.writer.write(encode_frame(msg))
 
+    def begin_job(self) -> None:
+        """A job is about to run (called under :attr:`lock`, after :meth:`recycle_if_busy`):
+        the process is no longer idle; :meth:`run` watches it again when its last job ends."""
+        self.active += 1
+        self.idle_since = None
+
     async def run(
         self, code: str, entrypoint: str, data_json: str, limits: Limits, egress: Egress
     ) -> Outcome:
         """Run one job in a fresh Worker; kill the process if it breaks the protocol or hangs.
+        Several jobs may run at once (each in its own Worker); one reader takes the process's
+        frames and hands each to its job. Call :meth:`begin_job` first.
 
         Never raises for anything the process sends (or fails to send)."""
         self.next_job += 1
         job = Job(self.next_job, limits, egress, self.send)
-        self.send(job.run_frame(code, entrypoint, data_json))
-        backstop = job.deadline + BACKSTOP_GRACE_S
         try:
-            return await self._run(job, backstop)
+            if not self.alive:
+                return job.outcome("crashed", "the sandbox process exited before the job started")
+            done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+            self._running()[job.id] = (job, done)
+            self.send(job.run_frame(code, entrypoint, data_json))
+            return await self._wait(job, done, job.deadline + BACKSTOP_GRACE_S)
+        except asyncio.CancelledError:
+            # The caller gave up: the host ends the job; its frames until then are dropped.
+            if job.id in self.jobs:
+                self.abandoned.add(job.id)
+                self.send({"t": "stop", "id": job.id, "error": "crashed", "detail": "cancelled"})
+            raise
         except Exception as exc:  # a bug on this side must not become the caller's exception
             log.exception("JavaScript sandbox job failed in the supervisor")
             await self.kill()
             return job.outcome("crashed", f"the sandbox supervisor failed ({type(exc).__name__})")
         finally:
+            self.jobs.pop(job.id, None)
             await job.cancel_tasks()
-            if self.alive:
+            self.active -= 1
+            if self.alive and self.active == 0:
                 self._watch_idle()
 
-    async def _run(self, job: Job, backstop: float) -> Outcome:
-        limits = job.limits
+    def _running(self) -> dict[int, tuple[Job, asyncio.Future[Outcome]]]:
+        """The jobs of the current connection; starts its frame reader if it is not running."""
+        if self.reader is not None and self._reading is not self.reader:
+            self._reading = self.reader
+            self.jobs = {}
+            self.abandoned = set()
+            self.reader_task = asyncio.ensure_future(self._read_frames(self.reader, self.jobs))
+        return self.jobs
+
+    async def _wait(self, job: Job, done: asyncio.Future[Outcome], backstop: float) -> Outcome:
+        remaining = backstop - time.monotonic()
         try:
-            while True:
-                remaining = backstop - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError
-                frame = await asyncio.wait_for(self._read_frame(job.max_frame), remaining)
-                outcome = job.handle(frame)
-                if outcome is not None:
-                    return outcome
+            return await asyncio.wait_for(asyncio.shield(done), max(remaining, 0.0))
         except TimeoutError:
+            if done.done():
+                return done.result()
             await self.kill()
             return job.outcome(
                 "timeout",
-                f"the function did not finish within {limits.timeout_s:g} s and the sandbox "
-                "process did not stop it; it was killed",
+                f"the function did not finish within {job.limits.timeout_s:g} s and the "
+                "sandbox process did not stop it; it was killed",
                 "supervisor-kill",
             )
+
+    async def _read_frames(
+        self, reader: asyncio.StreamReader, jobs: dict[int, tuple[Job, asyncio.Future[Outcome]]]
+    ) -> None:
+        """Read one connection's frames until it ends; each goes to the job it names (a frame
+        for no running job is a violation). When the connection ends, every job still waiting
+        gets the reason: a protocol violation (the process is killed), or why it died."""
+        abandoned = self.abandoned
+        ending: tuple[ErrorKind, str, str | None]
+        try:
+            while True:
+                largest = max((job.max_frame for job, _ in jobs.values()), default=MIN_FRAME)
+                frame = await read_frame(reader, largest)
+                kind = frame.get("t")
+                if kind == "pong":
+                    continue
+                job_id = frame.get("id")
+                known = job_id if type(job_id) is int else -1
+                entry = jobs.get(known)
+                if entry is None and known in abandoned and kind in _JOB_FRAMES:
+                    if kind == "result":
+                        abandoned.discard(known)
+                    continue
+                if entry is None:
+                    raise ProtocolError(
+                        "a frame for another job" if kind in _JOB_FRAMES else "an unknown frame"
+                    )
+                outcome = entry[0].handle(frame)
+                if outcome is not None:
+                    del jobs[entry[0].id]
+                    if not entry[1].done():
+                        entry[1].set_result(outcome)
         except ProtocolError as exc:
             await self.kill()
-            return job.outcome("crashed", f"protocol violation: {exc}")
+            ending = ("crashed", f"protocol violation: {exc}", None)
         except Eof:
-            return job.outcome(*await self._death())
+            ending = await self._death() if jobs else ("crashed", "", None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug on this side must not leave the jobs waiting
+            log.exception("JavaScript sandbox frame reader failed")
+            await self.kill()
+            ending = ("crashed", f"the sandbox supervisor failed ({type(exc).__name__})", None)
+        for job, done in list(jobs.values()):
+            if not done.done():
+                done.set_result(job.outcome(*ending))
+        jobs.clear()
 
     async def _death(self) -> tuple[ErrorKind, str, str | None]:
         """Why the process died (it closed the socket)."""

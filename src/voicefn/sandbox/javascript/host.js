@@ -3,10 +3,11 @@
 // Trusted code, but it shares a process with hostile workers, so the Python supervisor treats
 // everything it sends as untrusted. It connects to the supervisor over a Unix socket (the only
 // thing it may reach: `--allow-net=unix:<socket>`), keeps pre-warmed Workers ready
-// (`deno.permissions: "none"`), runs each job in a fresh Worker, forwards the job's fetch()
-// calls and console output, and terminates the Worker when the job ends or at its deadline.
-// `deno run host.js <socket> <spares>`: it keeps at least <spares> (1-8) Workers pre-warmed, more
-// (up to MAX_SPARES) while the tenant's recent bursts of jobs were larger.
+// (`deno.permissions: "none"`), runs each job in a fresh Worker (a tenant's jobs may run at
+// once, each in its own), forwards the job's fetch() calls and console output, and terminates
+// the Worker when the job ends or at its deadline.
+// `deno run host.js <socket> <spares> <max>`: it keeps at least <spares> (1-8) Workers
+// pre-warmed, more (up to <max>, at most 12) while the tenant's recent bursts of jobs were larger.
 // The supervisor decides every verdict (stopped_by) itself; `layer` here is only a hint.
 //
 // Frames on the socket, both ways: 4-byte big-endian length, then UTF-8 JSON.
@@ -113,7 +114,10 @@ const REFILL_QUIET_MS = 15;
 // between them: back to back, or concurrent calls, which reach the host one after the other)
 // larger than SPARES keeps that many Workers ready, up to MAX_SPARES, until no such burst came
 // for DEMAND_MS; then the extra Workers are terminated (each holds memory).
-const MAX_SPARES = 12;
+const MAX_SPARES = Math.min(
+  Math.max(Number.parseInt(Deno.args[2] ?? "12", 10) || SPARES, SPARES),
+  12,
+);
 const DEMAND_MS = 30000;
 const spares = [];
 let warming = null;
@@ -213,7 +217,10 @@ async function takeWorker() {
 
 // ------------------------------------------------------------------------------- jobs
 
-let current = null;
+// The jobs running now, by id: the supervisor sends at most a few at once (one tenant's calls
+// in parallel), each in a Worker of its own.
+const MAX_JOBS = 16;
+const jobs = new Map();
 
 function clip(text, n) {
   return text.length > n ? text.slice(0, n) + "…" : text;
@@ -234,7 +241,7 @@ function finish(job, result) {
     job.slot.job = null;
     try { job.slot.worker.terminate(); } catch { /* already gone */ }
   }
-  if (current === job) current = null;
+  if (jobs.get(job.id) === job) jobs.delete(job.id);
   send({ t: "result", id: job.id, ...result });
   // Refill the pool once the tenant pauses, so it costs this job and the next nothing.
   lastActivity = performance.now();
@@ -246,7 +253,7 @@ function isInt(v) {
 }
 
 async function startJob(msg) {
-  if (current !== null) {
+  if (!isInt(msg.id) || jobs.has(msg.id) || jobs.size >= MAX_JOBS) {
     send({ t: "result", id: msg.id, ok: false, error: "crashed", detail: "the sandbox was busy" });
     return;
   }
@@ -260,7 +267,7 @@ async function startJob(msg) {
     maxHttp: isInt(msg.max_http_requests) ? msg.max_http_requests : 20,
     maxOutput: isInt(msg.max_output_bytes) ? msg.max_output_bytes : 1 << 20,
   };
-  current = job;
+  jobs.set(job.id, job);
   noteJobStart();
   const timeoutMs = Number.isFinite(msg.timeout_ms) && msg.timeout_ms > 0 ? msg.timeout_ms : 10000;
   // The deadline counts from here, including waiting for the warm worker.
@@ -355,13 +362,13 @@ function onSupervisorMessage(msg) {
   if (msg.t === "run") {
     startJob(msg);
   } else if (msg.t === "fetch_result") {
-    const job = current;
-    if (job && job.id === msg.id && job.slot && !job.finished) {
+    const job = jobs.get(msg.id);
+    if (job && job.slot && !job.finished) {
       job.slot.worker.postMessage({ t: "fetch_result", rid: msg.rid, status: msg.status, headers: msg.headers, body: msg.body, error: msg.error });
     }
   } else if (msg.t === "stop") {
-    const job = current;
-    if (job && job.id === msg.id) {
+    const job = jobs.get(msg.id);
+    if (job) {
       finish(job, { ok: false, error: typeof msg.error === "string" ? msg.error : "crashed", detail: typeof msg.detail === "string" ? msg.detail : "stopped", layer: typeof msg.layer === "string" ? msg.layer : undefined });
     }
   } else if (msg.t === "ping") {

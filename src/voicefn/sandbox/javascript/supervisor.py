@@ -270,17 +270,21 @@ class JavaScriptSandbox:
             return refused
 
         process = await self._process(tenant, limits.memory_mb)
-        async with process.lock:
+        async with process.slots:  # up to parallel_jobs of the tenant's jobs at once
             outcome: Outcome | None = None
-            await process.recycle_if_busy()  # the last job's work must not run into this one
-            if not process.alive:
-                try:
-                    await process.spawn()
-                except RuntimeError as exc:
-                    log.warning(
-                        "JavaScript sandbox process for %r failed to start: %s", tenant, exc
-                    )
-                    outcome = Outcome(False, None, "unavailable", _start_failure(exc))
+            async with process.lock:
+                if process.active == 0:
+                    await process.recycle_if_busy()  # the last job's work must not run into this
+                if not process.alive:
+                    try:
+                        await process.spawn()
+                    except RuntimeError as exc:
+                        log.warning(
+                            "JavaScript sandbox process for %r failed to start: %s", tenant, exc
+                        )
+                        outcome = Outcome(False, None, "unavailable", _start_failure(exc))
+                if outcome is None:
+                    process.begin_job()
             ready = time.perf_counter()
             if outcome is None:
                 outcome = await process.run(code, entrypoint, data_json, limits, egress)
@@ -311,7 +315,7 @@ class JavaScriptSandbox:
         self._processes[key] = process
         while len(self._processes) > self.max_processes:
             victim_key = next(
-                (k for k, p in self._processes.items() if not p.lock.locked() and k != key), None
+                (k for k, p in self._processes.items() if not p.busy and k != key), None
             )
             if victim_key is None:
                 break

@@ -1,0 +1,169 @@
+"""Issue 10: calls of one tenant run at once, each in a Worker of its own. Proved without
+timing: every job's HTTP request is held by the egress callback until all of them have asked
+(one at a time, the first would wait for ever and time out). While they overlap, no job sees
+another's globals; a job that kills the process (a memory bomb) ends the others running with it
+with an outcome (no one waits for ever), and the tenant's next call runs in a fresh process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from voicefn.sandbox.javascript import JavaScriptSandbox, Limits
+from voicefn.sandbox.javascript._process import PARALLEL_JOBS
+
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
+
+AT_ONCE = 4
+OVERLAP = """
+async function main(data) {
+  const before = globalThis.owner ?? null;
+  globalThis.owner = data.me;
+  Object.prototype.owner = data.me;
+  const response = await fetch("https://api.example.com/" + data.me);
+  return { before, after: globalThis.owner, proto: ({}).owner, status: response.status };
+}
+"""
+
+
+class Gate:
+    """An egress callback that answers no request until ``n`` requests are waiting."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.urls: list[str] = []
+        self.all_in = asyncio.Event()
+        self.first_in = asyncio.Event()
+
+    async def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.urls.append(request["url"])
+        self.first_in.set()
+        if len(self.urls) >= self.n:
+            self.all_in.set()
+        await self.all_in.wait()
+        return {"status": 200, "headers": [], "body": ""}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sandbox() -> AsyncIterator[JavaScriptSandbox]:
+    sb = JavaScriptSandbox(spare_workers=2)
+    await sb.start()
+    yield sb
+    await sb.aclose()
+
+
+async def test_calls_of_one_tenant_run_at_once_each_in_its_own_worker(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    gate = Gate(AT_ONCE)
+    outcomes = await asyncio.gather(
+        *(
+            sandbox.run(
+                OVERLAP,
+                "main",
+                {"me": f"job-{i}"},
+                egress=gate,
+                limits=Limits(timeout_s=60),
+                tenant="parallel",
+            )
+            for i in range(AT_ONCE)
+        )
+    )
+    assert sorted(gate.urls) == [f"https://api.example.com/job-{i}" for i in range(AT_ONCE)]
+    for i, outcome in enumerate(outcomes):
+        assert outcome.ok, outcome.detail
+        me = f"job-{i}"
+        assert outcome.value == {"before": None, "after": me, "proto": me, "status": 200}
+
+
+async def test_a_job_that_kills_the_process_ends_the_jobs_beside_it(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    gate = Gate(2)  # the bystander's request is never answered: only the death ends it
+    bomb = "async function main(d) { const a = []; for (;;) a.push(new Array(1e6).fill(1)); }"
+    limits = Limits(timeout_s=60, memory_mb=64)
+    bystander = asyncio.ensure_future(
+        sandbox.run(OVERLAP, "main", {"me": "bystander"}, egress=gate, limits=limits, tenant="bomb")
+    )
+    await asyncio.wait_for(gate.first_in.wait(), 60)  # the bystander runs, held at the gate
+    exploded = await sandbox.run(bomb, "main", {}, egress=gate, limits=limits, tenant="bomb")
+    assert exploded.error == "memory", exploded
+    ended = await asyncio.wait_for(bystander, 30)
+    assert not ended.ok
+    assert ended.error in ("memory", "crashed"), ended
+    after = await sandbox.run(
+        "async function main(d) { return globalThis.owner ?? 'clean'; }",
+        "main",
+        {},
+        egress=gate,
+        limits=limits,
+        tenant="bomb",
+    )
+    assert after.ok, after.detail
+    assert after.value == "clean"
+
+
+async def test_a_cancelled_call_ends_its_job_and_spares_the_others(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    """The caller of one job gives up while another job of the tenant runs: the host is told
+    to end the cancelled job, its late frames are dropped, and the process stays (same pid)."""
+    gate = Gate(2)  # never opens by itself: two requests would have to wait at once
+    limits = Limits(timeout_s=60)
+    first = asyncio.ensure_future(
+        sandbox.run(OVERLAP, "main", {"me": "cancelled"}, egress=gate, limits=limits, tenant="c")
+    )
+    await asyncio.wait_for(gate.first_in.wait(), 60)
+    process = sandbox._processes[("c", limits.memory_mb)]
+    assert process.proc is not None
+    pid = process.proc.pid
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    gate.all_in.set()  # later requests are answered at once
+    beside = await sandbox.run(
+        OVERLAP, "main", {"me": "beside"}, egress=gate, limits=limits, tenant="c"
+    )
+    assert beside.ok, beside.detail
+    assert beside.value == {"before": None, "after": "beside", "proto": "beside", "status": 200}
+    assert process.proc is not None
+    assert process.proc.pid == pid
+    assert process.alive
+
+
+async def test_calls_beyond_parallel_jobs_wait_for_a_running_one_to_end(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    """PARALLEL_JOBS + 1 calls at once: the gate opens only when PARALLEL_JOBS requests wait,
+    so that many ran at once; the last call's request comes only after the gate opened."""
+    gate = Gate(PARALLEL_JOBS)
+    arrived_after_open: list[bool] = []
+
+    async def egress(request: dict[str, Any]) -> dict[str, Any]:
+        arrived_after_open.append(gate.all_in.is_set())
+        return await gate(request)
+
+    outcomes = await asyncio.gather(
+        *(
+            sandbox.run(
+                OVERLAP,
+                "main",
+                {"me": f"q-{i}"},
+                egress=egress,
+                limits=Limits(timeout_s=60),
+                tenant="queue-beyond",
+            )
+            for i in range(PARALLEL_JOBS + 1)
+        )
+    )
+    assert all(o.ok for o in outcomes), [o.detail for o in outcomes]
+    assert arrived_after_open == [False] * PARALLEL_JOBS + [True]
