@@ -19,6 +19,7 @@ import json
 import statistics
 import subprocess
 import sys
+from typing import Any
 
 from _common import environment
 
@@ -68,7 +69,7 @@ def main() -> None:
         for name, statement in ROWS.items():
             samples[name].append(measure(statement))
     baseline = statistics.median(s[0] for s in samples["baseline: import pydantic, httpx"])
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "import": name,
             "rss_mb": round(statistics.median(s[0] for s in values), 1),
@@ -78,7 +79,7 @@ def main() -> None:
         }
         for name, values in samples.items()
     ]
-    voicefn_mb = next(r["rss_mb"] for r in rows if r["import"] == "import voicefn")
+    voicefn_mb = float(next(r["rss_mb"] for r in rows if r["import"] == "import voicefn"))
     if opts.json:
         data = {
             "environment": environment(),
