@@ -70,6 +70,13 @@ def _operations(live: Live) -> list[Any]:
     return [result.ok() for result in loaded.get_all_operations()]
 
 
+def not_seen_by_the_app(response: Any) -> bool:
+    """A request uvicorn's HTTP parser refused (a generated header value that is not valid
+    HTTP, e.g. a bad Transfer-Encoding) gets its plain-text 400 before the application runs:
+    no answer of ours to check. Every response of the application carries X-Request-Id."""
+    return response.status_code == 400 and "x-request-id" not in response.headers
+
+
 def test_no_5xx_and_every_answer_matches_the_schema(served: Live) -> None:
     operations = _operations(served)
     assert len(operations) > 20
@@ -87,9 +94,10 @@ def test_no_5xx_and_every_answer_matches_the_schema(served: Live) -> None:
                 phases=[Phase.explicit, Phase.generate],
             )
             def run(case: Any) -> None:
-                case.call_and_validate(
-                    base_url=served.url, headers=headers, checks=CHECKS, timeout=60
-                )
+                response = case.call(base_url=served.url, headers=headers, timeout=60)
+                if not_seen_by_the_app(response):
+                    return
+                case.validate_response(response, checks=CHECKS)
 
             try:
                 run()
