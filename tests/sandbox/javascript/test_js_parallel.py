@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from voicefn.sandbox.javascript import JavaScriptSandbox, Limits
+from voicefn.sandbox.javascript import Egress, JavaScriptSandbox, Limits, Outcome
 from voicefn.sandbox.javascript._process import PARALLEL_JOBS
 
 pytestmark = [
@@ -61,23 +61,30 @@ async def sandbox() -> AsyncIterator[JavaScriptSandbox]:
     await sb.aclose()
 
 
+async def at_once(
+    sb: JavaScriptSandbox, n: int, egress: Egress, tenant: str, prefix: str
+) -> list[Outcome]:
+    """``n`` calls of OVERLAP started at once (``me`` = prefix-i), their outcomes in order."""
+    return await asyncio.gather(
+        *(
+            sb.run(
+                OVERLAP,
+                "main",
+                {"me": f"{prefix}-{i}"},
+                egress=egress,
+                limits=Limits(timeout_s=60),
+                tenant=tenant,
+            )
+            for i in range(n)
+        )
+    )
+
+
 async def test_calls_of_one_tenant_run_at_once_each_in_its_own_worker(
     sandbox: JavaScriptSandbox,
 ) -> None:
     gate = Gate(AT_ONCE)
-    outcomes = await asyncio.gather(
-        *(
-            sandbox.run(
-                OVERLAP,
-                "main",
-                {"me": f"job-{i}"},
-                egress=gate,
-                limits=Limits(timeout_s=60),
-                tenant="parallel",
-            )
-            for i in range(AT_ONCE)
-        )
-    )
+    outcomes = await at_once(sandbox, AT_ONCE, gate, "parallel", "job")
     assert sorted(gate.urls) == [f"https://api.example.com/job-{i}" for i in range(AT_ONCE)]
     for i, outcome in enumerate(outcomes):
         assert outcome.ok, outcome.detail
@@ -152,18 +159,6 @@ async def test_calls_beyond_parallel_jobs_wait_for_a_running_one_to_end(
         arrived_after_open.append(gate.all_in.is_set())
         return await gate(request)
 
-    outcomes = await asyncio.gather(
-        *(
-            sandbox.run(
-                OVERLAP,
-                "main",
-                {"me": f"q-{i}"},
-                egress=egress,
-                limits=Limits(timeout_s=60),
-                tenant="queue-beyond",
-            )
-            for i in range(PARALLEL_JOBS + 1)
-        )
-    )
+    outcomes = await at_once(sandbox, PARALLEL_JOBS + 1, egress, "queue-beyond", "q")
     assert all(o.ok for o in outcomes), [o.detail for o in outcomes]
     assert arrived_after_open == [False] * PARALLEL_JOBS + [True]

@@ -1,6 +1,6 @@
 """Issue 10: a tenant process sizes its pool of pre-warmed Workers by demand. After a burst of
 jobs larger than ``spare_workers`` (back to back, no pause), the pool refills to the burst's size
-(up to 12) in the quiet that follows, so the next burst takes ready Workers for more of its
+(up to 10) in the quiet that follows, so the next burst takes ready Workers for more of its
 jobs than ``spare_workers``; each is still a Worker that no job touched (every job sees a
 ``performance.timeOrigin`` of its own).
 """

@@ -52,6 +52,10 @@ class LaunchConfig:
         return self.workdir / "imports.json"
 
 
+#: the most Workers a tenant process keeps ready (see max_spares)
+MAX_POOL = 10
+
+
 def run_as(uid: int | None) -> dict[str, Any]:
     """``create_subprocess_exec`` arguments that drop to ``uid`` (none if ``uid`` is None)."""
     if uid is None:
@@ -271,15 +275,16 @@ def _deno_argv(
         host,
         sock,
         str(spares),
-        str(max_spares(spares, memory_mb)),
+        str(max_spares(spares)),
     ]
 
 
-def max_spares(spares: int, memory_mb: int) -> int:
+def max_spares(spares: int) -> int:
     """How many Workers the host may keep ready after a burst of jobs (its pool is sized by
-    demand, from ``spares`` up to this): 12, fewer for a small ``memory_mb`` (each ready Worker
-    holds ~10-13 MB inside the process's memory limit, ``memory_mb`` + 192 MiB)."""
-    return max(spares, min(12, 4 + memory_mb // 16))
+    demand, from ``spares`` up to this). Each ready Worker holds ~10-13 MB, and they must fit
+    with the host (~60 MB) in the 192 MiB the process's memory limit adds to ``memory_mb`` (a
+    job's heap): 10."""
+    return max(spares, MAX_POOL)
 
 
 def tenant_argv(

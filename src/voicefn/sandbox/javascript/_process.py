@@ -50,7 +50,7 @@ PARALLEL_JOBS = 8
 MIN_FRAME = 8 << 20  # the largest frame while no job runs (a job allows more: Job.max_frame)
 _JOB_FRAMES = frozenset({"log", "fetch", "result"})
 # After a job: the host terminates the Worker and refills its pool (~0.05 s of CPU a Worker; after
-# a burst of jobs up to 12 Workers, one at a time: ~0.6 s, more on a busy machine). More than
+# a burst of jobs up to 10 Workers, one at a time: ~0.5 s, more on a busy machine). More than
 # IDLE_CPU_BUDGET_S + IDLE_CPU_RATE x (seconds since the job ended) is work the job left behind.
 IDLE_CPU_BUDGET_S = 1.0
 IDLE_CPU_RATE = 0.3
@@ -271,7 +271,9 @@ class TenantProcess:
             self._reading = self.reader
             self.jobs = {}
             self.abandoned = set()
-            self.reader_task = asyncio.ensure_future(self._read_frames(self.reader, self.jobs))
+            self.reader_task = asyncio.ensure_future(
+                self._read_frames(self.reader, self.proc, self.jobs)
+            )
         return self.jobs
 
     async def _wait(self, job: Job, done: asyncio.Future[Outcome], backstop: float) -> Outcome:
@@ -290,7 +292,10 @@ class TenantProcess:
             )
 
     async def _read_frames(
-        self, reader: asyncio.StreamReader, jobs: dict[int, tuple[Job, asyncio.Future[Outcome]]]
+        self,
+        reader: asyncio.StreamReader,
+        proc: asyncio.subprocess.Process | None,
+        jobs: dict[int, tuple[Job, asyncio.Future[Outcome]]],
     ) -> None:
         """Read one connection's frames until it ends; each goes to the job it names (a frame
         for no running job is a violation). When the connection ends, every job still waiting
@@ -321,16 +326,24 @@ class TenantProcess:
                     if not entry[1].done():
                         entry[1].set_result(outcome)
         except ProtocolError as exc:
-            await self.kill()
             ending = ("crashed", f"protocol violation: {exc}", None)
         except Eof:
-            ending = await self._death() if jobs else ("crashed", "", None)
+            ending = ("crashed", "", None)  # why it died: below
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug on this side must not leave the jobs waiting
             log.exception("JavaScript sandbox frame reader failed")
-            await self.kill()
             ending = ("crashed", f"the sandbox supervisor failed ({type(exc).__name__})", None)
+        # Under the lock (spawns happen under it): only while this connection's process is still
+        # the tenant's may it be killed or its death read; a process started since is not touched.
+        async with self.lock:
+            current = self.proc is proc
+            if ending[1] == "" and current and jobs:
+                ending = await self._death()
+            elif ending[1] == "":
+                ending = ("crashed", "the sandbox process exited unexpectedly", None)
+            elif current:
+                await self.kill()
         for job, done in list(jobs.values()):
             if not done.done():
                 done.set_result(job.outcome(*ending))

@@ -8,6 +8,7 @@
 // the Worker when the job ends or at its deadline.
 // `deno run host.js <socket> <spares> <max>`: it keeps at least <spares> (1-8) Workers
 // pre-warmed, more (up to <max>, at most 12) while the tenant's recent bursts of jobs were larger.
+// (The supervisor passes <max> = 10: what fits in the process's memory beside a job's heap.)
 // The supervisor decides every verdict (stopped_by) itself; `layer` here is only a hint.
 //
 // Frames on the socket, both ways: 4-byte big-endian length, then UTF-8 JSON.

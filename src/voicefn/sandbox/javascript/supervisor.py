@@ -3,7 +3,8 @@
 :meth:`JavaScriptSandbox.start` checks the host (:mod:`._launch`); :meth:`JavaScriptSandbox.run`
 takes the tenant's :class:`~._process.TenantProcess` (started lazily, kept warm, least recently
 used evicted past ``max_processes``, respawned in the background after it died), which runs the
-job in a fresh Worker; :class:`~._job.Job` handles the job's frames, egress calls and result.
+job in a fresh Worker (up to ``PARALLEL_JOBS`` of a tenant's jobs at once, each in its own);
+:class:`~._job.Job` handles the job's frames, egress calls and result.
 See ``ISOLATION.md`` for the layers and what each stops.
 """
 
