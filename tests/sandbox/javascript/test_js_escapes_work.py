@@ -277,6 +277,23 @@ async def test_an_idle_process_is_not_recycled(sandbox: JavaScriptSandbox) -> No
     assert process.recycled == 0
 
 
+async def test_refilling_the_pool_after_a_burst_is_not_work_left_behind(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    # A burst makes the host refill its pool with several Workers after the jobs end: its own
+    # work (CPU and pool threads), not the jobs'.
+    body = "return _.sum([1, 2]) + moment.utc(0).year()"
+    roomy = Limits(timeout_s=20)
+    outcomes = await asyncio.gather(
+        *(run(sandbox, body, tenant="burst", limits=roomy) for _ in range(10))
+    )
+    assert all(o.ok for o in outcomes), outcomes
+    process = process_of(sandbox, "burst")
+    await asyncio.sleep(3.0)
+    assert process.recycled == 0
+    assert (await run(sandbox, "return 'same'", tenant="burst")).value == "same"
+
+
 # ----------------------------------------------------------------- CPU limit and bystanders
 
 BUSY = "let x = 0; for (let i = 0; i < 4e7; i++) x = (x + i * 7) % 1000003; return x"

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ._host import Cgroup, tree_cpu_seconds, tree_rss_bytes
+from ._host import Cgroup, runnable_pool_threads, tree_cpu_seconds, tree_rss_bytes
 from ._job import Job
 from ._launch import TENANT_ENV, LaunchConfig, run_as, tenant_argv
 from ._modules import unknown_builtins
@@ -56,6 +56,9 @@ IDLE_CPU_BUDGET_S = 1.0
 IDLE_CPU_RATE = 0.3
 IDLE_POLL_S = 0.2
 IDLE_QUIET_POLLS = 5  # this many polls with (almost) no CPU: the process is idle, stop watching
+# A Deno pool thread (native work: WebCrypto, node:crypto) runnable at this many polls in a row
+# after the last job ended is work left behind, however little CPU a busy machine gives it.
+POOL_BUSY_POLLS = 5
 # V8's fatal errors (heap OOM) end the process with SIGTRAP (bwrap reports 128 + 5) or SIGABRT
 _FATAL_STATUSES = frozenset({133, 134, -5, -6})
 
@@ -107,6 +110,7 @@ class TenantProcess:
         self.on_recycled: Callable[[TenantProcess], None] | None = None
         self.idle_task: asyncio.Task[None] | None = None
         self.idle_since: tuple[float, float] | None = None  # (monotonic, CPU s) at a job's end
+        self.pool_busy_polls = 0  # idle polls in a row that found a Deno pool thread runnable
         self.active = 0  # jobs begun and not yet ended (they may run at once)
         self.jobs: dict[int, tuple[Job, asyncio.Future[Outcome]]] = {}  # by id, this connection
         self.reader_task: asyncio.Task[None] | None = None
@@ -380,14 +384,19 @@ class TenantProcess:
     def _watch_idle(self) -> None:
         """Start watching the process's CPU time until the next job (or until it is idle)."""
         self.idle_since = (time.monotonic(), self._cpu_seconds())
+        self.pool_busy_polls = 0
         if self.idle_task is None or self.idle_task.done():
             self.idle_task = asyncio.ensure_future(self._idle_watch())
 
     def left_work_behind(self) -> bool:
-        """True when the process used more CPU since its last job ended than the host's own
-        post-job work can explain (a job's native work goes on)."""
+        """True when a job's native work goes on after the last job ended: one of Deno's pool
+        threads stayed runnable for POOL_BUSY_POLLS polls in a row (what tells on a busy
+        machine, where that work gets little CPU), or the process used more CPU than the host's
+        own post-job work can explain."""
         if self.idle_since is None or not self.alive:
             return False
+        if self.pool_busy_polls >= POOL_BUSY_POLLS:
+            return True
         since, cpu0 = self.idle_since
         used = self._cpu_seconds() - cpu0
         return used > IDLE_CPU_BUDGET_S + IDLE_CPU_RATE * (time.monotonic() - since)
@@ -404,9 +413,11 @@ class TenantProcess:
         used = self._cpu_seconds() - since[1] if since else 0.0
         log.warning(
             "JavaScript sandbox process of tenant %r kept working after its job "
-            "(%.2f s CPU since the job ended): recycled (layer cpu-after-job)",
+            "(%.2f s CPU since the job ended, a pool thread runnable at %d polls in a row): "
+            "recycled (layer cpu-after-job)",
             self.tenant,
             used,
+            self.pool_busy_polls,
         )
         await self.kill()
         self.recycled += 1  # counted once the process and its work are gone
@@ -420,13 +431,16 @@ class TenantProcess:
             await asyncio.sleep(IDLE_POLL_S)
             if self.lock.locked() or self.idle_since is None:
                 return  # a job runs: it checks (recycle_if_busy) and watches again after
+            proc = self.proc
+            pool_busy = proc is not None and runnable_pool_threads(proc.pid) > 0
+            self.pool_busy_polls = self.pool_busy_polls + 1 if pool_busy else 0
             if self.left_work_behind():
                 async with self.lock:
                     if self.alive and self.left_work_behind():
                         await self._recycle()
                 return
             now = self._cpu_seconds()
-            quiet = quiet + 1 if now - last < 0.02 else 0
+            quiet = quiet + 1 if now - last < 0.02 and not pool_busy else 0
             last = now
 
     # -- killing -------------------------------------------------------------------------
