@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -70,7 +71,13 @@ def shared_executor() -> voicefn.Executor:
 async def entrypoint(ctx: JobContext) -> None:
     await ctx.connect()
     await ctx.wait_for_participant()  # the caller: their number and call id become the context
-    tools = VoicefnToolset(voicefn.load_agent(AGENT_FILE), executor=shared_executor())
+    tools = VoicefnToolset(
+        voicefn.load_agent(AGENT_FILE),
+        executor=shared_executor(),
+        # When the session closes, the agent's post-call work runs once (extraction, post-call
+        # functions, the agent webhook signed with this Standard Webhooks secret, if set).
+        signing_secret=os.environ.get("VOICEFN_WEBHOOK_SECRET"),
+    )
     session: AgentSession[Any] = AgentSession(
         stt="deepgram/nova-3", llm="openai/gpt-4.1-mini", tts="cartesia/sonic-3.5"
     )

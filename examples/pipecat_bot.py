@@ -94,7 +94,11 @@ def voice_pipeline(
     context: voicefn.CallContext,
 ) -> tuple[Pipeline, LLMContext]:
     """The voice pipeline: voicefn's functions registered with ``llm``, fillers through ``tts``."""
-    tools = register(llm, agent, executor, context, tts)
+    # When the pipeline ends, the agent's post-call work runs once (extraction, post-call
+    # functions, the agent webhook signed with this Standard Webhooks secret, if set).
+    tools = register(
+        llm, agent, executor, context, tts, signing_secret=os.environ.get("VOICEFN_WEBHOOK_SECRET")
+    )
     llm_context = LLMContext(tools=tools)
     aggregators = LLMContextAggregatorPair(llm_context)
     pipeline = Pipeline(
