@@ -23,7 +23,7 @@ from livekit.agents import Agent, AgentSession, CloseEvent, inference
 
 import voicefn
 from voicefn.integrations.livekit import VoicefnToolset
-from voicefn.runtime import postcall
+from voicefn.runtime import postcall_delivery
 from voicefn.runtime.postcall import PostCallReport
 from voicefn.runtime.postcall_record import EXECUTION_RECORD_SCHEMA
 from voicefn.testing import Reply, ScriptedLLM, text, tool_call
@@ -133,7 +133,7 @@ async def test_without_a_secret_the_webhook_is_unsigned_with_one_warning_and_a_h
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(postcall, "_warned_unsigned", False)
+    monkeypatch.setattr(postcall_delivery, "_warned_unsigned", False)
     agent = voicefn.load_agent(postcall_agent(store_api.url))
     tools = VoicefnToolset(agent, executor=executor, context=CALL)
     scripted_llm.push(text("Hello! How can I help?"))

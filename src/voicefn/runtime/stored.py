@@ -7,6 +7,8 @@ post-call mapping (``variables.*``) see the same values whichever runs the call.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from dataclasses import replace
 from typing import Any
@@ -14,9 +16,10 @@ from typing import Any
 from ..context import CallContext
 from ..results import ToolResult
 from ..spec import Function
-from .postcall import stored_values
 
 log = logging.getLogger("voicefn.runtime")
+#: A failed ``store:`` expression has always been logged here.
+_store_log = logging.getLogger("voicefn.postcall")
 
 
 def store_result(
@@ -35,3 +38,38 @@ def store_result(
     if not values:
         return context, {}
     return replace(context, variables={**context.variables, **values}), values
+
+
+def stored_values(function: Function, result: ToolResult) -> dict[str, Any]:
+    """``store: {variable: "<JMESPath>"}`` applied to a successful result's response: the
+    values found (an expression that finds nothing, or null, stores nothing)."""
+    if not function.store or not result.ok:
+        return {}
+    data = result.data
+    if isinstance(data, str):  # a JSON text answer the runner kept as text
+        with contextlib.suppress(ValueError):
+            data = json.loads(data)
+    out: dict[str, Any] = {}
+    for name, expression in function.store.items():
+        try:
+            value = _compiled(expression).search(data)
+        except Exception as exc:  # a JMESPath function given the wrong type, say
+            _store_log.warning("%s: store %s (%s) failed: %s", function.name, name, expression, exc)
+            continue
+        if value is not None:
+            out[name] = value
+    return out
+
+
+_COMPILED: dict[str, Any] = {}
+
+
+def _compiled(expression: str) -> Any:
+    found = _COMPILED.get(expression)
+    if found is None:
+        import jmespath
+
+        if len(_COMPILED) > 4096:
+            _COMPILED.clear()
+        found = _COMPILED[expression] = jmespath.compile(expression)
+    return found
