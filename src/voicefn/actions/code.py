@@ -23,6 +23,7 @@ from ..egress import EgressDenied
 from ..outbound import FetchFailed, HopFailed, Request, TenantTransports, fetch, url_problem
 from ..results import ToolResult, bounded, error_content
 from ..sandbox.common import clean_text, normalize_headers
+from ..sandbox.http_failure import llm_summary
 from ..spec import JavaScriptAction, PythonAction
 from .base import Invocation
 from .http import describe_send_error
@@ -212,7 +213,14 @@ class CodeRunner:
             "timings": outcome.timings,
         }
         if not outcome.ok:
-            return self._fail(inv, outcome.error or "failed", outcome.detail, outcome.stopped_by)
+            # The developer's detail names the request and the engine's reason; an LLM (in-call
+            # functions only) reads what it can act on.
+            said = None
+            if inv.function.phase == "in_call":
+                said = llm_summary(outcome.http, outcome.error)
+            return self._fail(
+                inv, outcome.error or "failed", outcome.detail, outcome.stopped_by, said
+            )
         result.ok = True
         result.data = outcome.value
         text = json.dumps(outcome.value, ensure_ascii=False, separators=(",", ":"))
@@ -237,13 +245,23 @@ class CodeRunner:
             "between tenants); run customer code of several workspaces in isolated mode"
         )
 
-    def _fail(self, inv: Invocation, reason: str, detail: str, layer: str | None) -> ToolResult:
+    def _fail(
+        self,
+        inv: Invocation,
+        reason: str,
+        detail: str,
+        layer: str | None,
+        said: str | None = None,
+    ) -> ToolResult:
+        """A failed run: ``data`` has the whole ``detail``; the content the LLM reads has
+        ``said`` in its place when given (the short form of a failed HTTP request)."""
         result = inv.result
         payload: dict[str, Any] = {"error": "function_failed", "reason": reason, "detail": detail}
         result.ok = False
         result.error = "function_failed"
         result.data = payload
-        result.content, result.truncated = bounded(error_content(payload), self.result_max_bytes)
+        shown = payload if said is None else {**payload, "detail": said}
+        result.content, result.truncated = bounded(error_content(shown), self.result_max_bytes)
         if layer and result.sandbox is None:
             result.sandbox = {"mode": self.mode, "stopped_by": layer}
         return result

@@ -171,12 +171,15 @@ def _print_result(
         if r.body is not None:
             out.print("  " + escape(json.dumps(r.body, ensure_ascii=False)))
     elif result.sandbox is not None:
+        from ..sandbox.http_failure import redacted_url
+
         box = result.sandbox
         out.print(f"[bold]sandbox[/bold]  {box.get('mode')} ({function.action.type})")
         for req in box.get("http") or []:
             status = req.get("status", req.get("error"))
+            url = redacted_url(str(req.get("url")))
             out.print(
-                f"  [dim]{escape(str(req.get('method')))} {escape(str(req.get('url')))} -> {escape(str(status))}[/dim]"
+                f"  [dim]{escape(str(req.get('method')))} {escape(url)} -> {escape(str(status))}[/dim]"
             )
         for line in result.logs:
             out.print(
@@ -199,12 +202,29 @@ def _print_result(
     t = result.timings
     req = f", request {t.request_ms:.1f} ms" if t.request_ms is not None else ""
     out.print(f"[bold]result[/bold]   {verdict}{status} ({t.total_ms:.1f} ms total{req})")
+    full = _developer_detail(result)
+    if full is not None:
+        out.print(f"[bold]detail[/bold]   {escape(full)}")
     # Only an in-call function's result goes to the LLM; pre- and post-call ones run outside it.
     if function.phase == "in_call":
         out.print("[bold]the LLM reads[/bold]")
     else:
         out.print(f"[bold]returned[/bold] [dim]({function.phase}: no LLM reads it)[/dim]")
     out.print(escape(result.content))
+
+
+def _developer_detail(result: ToolResult) -> str | None:
+    """The failure's whole detail when the LLM reads a shorter one (a sandboxed function's
+    failed HTTP request: the request, the engine's reason and the fix), else None."""
+    data = result.data if isinstance(result.data, dict) else {}
+    detail = data.get("detail")
+    if result.ok or not isinstance(detail, str) or not detail:
+        return None
+    try:
+        shown = json.loads(result.content)
+    except ValueError:
+        return detail
+    return None if isinstance(shown, dict) and shown.get("detail") == detail else detail
 
 
 def _print_directive(d: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..common import EgressCalls, ProtocolError, clean_text
+from ..http_failure import with_engine_note
 from ._advice import user_advice
 from ._modules import BLOCKED_MESSAGE
 from .api import Egress, ErrorKind, Limits, Outcome
@@ -149,7 +150,9 @@ class Job:
         self.logs.append(
             {
                 "level": level if isinstance(level, str) and level in _LEVELS else "log",
-                "message": clean_text(message, MAX_LOG_MESSAGE),
+                # Deno's "--allow-read" advice in a caught error the function prints is as
+                # wrong for it as in an error it throws
+                "message": user_advice(clean_text(message, MAX_LOG_MESSAGE)),
                 "source": "function",  # whatever the frame says
             }
         )
@@ -185,7 +188,11 @@ class Job:
         stopped_by: str | None = None,
         value: Any = None,
     ) -> Outcome:
-        """The job's outcome: ``value`` if ``error`` is None, with its logs and HTTP record."""
+        """The job's outcome: ``value`` if ``error`` is None, with its logs and HTTP record.
+
+        A job that failed (an exception or a timeout) because of one of its HTTP requests has
+        what the engine saw of that request after its own error text (``with_engine_note``).
+        """
         logs = list(self.logs)
         if self.dropped_logs:
             logs.append(
@@ -201,11 +208,12 @@ class Job:
             detail = f"the function made more than {self.limits.max_http_requests} HTTP requests"
         if stopped_by is None and self.calls.denied:
             stopped_by = "egress-policy"
+        detail = with_engine_note(clean_text(detail, MAX_DETAIL), self.calls.http, error)
         return Outcome(
             ok=error is None,
             value=value,
             error=error,
-            detail=clean_text(detail, MAX_DETAIL),
+            detail=detail,
             logs=logs,
             http=list(self.calls.http),
             stopped_by=stopped_by,
