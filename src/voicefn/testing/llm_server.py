@@ -26,6 +26,8 @@ one by one (``TCP_NODELAY``) so that delays are real. The first chunk's delta is
 fragments (``index`` + ``function.arguments`` only); then a chunk with an empty delta and the
 ``finish_reason``; a usage chunk (``choices: []``) if the request asked for
 ``stream_options.include_usage``; then ``data: [DONE]\\n\\n``.
+
+The replies live in :mod:`.llm_server_replies`, the request handler in :mod:`.llm_server_handler`.
 """
 
 from __future__ import annotations
@@ -33,18 +35,27 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-import select
 import socket
 import sys
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, TypeAlias
-from urllib.parse import urlsplit
+from collections.abc import Iterable
+from typing import Any
 
-from ._http import HANGUP_ERRORS, Disconnected, JSONHandler, LocalHTTPServer
+from ._http import LocalHTTPServer
+from .llm_server_handler import ChatHandler
+from .llm_server_replies import (
+    ErrorReply,
+    RawReply,
+    Reply,
+    ReplyFactory,
+    ScriptItem,
+    ToolCallSpec,
+    error_reply,
+    text,
+    tool_call,
+)
 
 __all__ = [
     "ErrorReply",
@@ -58,356 +69,6 @@ __all__ = [
     "text",
     "tool_call",
 ]
-
-
-@dataclass(frozen=True)
-class ToolCallSpec:
-    """One tool call the scripted assistant makes.
-
-    ``arguments`` is either a mapping (sent as compact JSON) or a raw string sent verbatim, which
-    lets a test deliver malformed JSON. ``id=None`` gets ``call_<n>`` when served, numbered per
-    server from 1.
-    """
-
-    name: str
-    arguments: Mapping[str, Any] | str = field(default_factory=dict)
-    id: str | None = None
-
-    @property
-    def arguments_json(self) -> str:
-        """The exact argument string that goes on the wire."""
-        if isinstance(self.arguments, str):
-            return self.arguments
-        return json.dumps(dict(self.arguments), ensure_ascii=False, separators=(",", ":"))
-
-
-def tool_call(name: str, arguments: Mapping[str, Any] | str, id: str | None = None) -> ToolCallSpec:
-    """Shorthand for `ToolCallSpec`."""
-    return ToolCallSpec(name=name, arguments=arguments, id=id)
-
-
-@dataclass
-class Reply:
-    """One scripted assistant message.
-
-    Streaming timing: ``delay_before_s`` is slept before the response headers (time to first
-    byte); ``delay_s`` before every chunk after the first; ``hold_after_tool_args_s`` is added
-    after the last argument fragment of each tool call, i.e. before the next tool call's header
-    or the finish chunk. Non-streaming requests only honour ``delay_before_s``.
-
-    ``drop_after_chunks=n`` simulates a network failure: the server closes the connection after
-    ``n`` data chunks without ending the body (streaming only).
-    """
-
-    text: str | None = None
-    tool_calls: Sequence[ToolCallSpec] = field(default_factory=list)
-    chunk_size: int = 8
-    delay_s: float = 0.0
-    delay_before_s: float = 0.0
-    hold_after_tool_args_s: float = 0.0
-    finish_reason: str | None = None
-    usage: Mapping[str, Any] | None = None
-    drop_after_chunks: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.chunk_size < 1:
-            raise ValueError("chunk_size must be >= 1")
-        for name in ("delay_s", "delay_before_s", "hold_after_tool_args_s"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0")
-        if self.drop_after_chunks is not None and self.drop_after_chunks < 0:
-            raise ValueError("drop_after_chunks must be >= 0")
-        self.tool_calls = list(self.tool_calls)
-
-    @property
-    def resolved_finish_reason(self) -> str:
-        if self.finish_reason is not None:
-            return self.finish_reason
-        return "tool_calls" if self.tool_calls else "stop"
-
-
-def text(
-    s: str,
-    *,
-    chunk_size: int = 8,
-    delay_s: float = 0.0,
-    delay_before_s: float = 0.0,
-    finish_reason: str | None = None,
-    usage: Mapping[str, Any] | None = None,
-    drop_after_chunks: int | None = None,
-) -> Reply:
-    """A reply that is just assistant text."""
-    return Reply(
-        text=s,
-        chunk_size=chunk_size,
-        delay_s=delay_s,
-        delay_before_s=delay_before_s,
-        finish_reason=finish_reason,
-        usage=usage,
-        drop_after_chunks=drop_after_chunks,
-    )
-
-
-@dataclass
-class ErrorReply:
-    """An HTTP error with OpenAI's error body: ``{"error": {"message", "type", "code"}}``."""
-
-    status: int
-    message: str
-    type: str = "server_error"
-    code: str | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    delay_before_s: float = 0.0
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "code": self.code}}
-
-
-def error_reply(
-    status: int,
-    message: str,
-    *,
-    type: str = "server_error",
-    code: str | None = None,
-    headers: Mapping[str, str] | None = None,
-    delay_before_s: float = 0.0,
-) -> ErrorReply:
-    """An HTTP error reply (e.g. ``error_reply(500, "overloaded")``, ``error_reply(429, ...)``)."""
-    return ErrorReply(
-        status=status,
-        message=message,
-        type=type,
-        code=code,
-        headers=dict(headers or {}),
-        delay_before_s=delay_before_s,
-    )
-
-
-@dataclass(frozen=True)
-class RawReply:
-    """A recorded HTTP answer replayed byte for byte: a provider's real SSE stream, say.
-
-    The body is written as it is, with HTTP/1.1 chunked transfer encoding, one Server-Sent
-    Event (up to and including its blank line) per write, so the client parses the provider's
-    own framing, field order and quirks. Nothing in the body is checked or rewritten.
-
-    ``drop_after_bytes=n`` simulates a connection lost mid-answer: only the body's first ``n``
-    bytes are sent (cut anywhere, mid-line included), then the connection is closed without
-    ending the body.
-    """
-
-    body: bytes
-    status: int = 200
-    content_type: str = "text/event-stream; charset=utf-8"
-    headers: Mapping[str, str] = field(default_factory=dict)
-    drop_after_bytes: int | None = None
-
-    def events(self) -> list[bytes]:
-        """The body cut after each blank line (``\\n\\n`` or ``\\r\\n\\r\\n``)."""
-        pieces: list[bytes] = []
-        start = 0
-        body = self.body
-        while start < len(body):
-            ends = [i for i in (body.find(b"\n\n", start), body.find(b"\r\n\r\n", start)) if i >= 0]
-            if not ends:
-                pieces.append(body[start:])
-                break
-            end = min(ends)
-            end += 4 if body.startswith(b"\r\n\r\n", end) else 2
-            pieces.append(body[start:end])
-            start = end
-        return pieces
-
-    @classmethod
-    def sse(cls, text: str | bytes) -> RawReply:
-        """A recorded stream as it was on the wire (``data: ...`` lines and blank lines)."""
-        return cls(text.encode("utf-8") if isinstance(text, str) else text)
-
-    @classmethod
-    def from_chunks(cls, lines: Iterable[str], *, done: bool = True) -> RawReply:
-        """A stream from recorded chunk objects, one JSON text per line (the ``*.chunks.txt``
-        fixture format): each non-empty line becomes one ``data:`` event, verbatim."""
-        events = [f"data: {line.strip()}\n\n" for line in lines if line.strip()]
-        if done:
-            events.append("data: [DONE]\n\n")
-        return cls("".join(events).encode("utf-8"))
-
-
-ReplyFactory: TypeAlias = Callable[[dict[str, Any]], "Reply | ErrorReply | RawReply"]
-"""Called on a server thread with the request's JSON body; returns the reply to send."""
-
-ScriptItem: TypeAlias = Reply | ErrorReply | RawReply | ReplyFactory
-
-
-class _Handler(JSONHandler["ScriptedLLM"]):
-    server_version = "ScriptedLLM/1.0"
-
-    def setup(self) -> None:
-        super().setup()
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.owner._connection_opened(self.connection)
-
-    def finish(self) -> None:
-        try:
-            super().finish()
-        finally:
-            self.owner._connection_closed(self.connection)
-
-    # -- plumbing -----------------------------------------------------------------------
-
-    def _wait(self, seconds: float) -> None:
-        """Sleep, but notice (and raise `Disconnected`) if the client closes the connection."""
-        deadline = time.monotonic() + seconds
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
-            try:
-                readable, _, _ = select.select([self.connection], [], [], remaining)
-            except (OSError, ValueError) as exc:
-                raise Disconnected from exc
-            if not readable:
-                return
-            try:
-                peeked = self.connection.recv(1, socket.MSG_PEEK)
-            except OSError as exc:
-                raise Disconnected from exc
-            if not peeked:
-                raise Disconnected
-            # The client sent bytes (unexpected mid-response); just sleep out the rest.
-            time.sleep(max(0.0, deadline - time.monotonic()))
-            return
-
-    def _send_error_json(self, status: int, message: str, type_: str = "server_error") -> None:
-        self.send_json(status, {"error": {"message": message, "type": type_, "code": None}})
-
-    # -- routes -------------------------------------------------------------------------
-
-    def do_GET(self) -> None:
-        self._guard(self._get)
-
-    def do_POST(self) -> None:
-        self._guard(self._post)
-
-    def _guard(self, fn: Callable[[], None]) -> None:
-        try:
-            fn()
-        except HANGUP_ERRORS:
-            self.close_connection = True
-
-    def _get(self) -> None:
-        self.read_body()
-        path = urlsplit(self.path).path.rstrip("/")
-        if path == "/v1/models":
-            model = {"id": "scripted", "object": "model", "created": 0, "owned_by": "voicefn"}
-            self.send_json(200, {"object": "list", "data": [model]})
-        elif path == "/v1/models/scripted":
-            self.send_json(
-                200, {"id": "scripted", "object": "model", "created": 0, "owned_by": "voicefn"}
-            )
-        else:
-            self._send_error_json(404, f"ScriptedLLM: no route GET {path}", "invalid_request_error")
-
-    def _post(self) -> None:
-        arrived = time.perf_counter()
-        raw = self.read_body()
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        path = urlsplit(self.path).path.rstrip("/")
-        owner = self.owner
-        if path != "/v1/chat/completions":
-            self._send_error_json(
-                404, f"ScriptedLLM: no route POST {path}", "invalid_request_error"
-            )
-            return
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            message = "ScriptedLLM: request body is not a JSON object"
-            owner._note_error(message)
-            self._send_error_json(400, message, "invalid_request_error")
-            return
-
-        number, item = owner._take(body, arrived, headers)
-        if item is None:
-            message = f"ScriptedLLM: no scripted reply left for request #{number}"
-            owner._note_error(message)
-            self._send_error_json(500, message)
-            return
-        if not isinstance(item, Reply | ErrorReply | RawReply):
-            try:
-                item = item(body)
-            except Exception as exc:
-                message = f"ScriptedLLM: reply factory for request #{number} raised {exc!r}"
-                owner._note_error(message)
-                self._send_error_json(500, message)
-                return
-            if not isinstance(item, Reply | ErrorReply | RawReply):
-                message = (
-                    f"ScriptedLLM: reply factory for request #{number} returned "
-                    f"{type(item).__name__}, expected Reply, ErrorReply or RawReply"
-                )
-                owner._note_error(message)
-                self._send_error_json(500, message)
-                return
-
-        try:
-            if isinstance(item, ErrorReply):
-                self._wait(item.delay_before_s)
-                self.send_json(item.status, item.body(), item.headers)
-            elif isinstance(item, RawReply):
-                self._raw(number, item)
-            elif body.get("stream"):
-                self._stream(number, body, item)
-            else:
-                self._wait(item.delay_before_s)
-                self.send_json(200, owner._completion(number, body, item))
-        except HANGUP_ERRORS:
-            owner._note_disconnect(number)
-            self.close_connection = True
-
-    def _stream(self, number: int, body: dict[str, Any], reply: Reply) -> None:
-        owner = self.owner
-        self._wait(reply.delay_before_s)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("x-request-id", f"req_scripted_{number}")
-        self.end_headers()
-
-        for sent, (pause, data) in enumerate(owner._chunks(number, body, reply)):
-            if reply.drop_after_chunks is not None and sent >= reply.drop_after_chunks:
-                # Simulated network failure: the body never terminates.
-                self.close_connection = True
-                owner._note_disconnect(number)
-                return
-            self._wait(pause)
-            event = b"data: " + data + b"\n\n"
-            self.write(f"{len(event):x}\r\n".encode("ascii") + event + b"\r\n")
-        self.write(b"0\r\n\r\n")
-
-    def _raw(self, number: int, reply: RawReply) -> None:
-        self.send_response(reply.status)
-        self.send_header("Content-Type", reply.content_type)
-        self.send_header("Cache-Control", "no-cache")
-        self.send_header("Transfer-Encoding", "chunked")
-        self.send_header("x-request-id", f"req_scripted_{number}")
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if reply.drop_after_bytes is not None:
-            part = reply.body[: reply.drop_after_bytes]
-            if part:
-                self.write(f"{len(part):x}\r\n".encode("ascii") + part + b"\r\n")
-            self.close_connection = True  # the body never ends
-            self.owner._note_disconnect(number)
-            return
-        for event in reply.events():
-            self.write(f"{len(event):x}\r\n".encode("ascii") + event + b"\r\n")
-        self.write(b"0\r\n\r\n")
 
 
 def _split(s: str, size: int) -> list[str]:
@@ -425,7 +86,7 @@ class ScriptedLLM(LocalHTTPServer):
     retry consumes another scripted item.
     """
 
-    _handler_class = _Handler
+    _handler_class = ChatHandler
     _error_if_running = True
     _not_running_message = "ScriptedLLM is not running (use `with ScriptedLLM() as llm`)"
 
