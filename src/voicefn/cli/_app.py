@@ -6,7 +6,9 @@ function or call; 2 usage (an unknown option, a missing argument, a bad option v
 document on stdout.
 
 This module and the command modules import only what ``--help`` needs; each command imports the
-engine parts it uses when it runs, so ``voicefn --help`` and ``validate`` start fast.
+engine parts it uses when it runs, so ``voicefn --help`` and ``validate`` start fast. Rich (about
+25 ms to import) is loaded the first time something is printed through :data:`out`/:data:`err`
+or escaped with :func:`escape`; ``--help`` is printed by Typer without it.
 """
 
 from __future__ import annotations
@@ -17,13 +19,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from typer.core import TyperGroup
 
 from ..context import SYSTEM_VARIABLES
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from ..actions.code import SandboxMode
     from ..context import CallContext
     from ..validation import Problem
@@ -47,8 +49,36 @@ DIALECT_NAMES: tuple[str, ...] = (
 )
 LLM_DIALECTS: tuple[str, ...] = ("openai", "openai-responses", "anthropic", "gemini")
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+class LazyConsole:
+    """A rich Console (no highlighting, soft wrap) made the first time it is used."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    @property
+    def console(self) -> Console:
+        """The real Console, for code that takes one (the call simulator)."""
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=self._stderr, highlight=False, soft_wrap=True)
+        return self._console
+
+    def print(self, *objects: Any, **kwargs: Any) -> None:
+        self.console.print(*objects, **kwargs)
+
+
+out = LazyConsole()
+err = LazyConsole(stderr=True)
+
+
+def escape(text: str) -> str:
+    """Rich's :func:`rich.markup.escape`, imported when first needed."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
 
 
 #: The order of ``voicefn --help``: the way a newcomer meets the commands.

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from ._app import (
     EXIT_INTERRUPTED,
@@ -24,6 +23,7 @@ from ._app import (
     check_dialect,
     context_from,
     err,
+    escape,
     fail,
     out,
     parse_vars,
@@ -295,7 +295,7 @@ async def _run(
                 signing_secret=signing_secret,
             ) as session,
         ):
-            shown = None if as_json else out
+            shown = None if as_json else out.console
             if lines is not None:
                 reader = script_reader(lines)
                 if not as_json:
@@ -303,7 +303,7 @@ async def _run(
             else:
                 if not as_json:
                     err.print("[dim](type a line per turn; /quit or Ctrl-C hangs up)[/dim]")
-                reader = stdin_reader(err if as_json else out)
+                reader = stdin_reader((err if as_json else out).console)
             return await run_call(
                 session,
                 reader,

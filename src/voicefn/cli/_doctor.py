@@ -7,7 +7,6 @@ its fix here rather than in the first call.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any
 
@@ -17,6 +16,8 @@ from ._app import EXIT_INVALID, EXIT_OK, JsonOpt, SandboxOpt, app, out, print_js
 
 
 async def _checks(mode: str) -> tuple[Any, Any]:
+    import asyncio
+
     from ..sandbox.common import check_mode
     from ..sandbox.javascript import acheck as js_acheck
     from ..sandbox.python import acheck as py_acheck
@@ -33,6 +34,8 @@ def doctor_cmd(sandbox: SandboxOpt = "isolated", json_out: JsonOpt = False) -> N
     Exit 0 when both the Python and the JavaScript sandbox work, 1 otherwise (the output names
     what failed and the fix).
     """
+    import asyncio
+
     mode = sandbox_mode(sandbox)
     python, javascript = asyncio.run(_checks(mode))
     works = bool(python.works and javascript.works)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from ._app import (
     DIALECT_NAMES,
@@ -21,6 +20,7 @@ from ._app import (
     check_dialect,
     context_from,
     err,
+    escape,
     fail,
     out,
     parse_vars,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from ._app import (
     EXIT_INVALID,
@@ -18,6 +17,7 @@ from ._app import (
     PrivateOpt,
     SandboxOpt,
     app,
+    escape,
     fail,
     out,
     print_json,

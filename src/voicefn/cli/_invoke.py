@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from ._app import (
     EXIT_INVALID,
@@ -23,6 +22,7 @@ from ._app import (
     VarOpt,
     app,
     context_from,
+    escape,
     fail,
     out,
     parse_vars,

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from ._app import (
     DIALECT_NAMES,
@@ -31,6 +30,7 @@ from ._app import (
     check_dialect,
     context_from,
     err,
+    escape,
     fail,
     parse_vars,
     print_json,

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from ._app import (
     DIALECT_NAMES,
@@ -17,6 +16,7 @@ from ._app import (
     app,
     check_dialect,
     err,
+    escape,
     fail,
     out,
     print_json,

@@ -7,8 +7,9 @@ Dump-only (what an LLM sees): ``openai``, ``openai-responses``, ``anthropic``, `
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -17,17 +18,69 @@ from typing import Any
 from ..context import CallContext
 from ..spec import Function
 from ..validation import FunctionValidationError, Problem, did_you_mean, validate_document
-from . import bolna, call2me, callkaro, code, elevenlabs, llm, native, retell, vapi
+from . import code, llm
 
-LOADABLE: dict[str, ModuleType] = {
-    "voicefn": native,
-    "bolna": bolna,
-    "call2me": call2me,
-    "callkaro": callkaro,
-    "vapi": vapi,
-    "retell": retell,
-    "elevenlabs": elevenlabs,
+#: The module of each loadable dialect. A module is imported the first time its dialect is
+#: asked for (validating a Bolna file never imports the Vapi converter); detection uses the
+#: predicates below, which need no module.
+_MODULES: dict[str, str] = {
+    "voicefn": "native",
+    "bolna": "bolna",
+    "call2me": "call2me",
+    "callkaro": "callkaro",
+    "vapi": "vapi",
+    "retell": "retell",
+    "elevenlabs": "elevenlabs",
 }
+
+_RETELL_ONLY = frozenset(
+    {
+        "speak_after_execution",
+        "execution_message_description",
+        "execution_message_type",
+        "args_at_root",
+        "response_variables",
+        "query_params",
+    }
+)
+
+#: Does a document look written in this dialect? Each module's ``detect`` is its entry here;
+#: :func:`detect` decides between look-alikes by the order it asks them in.
+SIGNS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "voicefn": lambda d: isinstance(d.get("action"), dict),
+    "bolna": lambda d: "key" in d or isinstance(d.get("value"), dict),
+    "call2me": lambda d: "speak_during_execution" in d or {"url", "parameters"} <= d.keys(),
+    "callkaro": lambda d: "api_url" in d,
+    "vapi": lambda d: (
+        d.get("type") == "function" and bool({"server", "messages", "async"} & d.keys())
+    ),
+    "retell": lambda d: (
+        d.get("type") == "custom"
+        or bool(_RETELL_ONLY & d.keys())
+        or isinstance(d.get("speak_during_execution"), bool)
+    ),
+    "elevenlabs": lambda d: "api_schema" in d or d.get("type") == "webhook",
+}
+
+
+class _Loadable(Mapping[str, ModuleType]):
+    """Dialect name -> its module, imported on first access; listing names imports nothing."""
+
+    def __getitem__(self, name: str) -> ModuleType:
+        module = _MODULES[name]  # KeyError for a name that is not a loadable dialect
+        return importlib.import_module(f"{__name__}.{module}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_MODULES)
+
+    def __len__(self) -> int:
+        return len(_MODULES)
+
+    def __repr__(self) -> str:
+        return f"LOADABLE({', '.join(_MODULES)})"
+
+
+LOADABLE: Mapping[str, ModuleType] = _Loadable()
 DIALECTS: tuple[str, ...] = (*LOADABLE, *llm.NAMES)
 
 
@@ -61,14 +114,14 @@ def detect(data: Any) -> str | None:
     if source is not None:
         return source
     for platform in ("vapi", "retell", "elevenlabs"):  # before the look-alikes below
-        if LOADABLE[platform].detect(data):
+        if SIGNS[platform](data):
             return platform
     if data.get("type") == "function":
         return "openai" if "function" in data else "openai-responses"
     if "input_schema" in data:
         return "anthropic"
     for name in ("voicefn", "bolna", "callkaro", "call2me"):
-        if LOADABLE[name].detect(data):
+        if SIGNS[name](data):
             return name
     if {"name", "parameters"} <= data.keys():
         return "gemini"  # a bare function declaration: name, description, parameters

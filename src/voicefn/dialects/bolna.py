@@ -32,7 +32,9 @@ locate: Locate = prefix_locator(
 
 
 def detect(data: dict[str, Any]) -> bool:
-    return "key" in data or isinstance(data.get("value"), dict)
+    from . import SIGNS  # the registry's sign (detection imports no dialect module)
+
+    return SIGNS["bolna"](data)
 
 
 def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:

@@ -36,7 +36,9 @@ locate: Locate = prefix_locator(
 
 
 def detect(data: dict[str, Any]) -> bool:
-    return "speak_during_execution" in data or ("url" in data and "parameters" in data)
+    from . import SIGNS  # the registry's sign (detection imports no dialect module)
+
+    return SIGNS["call2me"](data)
 
 
 def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:

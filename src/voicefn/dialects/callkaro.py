@@ -21,7 +21,9 @@ TYPES = ("string", "number", "integer", "boolean")
 
 
 def detect(data: dict[str, Any]) -> bool:
-    return "api_url" in data
+    from . import SIGNS  # the registry's sign (detection imports no dialect module)
+
+    return SIGNS["callkaro"](data)
 
 
 def _headers(raw: Any, problems: list[Problem]) -> dict[str, str]:

@@ -88,7 +88,9 @@ _SOURCE_KEYS = (
 
 
 def detect(data: dict[str, Any]) -> bool:
-    return "api_schema" in data or data.get("type") == "webhook"
+    from . import SIGNS  # the registry's sign (detection imports no dialect module)
+
+    return SIGNS["elevenlabs"](data)
 
 
 def _variable(name: str) -> str:

@@ -15,7 +15,9 @@ def locate(path: Any) -> Any:
 
 
 def detect(data: dict[str, Any]) -> bool:
-    return isinstance(data.get("action"), dict)
+    from . import SIGNS  # the registry's sign (detection imports no dialect module)
+
+    return SIGNS["voicefn"](data)
 
 
 def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:

@@ -63,17 +63,9 @@ locate: Locate = prefix_locator(
 
 
 def detect(data: dict[str, Any]) -> bool:
-    if data.get("type") == "custom":
-        return True
-    retell_only = {
-        "speak_after_execution",
-        "execution_message_description",
-        "execution_message_type",
-        "args_at_root",
-        "response_variables",
-        "query_params",
-    }
-    return bool(retell_only & data.keys()) or isinstance(data.get("speak_during_execution"), bool)
+    from . import SIGNS  # the registry's sign (detection imports no dialect module)
+
+    return SIGNS["retell"](data)
 
 
 _CONVERSIONS = {"integer": "i", "number": "f"}

@@ -139,7 +139,9 @@ def _filler(message: dict[str, Any]) -> str | dict[str, str] | None:
 
 
 def detect(data: dict[str, Any]) -> bool:
-    return data.get("type") == "function" and bool({"server", "messages", "async"} & data.keys())
+    from . import SIGNS  # the registry's sign (detection imports no dialect module)
+
+    return SIGNS["vapi"](data)
 
 
 def to_canonical(data: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
