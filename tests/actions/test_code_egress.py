@@ -193,3 +193,35 @@ async def test_functions_without_an_agent_do_not_share_a_tenant(tmp_path):
     first, second, third = server.requests
     assert first.connection != second.connection
     assert third.connection == first.connection
+
+
+PY_QUERY = """
+    r = await ctx.http.get(url + "/q?order=ORD-1&api_key=sk_live_1234&sig=abcd")
+    return {"status": "success", "answer": r.json()}
+"""
+
+JS_QUERY = """
+  const r = await fetch(data.url + "/q?order=ORD-1&api_key=sk_live_1234&sig=abcd");
+  return { status: "success", answer: await r.json() };
+"""
+
+
+@pytest.mark.parametrize("language", ["python", "javascript"])
+async def test_secret_query_values_are_sent_but_never_recorded(tmp_path, language):
+    """The request the code made is recorded (API, dashboard, invoke) with secret-looking query
+    values hidden; the server still gets them."""
+    fn = (
+        python_function(tmp_path, PY_QUERY)
+        if language == "python"
+        else js_function(tmp_path, JS_QUERY)
+    )
+    with running_raw_server(answer) as server:
+        async with Executor(allow=["127.0.0.1"]) as ex:
+            result = await ex.run(fn, {"url": server.url}, CallContext(agent_id="q"))
+    assert result.ok, result.content
+    assert json.loads(result.content)["answer"]["you_asked"] == (
+        "/q?order=ORD-1&api_key=sk_live_1234&sig=abcd"
+    )
+    [record] = result.sandbox["http"]
+    assert record["url"].endswith("/q?order=ORD-1&api_key=[redacted]&sig=[redacted]")
+    assert "sk_live_1234" not in json.dumps(result.sandbox)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import json
 import math
 import re
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from ..egress import EgressDenied
+from ..redaction import REDACTED, is_sensitive_header
 
 __all__ = [
     "EGRESS_GRACE_S",
@@ -184,13 +184,31 @@ def clean_text(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def safe_url(url: str) -> str:
-    """The URL for ``Outcome.http``: without user:password, bounded."""
-    with contextlib.suppress(ValueError):
+#: query parameters whose values are hidden (beside names that say secret: token, api_key, ...)
+_SECRET_PARAMS = frozenset({"key", "sig", "code", "pwd", "pass", "access_token"})
+
+
+def safe_url(url: str, limit: int = 2000) -> str:
+    """A URL the code requested, safe to record and show (``Outcome.http``, notes, ``invoke``):
+    without user:password, the values of secret-looking query parameters (``token``,
+    ``api_key``, ``key``, ``sig``, ...) replaced by ``[redacted]``, bounded."""
+    try:
         parts = urllib.parse.urlsplit(url)
-        if "@" in parts.netloc:
-            url = urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-    return clean_text(url, 2000)
+    except ValueError:
+        return clean_text(url, limit)
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        hidden = [
+            (k, REDACTED if is_sensitive_header(k) or k.lower() in _SECRET_PARAMS else v)
+            for k, v in pairs
+        ]
+        if hidden != pairs:
+            query = urllib.parse.urlencode(hidden, safe="[]")
+    if netloc != parts.netloc or query != parts.query:
+        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
+    return clean_text(url, limit)
 
 
 def ms(seconds: float) -> float:

@@ -15,8 +15,7 @@ import urllib.parse
 from http import HTTPStatus
 from typing import Any
 
-from ..redaction import REDACTED, is_sensitive_header
-from .common import clean_text
+from .common import clean_text, safe_url
 
 __all__ = ["engine_note", "failed_request", "llm_summary", "redacted_url", "with_engine_note"]
 
@@ -26,8 +25,6 @@ _TOO_MANY = "too many requests"
 _TIMED_OUT = re.compile(r"timed out|no response within")
 _NOT_SENT = re.compile(r"^(not sent|invalid URL|malformed request)\b")
 _ALLOW_ADVICE = "an allow-list entry"
-#: query parameters whose values are hidden in a note (beside what names a secret header)
-_SECRET_PARAMS = frozenset({"key", "sig", "code", "pwd", "pass", "access_token"})
 MAX_NOTE = 600
 
 
@@ -65,20 +62,8 @@ def failed_request(
 
 
 def redacted_url(url: str) -> str:
-    """``url`` without user:password and with the values of secret-looking query parameters
-    (``token``, ``api_key``, ``key``, ...) replaced by ``[redacted]``."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return clean_text(url, 300)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    hidden = [
-        (k, REDACTED if is_sensitive_header(k) or k.lower() in _SECRET_PARAMS else v)
-        for k, v in pairs
-    ]
-    query = urllib.parse.urlencode(hidden, safe="[]") if hidden != pairs else parts.query
-    return clean_text(urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query)), 300)
+    """``url`` as a note shows it: :func:`~voicefn.sandbox.common.safe_url`, shorter."""
+    return safe_url(url, 300)
 
 
 def _status_text(status: int) -> str:
