@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import shutil
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -225,6 +226,51 @@ async def test_one_filler_for_calls_made_together(
     assert speaker.lines[0] in fillers  # one of the two, not both
     assert speaker.lines[1] == "Shipped, and booked."
     assert store_api.count("POST", "/bookings") == 1
+
+
+JS_REFUSED = """
+/** Look up the caller's loyalty points. */
+async function loyalty_points(data) {
+  const r = await axios.get("http://127.0.0.1:9/points?api_key=sk_live_42");
+  return r.data;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="the sandbox needs bubblewrap")
+async def test_a_code_functions_refused_request_reaches_the_llm_in_its_short_form(
+    scripted_llm: ScriptedLLM, llm: inference.LLM
+) -> None:
+    """The LLM reads what it can act on (no URL, no flags); the developer's detail, with the
+    request and the engine's fix, stays in the result's data."""
+    document = {
+        "name": "loyalty",
+        "system_prompt": "You help callers.",
+        "functions": [
+            {
+                "name": "loyalty_points",
+                "description": "The caller's loyalty points.",
+                "phase": "in_call",
+                "parameters": {"type": "object", "properties": {}},
+                "action": {"type": "javascript", "code": JS_REFUSED, "timeout_ms": 20000},
+            }
+        ],
+    }
+    scripted_llm.push(
+        Reply(tool_calls=[tool_call("loyalty_points", {}, id="p1")]),
+        text("I cannot reach the points service."),
+    )
+    async with voicefn.Executor() as strict:  # loopback is refused by default
+        tools = VoicefnToolset(voicefn.load_agent(document), executor=strict, context=CALL)
+        async with await start(llm, tools) as session:
+            result = await ask(session, "How many points do I have?")
+            result.expect.skip_next_event_if(type="function_call")
+            out = result.expect.next_event().is_function_call_output(is_error=True).event().item
+    assert "cannot be reached from here" in out.output
+    assert "127.0.0.1" not in out.output
+    assert "allow-private-network" not in out.output
+    assert "sk_live_42" not in out.output
+    assert scripted_llm.requests[1]["messages"][-1]["content"] == out.output
 
 
 async def test_an_error_result_is_a_tool_error_with_the_short_message(

@@ -109,7 +109,7 @@ def short_error(result: ToolResult, limit: int = 600) -> str:
     """The failure in one line the LLM can act on: the engine's ``detail`` (which says what to
     ask the caller for, or what went wrong), plus the API's own message when it gave one."""
     data = result.data if isinstance(result.data, dict) else {}
-    detail = data.get("detail")
+    detail = _shown_detail(result.content) or data.get("detail")
     message = detail if isinstance(detail, str) and detail else None
     if message is None:
         message = str(data.get("error") or result.error or result.content or "The function failed.")
@@ -117,6 +117,17 @@ def short_error(result: ToolResult, limit: int = 600) -> str:
     if said and said not in message:
         message = f"{message}: {said}"
     return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def _shown_detail(content: str) -> str | None:
+    """The ``detail`` of the content the LLM reads: a code function's failed request is said
+    there in a short form (``data`` keeps the developer's full one, URLs and fixes included)."""
+    try:
+        shown = json.loads(content)
+    except ValueError:
+        return None  # not JSON, or cut short: the data's detail then
+    detail = shown.get("detail") if isinstance(shown, dict) else None
+    return detail if isinstance(detail, str) and detail else None
 
 
 def _api_message(body: Any) -> str | None:
