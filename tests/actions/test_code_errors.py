@@ -205,3 +205,31 @@ def test_invoke_prints_the_whole_detail_and_the_llm_reads_the_short_one(tmp_path
     llm = text.split("the LLM reads", 1)[1]
     assert "a service the function needs cannot be reached from here" in llm
     assert "10.0.0.5" not in llm
+
+
+async def test_a_python_function_names_the_refused_request_too(tmp_path: Path) -> None:
+    """Both sandboxes record requests the same way: a Python function that let the refused
+    request's exception escape gets the same note (and the LLM the same short form)."""
+
+    def never(request: RawRequest) -> bytes:
+        raise AssertionError("the refused request reached the server")
+
+    with running_raw_server(never) as server:
+        path = tmp_path / "lookup_order.py"
+        path.write_text(
+            "async def lookup_order(ctx: RunContext) -> dict:\n"
+            '    """Look up an order when the caller asks."""\n'
+            f'    r = await ctx.http.get("{server.url}/orders/42?token=s3cr3t-value")\n'
+            "    return r.json()\n"
+        )
+        async with Executor() as ex:
+            result = await ex.run(load_function(path), {}, tool_call_id="t")
+        assert server.requests == []
+    assert not result.ok
+    detail = result.data["detail"]
+    assert f"the engine saw: GET {server.url}/orders/42?token=[redacted]" in detail
+    assert "Allow it with --allow-private-network or an allow-list entry" in detail
+    assert "s3cr3t-value" not in detail
+    said = llm_detail(result)
+    assert said.startswith("a service the function needs cannot be reached from here")
+    assert_no_internals(said)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 from .. import common
 from ..common import Egress, EgressCalls, ErrorKind, Outcome
+from ..http_failure import with_engine_note
 from .pool import ChildPipes, Worker
 from .protocol import (
     Eof,
@@ -345,6 +346,8 @@ class Invocation:
             )
             self.dropped_logs = 0
         now = time.perf_counter()
+        if not ok:  # a failure one of its requests explains: what the engine saw of it
+            detail = with_engine_note(detail, self.calls.http, error)
         outcome = Outcome(
             ok=ok,
             value=value,
