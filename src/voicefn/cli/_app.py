@@ -7,8 +7,9 @@ document on stdout.
 
 This module and the command modules import only what ``--help`` needs; each command imports the
 engine parts it uses when it runs, so ``voicefn --help`` and ``validate`` start fast. Rich (about
-25 ms to import) is loaded the first time something is printed through :data:`out`/:data:`err`
-or escaped with :func:`escape`; ``--help`` is printed by Typer without it.
+30 ms to import) is loaded the first time :data:`out`/:data:`err` print what needs it (colour
+on a terminal, or anything but a simple line) or :func:`escape` is called; ``--help`` is printed
+by Typer without it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,13 @@ class LazyConsole:
         return self._console
 
     def print(self, *objects: Any, **kwargs: Any) -> None:
+        """``Console.print``; a simple line to a file that is not a terminal skips rich (it
+        would write the same characters: :mod:`._plain`)."""
+        if len(objects) == 1 and isinstance(objects[0], str) and not kwargs:
+            from ._plain import write_plain
+
+            if write_plain(objects[0], sys.stderr if self._stderr else sys.stdout):
+                return
         self.console.print(*objects, **kwargs)
 
 
@@ -75,7 +83,10 @@ err = LazyConsole(stderr=True)
 
 
 def escape(text: str) -> str:
-    """Rich's :func:`rich.markup.escape`, imported when first needed."""
+    """Rich's :func:`rich.markup.escape`; text without ``[`` or ``\\`` (which it returns
+    unchanged) does not import rich."""
+    if "[" not in text and "\\" not in text:
+        return text
     from rich.markup import escape as rich_escape
 
     return rich_escape(text)
