@@ -120,3 +120,26 @@ def test_the_generation_moves_with_every_bump(tmp_path: Path) -> None:
     finally:
         one.close()
         other.close()
+
+
+def test_requests_arriving_together_after_a_change_all_see_it(
+    shared: tuple[Live, Live], server: Any
+) -> None:
+    """Requests that reach the other server at once, while the first of them reads the change
+    feed, wait for that read: none is served from the cache the change made stale."""
+    import concurrent.futures
+
+    one, second = shared
+    fid, _ = warm(one, second, server)
+    with one.client() as a:
+        change(a, fid)
+
+    def run(n: int) -> int:
+        with second.client(one.key) as b:
+            response = execute(b, str(n))
+            assert response.status_code == 200, response.text
+            return int(response.json()["version"])
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16) as pool:
+        versions = list(pool.map(run, range(32)))
+    assert versions == [2] * 32

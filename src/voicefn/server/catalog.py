@@ -214,6 +214,7 @@ class ChangeFeed:
         self._max = 0
         self._gaps: dict[int, float] = {}
         self._failing = False
+        self._lock = asyncio.Lock()  # the periodic poll and a request's catch-up (freshness)
 
     async def start(self) -> None:
         async with self._store.read() as repos:
@@ -222,19 +223,30 @@ class ChangeFeed:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
-            try:
-                await self.poll()
-            except Exception as exc:
-                if not self._failing:
-                    log.warning("change feed: cannot read changes (%s); retrying", exc)
-                self._failing = True
-            else:
-                if self._failing:
-                    log.info("change feed: reading again; caches cleared")
-                    self._catalog.clear()  # what was missed meanwhile is unknown
-                self._failing = False
+            await self.read()
+
+    async def read(self) -> bool:
+        """Poll once; never raises. False when the feed cannot be read now (logged once until
+        it can again; then every cache is cleared: what was missed meanwhile is unknown)."""
+        try:
+            await self.poll()
+        except Exception as exc:
+            if not self._failing:
+                log.warning("change feed: cannot read changes (%s); retrying", exc)
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("change feed: reading again; caches cleared")
+            self._catalog.clear()
+        self._failing = False
+        return True
 
     async def poll(self) -> list[ChangeEvent]:
+        """The changes since the last poll, told to the catalog (one poll at a time)."""
+        async with self._lock:
+            return await self._poll()
+
+    async def _poll(self) -> list[ChangeEvent]:
         floor = min(self._gaps) - 1 if self._gaps else self._max
         async with self._store.read() as repos:
             events = await repos.changes.since(floor, limit=5000)

@@ -10,7 +10,8 @@ reads the change feed (once, for every request waiting) before it looks anything
 revoked or a function changed through one process is in force for the next request on any other.
 
 Processes on other hosts (one PostgreSQL, separate data directories) still learn changes from
-the periodic poll.
+the periodic poll. A process's own commits move the value too, so its next request reads the
+feed once more (one small query, nothing to apply: it applied its own changes at commit).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class SharedGeneration:
 
 
 class Freshness:
-    """Created with the app, started once the platform has started."""
+    """Created with the app, started once the platform has started (it reads the platform's
+    one change feed: its periodic poll and these catch-ups take turns)."""
 
     def __init__(self, platform: Platform) -> None:
         self._platform = platform
@@ -68,8 +70,7 @@ class Freshness:
         platform = self._platform
         generation = SharedGeneration(platform.config.data_dir / FILE)
         self._seen = generation.read()
-        self._feed = ChangeFeed(platform.store, platform.catalog, platform.config.change_poll_s)
-        await self._feed.start()
+        self._feed = platform.feed
         self._generation = generation
         platform.store.subscribe(lambda _: self._bump())
 
@@ -96,8 +97,8 @@ class Freshness:
             value = generation.read()
             if value == self._seen:
                 return  # a request before this one read the feed after the change
+            # Seen only once read: until then every request stays stale and waits here.
+            # A feed that cannot be read now is marked seen too (the periodic poll retries and
+            # clears the caches once it reads again): requests do not each hit a failing database.
+            await feed.read()
             self._seen = value
-            try:
-                await feed.poll()
-            except Exception as exc:  # the periodic poll retries; the request goes on
-                log.warning("change feed: cannot read changes now (%s)", exc)

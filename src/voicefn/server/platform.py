@@ -82,6 +82,8 @@ class Platform:
         self.first_key: NewApiKey | None = None
         self._store: Store | None = None
         self._catalog: Catalog | None = None
+        #: the one change feed (polled every change_poll_s; freshness reads it on demand too)
+        self.feed: ChangeFeed | None = None
         self._recorder: Recorder | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.jobs: JobWorker | None = None  # durable delivery (voicefn.jobs)
@@ -114,7 +116,7 @@ class Platform:
         self._catalog = Catalog(self._store, config.egress)
         catalog = self._catalog
         self._store.subscribe(lambda ev: catalog.changed(ev.workspace_id, ev.kind, ev.ref))
-        feed = ChangeFeed(self._store, self._catalog, config.change_poll_s)
+        feed = self.feed = ChangeFeed(self._store, self._catalog, config.change_poll_s)
         await feed.start()
         self._recorder = Recorder(
             self._store,
