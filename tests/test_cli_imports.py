@@ -70,7 +70,9 @@ OTHER_DIALECTS = tuple(
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, dict[str, object]]:
-    environment = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    # Without the variables that make the CLI colour a pipe (then rich is imported on purpose).
+    unset = {"PYDANTIC_DISABLE_PLUGINS", "FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"}
+    environment = {k: v for k, v in os.environ.items() if k not in unset}
     environment.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-c", _WRAPPER, json.dumps(args)],

@@ -18,10 +18,11 @@ from voicefn.cli._plain import STYLES, plain, write_plain
 
 
 def by_rich(text: str) -> str | None:
-    """What the CLI's console prints for ``text`` to a file that is not a terminal."""
+    """What the CLI's console prints for ``text`` to a file that is not a terminal (and no
+    FORCE_COLOR: the plain path is not taken under it)."""
     file = io.StringIO()
     try:
-        Console(file=file, highlight=False, soft_wrap=True).print(text)
+        Console(file=file, highlight=False, soft_wrap=True, force_terminal=False).print(text)
     except MarkupError:
         return None
     return file.getvalue()
@@ -97,6 +98,8 @@ def test_lines_rich_would_change_or_refuse_are_left_to_rich(text: str) -> None:
 
 
 def test_a_terminal_or_forced_colour_goes_to_rich(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        monkeypatch.delenv(name, raising=False)
     leader, follower = pty.openpty()
     with open(follower, "w", encoding="utf-8") as terminal:
         assert write_plain("[green]ok[/green]", terminal) is False
