@@ -97,30 +97,51 @@ async def report_call(target: PlatformTarget, call: FinishedCall) -> PlatformRec
     headers = {"Authorization": f"Bearer {target.api_key}"}
     error = "not sent"
     status: int | None = None
-    async with httpx.AsyncClient(timeout=target.timeout_s, headers=headers) as client:
-        for attempt in range(target.attempts):
-            if attempt:
-                await asyncio.sleep(0.5 * 2 ** (attempt - 1))
-            try:
-                response = await client.post(url, json=body)
-            except httpx.HTTPError as exc:
-                status, error = None, f"{type(exc).__name__}: {exc}".rstrip(": ")
-                continue
-            status = response.status_code
-            if status in (200, 202):
-                data = response.json()
-                return PlatformReceipt(
-                    url,
-                    True,
-                    status,
-                    bool(data.get("created")),
-                    (data.get("call") or {}).get("id"),
-                    list(data.get("jobs") or []),
-                )
-            error = f"the service answered {status}: {response.text[:500]}"
-            if status != 429 and status < 500:
-                break  # a key, an agent id or a body it refuses: sending again will not help
+    try:
+        async with httpx.AsyncClient(timeout=target.timeout_s, headers=headers) as client:
+            for attempt in range(target.attempts):
+                if attempt:
+                    await asyncio.sleep(0.5 * 2 ** (attempt - 1))
+                try:
+                    response = await client.post(url, json=body)
+                except httpx.HTTPError as exc:
+                    status, error = None, f"{type(exc).__name__}: {exc}".rstrip(": ")
+                    continue
+                status = response.status_code
+                if status in (200, 202):
+                    return _accepted(url, status, response)
+                error = f"the service answered {status}: {response.text[:500]}"
+                if status != 429 and status < 500:
+                    break  # a key, an agent id or a body it refuses: sending again won't help
+    except Exception as exc:  # a URL httpx cannot use, ...: a receipt, never an exception
+        return _failed(url, f"{type(exc).__name__}: {exc}".rstrip(": "), status)
     return _failed(url, error, status)
+
+
+def _accepted(url: str, status: int, response: Any) -> PlatformReceipt:
+    """The receipt of a 200/202: the service's JSON answer, or a failure when what answered is
+    not the service (a proxy's HTML page, say)."""
+    try:
+        data = response.json()
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("call"), dict):
+        what = response.headers.get("content-type") or "no content type"
+        return _failed(
+            url,
+            f"the answer ({status}, {what}) is not the calls endpoint's: check that the URL "
+            "is the voicefn service's base URL",
+            status,
+        )
+    jobs = data.get("jobs")
+    return PlatformReceipt(
+        url,
+        True,
+        status,
+        bool(data.get("created")),
+        data["call"].get("id"),
+        list(jobs) if isinstance(jobs, list) else [],
+    )
 
 
 def _failed(url: str, error: str, status: int | None = None) -> PlatformReceipt:
