@@ -270,8 +270,13 @@ class TenantProcess:
                 self._watch_idle()
 
     def _running(self) -> dict[int, tuple[Job, asyncio.Future[Outcome]]]:
-        """The jobs of the current connection; starts its frame reader if it is not running."""
-        if self.reader is not None and self._reading is not self.reader:
+        """The jobs of the current connection; starts its frame reader if it is not running
+        (a reader that ended has killed its process; should one end without, a job must still
+        not wait on it: a new reader reads the connection's end and gives the job its reason)."""
+        task = self.reader_task
+        if self.reader is not None and (
+            self._reading is not self.reader or task is None or task.done()
+        ):
             self._reading = self.reader
             self.jobs = {}
             self.abandoned = set()
@@ -340,14 +345,16 @@ class TenantProcess:
             ending = ("crashed", f"the sandbox supervisor failed ({type(exc).__name__})", None)
         # Under the lock (spawns happen under it): only while this connection's process is still
         # the tenant's may it be killed or its death read; a process started since is not touched.
+        # A connection that ended is a process that is done, jobs or not: it is killed and what
+        # it held (socket, stderr task, cgroup, watchdog) released, so the next job spawns anew.
         async with self.lock:
             current = self.proc is proc
             if ending[1] == "" and current and jobs:
                 ending = await self._death()
-            elif ending[1] == "":
-                ending = ("crashed", "the sandbox process exited unexpectedly", None)
             elif current:
                 await self.kill()
+            if ending[1] == "":
+                ending = ("crashed", "the sandbox process exited unexpectedly", None)
         for job, done in list(jobs.values()):
             if not done.done():
                 done.set_result(job.outcome(*ending))

@@ -1,0 +1,82 @@
+"""A tenant's Deno process that dies while no job runs: its frame reader sees the connection end,
+kills what is left of the process and releases everything it held (socket, stderr task, cgroup);
+the tenant's next job runs promptly in a fresh process instead of waiting for a reader that is
+gone (which ended in the supervisor's backstop kill, reported as a timeout).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from voicefn.sandbox.javascript import JavaScriptSandbox, Limits
+from voicefn.sandbox.javascript._host import _tree
+
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
+
+CODE = "async function main(d) { return d.n * 2; }"
+LIMITS = Limits(timeout_s=20)
+
+
+async def no_egress(request: dict[str, Any]) -> dict[str, Any]:
+    return {"error": "no network in this test"}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sandbox() -> AsyncIterator[JavaScriptSandbox]:
+    sb = JavaScriptSandbox(spare_workers=1, spare_processes=0)
+    await sb.start()
+    yield sb
+    await sb.aclose()
+
+
+def deno_pids(root: int) -> list[int]:
+    """The Deno processes below ``root`` (bubblewrap's tree), by their executable's name."""
+    found = []
+    for pid in _tree(root):
+        try:
+            with open(f"/proc/{pid}/comm", encoding="utf-8") as fh:
+                if fh.read().strip() == "deno":
+                    found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+async def test_a_process_killed_while_idle_is_released_and_the_next_job_runs_fresh(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    first = await sandbox.run(CODE, "main", {"n": 1}, egress=no_egress, limits=LIMITS, tenant="i")
+    assert first.ok, first.detail
+    process = sandbox._processes[("i", LIMITS.memory_mb)]
+    assert process.proc is not None
+    assert process.reader_task is not None
+    old_proc, old_writer, old_reader_task = process.proc, process.writer, process.reader_task
+    assert old_writer is not None
+    denos = deno_pids(old_proc.pid)
+    assert denos, "no Deno process found below the tenant's process"
+    for pid in denos:
+        os.kill(pid, signal.SIGKILL)
+    # the reader sees the connection end (no job runs) and finishes
+    await asyncio.wait_for(asyncio.shield(old_reader_task), 30)
+    # it released what the dead process held: its socket is closed, nothing is left to leak
+    assert old_writer.is_closing()
+    assert process.writer is not old_writer
+    after = await sandbox.run(CODE, "main", {"n": 21}, egress=no_egress, limits=LIMITS, tenant="i")
+    # not the backstop's verdict ("timeout", supervisor-kill): a prompt, ordinary result
+    assert after.stopped_by is None, (after.stopped_by, after.detail)
+    assert after.ok, after.detail
+    assert after.value == 42
+    assert process.proc is not None
+    assert process.proc is not old_proc
+    assert process.reader_task is not old_reader_task
