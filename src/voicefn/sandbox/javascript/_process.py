@@ -311,9 +311,13 @@ class TenantProcess:
         gets the reason: a protocol violation (the process is killed), or why it died."""
         abandoned = self.abandoned
         ending: tuple[ErrorKind, str, str | None]
+
+        def largest() -> int:
+            # asked when a frame's header arrived: a job begun while the reader waited counts
+            return max((job.max_frame for job, _ in jobs.values()), default=MIN_FRAME)
+
         try:
             while True:
-                largest = max((job.max_frame for job, _ in jobs.values()), default=MIN_FRAME)
                 frame = await read_frame(reader, largest)
                 kind = frame.get("t")
                 if kind == "pong":

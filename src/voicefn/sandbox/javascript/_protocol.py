@@ -9,6 +9,7 @@ HTTP requests and what ``egress`` returns are checked in :mod:`..common`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from ..common import ProtocolError, clean_text, decode_json, encode_frame, ms, safe_url
@@ -20,12 +21,16 @@ class Eof(Exception):
     """The Deno process closed the socket."""
 
 
-async def read_frame(reader: asyncio.StreamReader, max_len: int) -> dict[str, Any]:
-    """The next frame; :class:`Eof` when the socket closed, :class:`ProtocolError` if bad."""
+async def read_frame(
+    reader: asyncio.StreamReader, max_len: int | Callable[[], int]
+) -> dict[str, Any]:
+    """The next frame; :class:`Eof` when the socket closed, :class:`ProtocolError` if bad.
+    ``max_len`` may be a function: it is asked once the frame's header has arrived (what is
+    allowed may have grown while the reader waited)."""
     try:
         head = await reader.readexactly(4)
         length = int.from_bytes(head, "big")
-        if length > max_len:
+        if length > (max_len if isinstance(max_len, int) else max_len()):
             raise ProtocolError(f"a frame of {length} bytes")
         body = await reader.readexactly(length)
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
