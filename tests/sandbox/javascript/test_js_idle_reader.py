@@ -1,7 +1,13 @@
-"""A tenant's Deno process that dies while no job runs: its frame reader sees the connection end,
-kills what is left of the process and releases everything it held (socket, stderr task, cgroup);
-the tenant's next job runs promptly in a fresh process instead of waiting for a reader that is
-gone (which ended in the supervisor's backstop kill, reported as a timeout).
+"""The tenant's frame reader while no job runs.
+
+A Deno process that dies while idle: the reader sees the connection end, kills what is left of
+the process and releases everything it held (socket, stderr task, cgroup); the tenant's next job
+runs promptly in a fresh process instead of waiting for a reader that is gone (which ended in
+the supervisor's backstop kill, reported as a timeout).
+
+A job allowed a large result (``max_output_bytes`` above the 8 MiB frame an idle process may
+send) gets it, also when it starts while the reader waits with nothing running: the reader
+bounds each frame when its header arrives, by the jobs running then.
 """
 
 from __future__ import annotations
@@ -26,6 +32,8 @@ pytestmark = [
 
 CODE = "async function main(d) { return d.n * 2; }"
 LIMITS = Limits(timeout_s=20)
+SIZE = 12_000_000
+BIG = 'async function main(d) { return "x".repeat(d.size); }'
 
 
 async def no_egress(request: dict[str, Any]) -> dict[str, Any]:
@@ -80,3 +88,30 @@ async def test_a_process_killed_while_idle_is_released_and_the_next_job_runs_fre
     assert process.proc is not None
     assert process.proc is not old_proc
     assert process.reader_task is not old_reader_task
+
+
+async def test_a_result_larger_than_the_idle_frame_bound_started_while_idle(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    limits = Limits(timeout_s=60, max_output_bytes=16 << 20)
+    small = await sandbox.run(
+        "async function main(d) { return 1; }",
+        "main",
+        {},
+        egress=no_egress,
+        limits=limits,
+        tenant="big",
+    )
+    assert small.ok, small.detail  # the process is up; its reader now waits, no job running
+    process = sandbox._processes[("big", limits.memory_mb)]
+    assert process.proc is not None
+    pid = process.proc.pid
+    big = await sandbox.run(
+        BIG, "main", {"size": SIZE}, egress=no_egress, limits=limits, tenant="big"
+    )
+    assert big.ok, big.detail
+    assert isinstance(big.value, str)
+    assert len(big.value) == SIZE
+    assert process.proc is not None
+    assert process.proc.pid == pid  # no protocol violation killed the process
+    assert process.alive
