@@ -44,6 +44,7 @@ from .addresses import (
     looks_numeric,
     normalize_hostname,
 )
+from .redaction import redact_url
 
 __all__ = [
     "EgressDenied",
@@ -175,10 +176,12 @@ class EgressPolicy:
         ``localhost`` / ``*.localhost`` are treated as loopback.
         """
         if isinstance(url, str):
+            text = url
             try:
-                url = httpx.URL(url)
+                url = httpx.URL(text)
             except httpx.InvalidURL as exc:
-                raise EgressDenied(f"{url!r} is not a valid URL ({exc}).") from None
+                shown = redact_url(text)[:300]
+                raise EgressDenied(f"{shown!r} is not a valid URL ({exc}).") from None
         scheme = url.scheme.lower()
         if scheme not in ("http", "https"):
             raise EgressDenied(

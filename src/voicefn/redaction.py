@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping
 
 REDACTED = "[redacted]"
@@ -12,6 +13,9 @@ _SENSITIVE = re.compile(
     re.IGNORECASE,
 )
 _NOT_SENSITIVE = frozenset({"idempotency-key"})
+#: query parameters whose values are hidden (beside names that say secret: token, api_key, ...)
+_SECRET_PARAMS = frozenset({"key", "sig", "code", "pwd", "pass", "access_token"})
+_USERINFO = re.compile(r"(//)[^/?#@]*@")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -55,3 +59,27 @@ def function_secrets(token: str | None, headers: Mapping[str, str]) -> list[str]
     if token:
         out.append(token)
     return out
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to record and show: without ``user:password``, and with the values of
+    secret-looking query parameters (``token``, ``api_key``, ``key``, ``sig``, ...) replaced by
+    ``[redacted]``. A URL that cannot be parsed keeps only what comes before its query."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        head, mark, _ = _USERINFO.sub(r"\1", url).partition("?")
+        return f"{head}?{REDACTED}" if mark else head
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        hidden = [
+            (k, REDACTED if is_sensitive_header(k) or k.lower() in _SECRET_PARAMS else v)
+            for k, v in pairs
+        ]
+        if hidden != pairs:
+            query = urllib.parse.urlencode(hidden, safe="[]")
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))

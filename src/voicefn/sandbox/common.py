@@ -20,13 +20,12 @@ import math
 import re
 import struct
 import time
-import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
 from ..egress import EgressDenied
-from ..redaction import REDACTED, is_sensitive_header
+from ..redaction import redact_url
 
 __all__ = [
     "EGRESS_GRACE_S",
@@ -184,31 +183,10 @@ def clean_text(value: Any, limit: int) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-#: query parameters whose values are hidden (beside names that say secret: token, api_key, ...)
-_SECRET_PARAMS = frozenset({"key", "sig", "code", "pwd", "pass", "access_token"})
-
-
 def safe_url(url: str, limit: int = 2000) -> str:
     """A URL the code requested, safe to record and show (``Outcome.http``, notes, ``invoke``):
-    without user:password, the values of secret-looking query parameters (``token``,
-    ``api_key``, ``key``, ``sig``, ...) replaced by ``[redacted]``, bounded."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
-        return clean_text(url, limit)
-    netloc = parts.netloc.rsplit("@", 1)[-1]
-    query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        hidden = [
-            (k, REDACTED if is_sensitive_header(k) or k.lower() in _SECRET_PARAMS else v)
-            for k, v in pairs
-        ]
-        if hidden != pairs:
-            query = urllib.parse.urlencode(hidden, safe="[]")
-    if netloc != parts.netloc or query != parts.query:
-        url = urllib.parse.urlunsplit(parts._replace(netloc=netloc, query=query))
-    return clean_text(url, limit)
+    :func:`voicefn.redaction.redact_url`, bounded."""
+    return clean_text(redact_url(url), limit)
 
 
 def ms(seconds: float) -> float:
