@@ -109,7 +109,8 @@ def short_error(result: ToolResult, limit: int = 600) -> str:
     """The failure in one line the LLM can act on: the engine's ``detail`` (which says what to
     ask the caller for, or what went wrong), plus the API's own message when it gave one."""
     data = result.data if isinstance(result.data, dict) else {}
-    detail = _shown_detail(result.content) or data.get("detail")
+    shown = _shown_detail(result.content) if result.error == "function_failed" else None
+    detail = shown or data.get("detail")
     message = detail if isinstance(detail, str) and detail else None
     if message is None:
         message = str(data.get("error") or result.error or result.content or "The function failed.")
@@ -120,8 +121,9 @@ def short_error(result: ToolResult, limit: int = 600) -> str:
 
 
 def _shown_detail(content: str) -> str | None:
-    """The ``detail`` of the content the LLM reads: a code function's failed request is said
-    there in a short form (``data`` keeps the developer's full one, URLs and fixes included)."""
+    """The ``detail`` of the content the LLM reads for a failed code function: its failed
+    request is said there in a short form (``data`` keeps the developer's full one, with the
+    URL and the fix)."""
     try:
         shown = json.loads(content)
     except ValueError:
