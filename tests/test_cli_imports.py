@@ -184,3 +184,17 @@ def test_a_command_run_alone_has_the_help_of_the_whole_application(name: str) ->
     assert alone.returncode == whole.returncode == 0, alone.stderr + whole.stderr
     assert f"Usage: voicefn {name} " in alone.stdout
     assert alone.stdout == whole.stdout
+
+
+def test_asking_whether_a_dialect_exists_does_not_import_it() -> None:
+    code = (
+        "import sys\n"
+        "from voicefn.dialects import LOADABLE\n"
+        "assert 'vapi' in LOADABLE and 'nope' not in LOADABLE\n"
+        "assert LOADABLE.get('nope') is None\n"
+        "print('voicefn.dialects.vapi' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert out.stdout.strip() == "False"

@@ -70,6 +70,9 @@ class _Loadable(Mapping[str, ModuleType]):
         module = _MODULES[name]  # KeyError for a name that is not a loadable dialect
         return importlib.import_module(f"{__name__}.{module}")
 
+    def __contains__(self, name: object) -> bool:
+        return name in _MODULES  # Mapping's default would import the module to find out
+
     def __iter__(self) -> Iterator[str]:
         return iter(_MODULES)
 
