@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from api_helpers import wait_until
 from dashboard_calls_support import (
     ATTEMPTS,
     FAST_JOBS,
@@ -146,6 +148,32 @@ def test_a_hung_up_test_call_is_stored_with_its_post_call_jobs(world: World) -> 
         assert call["call_sid"] == live_id
         assert call["agent_id"] == agent_id
         assert next(j["name"] for j in call["jobs"]) == "post_call"
+    finally:
+        client.close()
+
+
+def test_a_test_call_is_stored_even_when_the_browser_leaves_at_hang_up(world: World) -> None:
+    site = world.site
+    key, agent_id = scripted_agent(world, "leaving")
+    client, token = session(site, key)
+    headers = {"X-CSRF-Token": token}
+    try:
+        started = read_events(client.post(f"/agents/{agent_id}/call", headers=headers))
+        live_id = started[0][1]["id"]
+        site.llm.push(text("Anything else?"))
+        turn = client.post(f"/calls/{live_id}/turn", headers=headers, json={"text": "Hi"})
+        assert ("message", {"text": "Anything else?"}) in read_events(turn)
+        # The tab closes as the hang-up is sent: nobody reads the answer.
+        with client.stream("POST", f"/calls/{live_id}/hangup", headers=headers, json={}):
+            pass
+
+        def stored() -> dict[str, Any] | None:
+            with site.api(key) as api:
+                found = api.get("/v1/calls", params={"agent_id": agent_id}).json()["data"]
+            return next((c for c in found if c["call_sid"] == live_id), None)
+
+        call = wait_until(stored, "the call to be stored", timeout=60.0)
+        assert call["agent_id"] == agent_id
     finally:
         client.close()
 

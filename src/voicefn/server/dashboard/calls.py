@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -44,6 +45,7 @@ from .auth import PlatformDep, ViewerDep
 from .holder import Holder, missing
 from .render import ID, page
 
+log = logging.getLogger("voicefn.server")
 router = APIRouter(include_in_schema=False)
 
 IDLE_S = 15 * 60
@@ -228,6 +230,7 @@ async def _stream(
         yield _sse("done", {"ended": call.session.ended})
         return
     call.idle.clear()
+    pending_after = after
     try:
         async for event in events:
             call.used = time.monotonic()
@@ -259,15 +262,30 @@ async def _stream(
             elif isinstance(event, ev.TurnFinished):
                 yield _sse("turn", {"rounds": event.rounds, "ttft_ms": event.ttft_ms})
         if after is not None:
-            yield await after()
+            pending_after = None
+            # shielded: a browser that leaves now does not cut the report short
+            yield await asyncio.shield(_background(after()))
         yield _sse("done", {"ended": call.session.ended})
     finally:
         call.used = time.monotonic()
         call.idle.set()
+        if pending_after is not None:  # the browser left first: the call is reported anyway
+            _background(pending_after())
         close = getattr(events, "aclose", None)
         if close is not None:
             with contextlib.suppress(Exception):
                 await close()
+
+
+_BACKGROUND: set[asyncio.Future[bytes]] = set()
+
+
+def _background(work: Awaitable[bytes]) -> asyncio.Future[bytes]:
+    """``work`` as a task that runs to its end (kept referenced until then)."""
+    task = asyncio.ensure_future(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
 
 
 def _streaming(body: AsyncIterator[bytes]) -> StreamingResponse:
@@ -413,6 +431,9 @@ async def _report(platform: Platform, call: LiveCall) -> bytes:
         return _sse("error", {"message": "the call was not stored", "detail": exc.message})
     except ValueError as exc:  # the report does not validate (pydantic's error is one)
         return _sse("error", {"message": "the call was not stored", "detail": str(exc)[:500]})
+    except Exception:  # the store failed: say so in the stream (it has begun), log the rest
+        log.exception("dashboard: storing the test call %s failed", call.id)
+        return _sse("error", {"message": "the call was not stored", "detail": "internal error"})
     stored = reported.call
     return _sse(
         "reported",
