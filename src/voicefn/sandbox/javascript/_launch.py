@@ -52,8 +52,11 @@ class LaunchConfig:
         return self.workdir / "imports.json"
 
 
-#: the most Workers a tenant process keeps ready (see max_spares)
-MAX_POOL = 10
+#: The most Workers a tenant process holds at once, its running jobs' and its ready ones
+#: together: the pool is sized by demand (from ``spare_workers``, more after a burst of jobs)
+#: within what the running jobs leave of this. Each Worker holds ~10-13 MB beyond a job's heap;
+#: with the host (~60 MB) they must fit in the 192 MiB the memory limit adds to ``memory_mb``.
+MAX_WORKERS = 10
 
 
 def run_as(uid: int | None) -> dict[str, Any]:
@@ -275,16 +278,8 @@ def _deno_argv(
         host,
         sock,
         str(spares),
-        str(max_spares(spares)),
+        str(MAX_WORKERS),
     ]
-
-
-def max_spares(spares: int) -> int:
-    """How many Workers the host may keep ready after a burst of jobs (its pool is sized by
-    demand, from ``spares`` up to this). Each ready Worker holds ~10-13 MB, and they must fit
-    with the host (~60 MB) in the 192 MiB the process's memory limit adds to ``memory_mb`` (a
-    job's heap): 10."""
-    return max(spares, MAX_POOL)
 
 
 def tenant_argv(

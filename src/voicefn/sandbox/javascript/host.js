@@ -6,9 +6,10 @@
 // (`deno.permissions: "none"`), runs each job in a fresh Worker (a tenant's jobs may run at
 // once, each in its own), forwards the job's fetch() calls and console output, and terminates
 // the Worker when the job ends or at its deadline.
-// `deno run host.js <socket> <spares> <max>`: it keeps at least <spares> (1-8) Workers
-// pre-warmed, more (up to <max>, at most 12) while the tenant's recent bursts of jobs were larger.
-// (The supervisor passes <max> = 10: what fits in the process's memory beside a job's heap.)
+// `deno run host.js <socket> <spares> <max>`: it keeps <spares> (1-8) Workers pre-warmed, more
+// while the tenant's recent bursts of jobs were larger, and never holds more than <max> Workers
+// (at most 12), running and ready together. (The supervisor passes <max> = 10: what fits in the
+// process's memory beside a job's heap.)
 // The supervisor decides every verdict (stopped_by) itself; `layer` here is only a hint.
 //
 // Frames on the socket, both ways: 4-byte big-endian length, then UTF-8 JSON.
@@ -112,13 +113,12 @@ const SPARES = Math.min(Math.max(Number.parseInt(Deno.args[1] ?? "1", 10) || 1, 
 // the pause after them); an empty pool still makes a Worker at once for the job that needs it.
 const REFILL_QUIET_MS = 15;
 // The pool is sized by demand: a burst (jobs that started with no quiet of REFILL_QUIET_MS
-// between them: back to back, or concurrent calls, which reach the host one after the other)
-// larger than SPARES keeps that many Workers ready, up to MAX_SPARES, until no such burst came
-// for DEMAND_MS; then the extra Workers are terminated (each holds memory).
-const MAX_SPARES = Math.min(
-  Math.max(Number.parseInt(Deno.args[2] ?? "12", 10) || SPARES, SPARES),
-  12,
-);
+// between them, back to back, or while others of the burst still ran: concurrent calls)
+// larger than SPARES keeps that many Workers ready until no such burst came for DEMAND_MS;
+// then the extra Workers are terminated (each holds memory). Ready and running Workers together
+// stay within MAX_WORKERS (running jobs leave room for fewer ready ones), so parallel jobs plus
+// a demand-sized pool fit in the process's memory.
+const MAX_WORKERS = Math.min(Math.max(Number.parseInt(Deno.args[2] ?? "12", 10) || 12, 1), 12);
 const DEMAND_MS = 30000;
 const spares = [];
 let warming = null;
@@ -129,14 +129,18 @@ let burst = 0; // jobs started since the last quiet moment
 let demand = 0; // the largest recent burst
 let demandAt = -Infinity;
 
+// How many ready Workers the pool should hold now: SPARES or the recent demand, within what
+// the running jobs (each holds a Worker, or is about to) leave of MAX_WORKERS.
 function poolSize() {
   if (performance.now() - demandAt > DEMAND_MS) demand = 0;
-  return Math.min(Math.max(SPARES, demand), MAX_SPARES);
+  return Math.max(Math.min(Math.max(SPARES, demand), MAX_WORKERS - jobs.size), 0);
 }
 
 function noteJobStart() {
   const now = performance.now();
-  if (now - lastActivity > REFILL_QUIET_MS) burst = 0;
+  // A job that starts while others run belongs to their burst, however long the gap (making
+  // Workers for concurrent jobs takes this thread more than REFILL_QUIET_MS on a busy machine).
+  if (jobs.size <= 1 && now - lastActivity > REFILL_QUIET_MS) burst = 0;
   burst += 1;
   if (burst >= demand || now - demandAt > DEMAND_MS) {
     demand = Math.max(demand, burst);
@@ -177,8 +181,9 @@ function trimSpares() {
   }
 }
 
+// `now`: a job waits for this Worker (it counts among the running ones, not the pool's).
 function warmSpares(now = false) {
-  if (warming !== null || spares.length >= poolSize()) return;
+  if (warming !== null || (!now && spares.length >= poolSize())) return;
   const slot = spawnWorker(now);
   spares.push(slot);
   warming = slot;

@@ -1,0 +1,124 @@
+"""A tenant process holds at most MAX_WORKERS Workers, its running jobs' and its ready ones
+together, so parallel jobs and a pre-warmed pool fit in its memory limit (one OOM would end
+every call running in it). Proved with spare_workers=8: with 8 jobs held at an egress gate
+(past the pool's refill), the process's Worker threads (Deno names them ``worker-N``) never
+number more than MAX_WORKERS; the old refill counted only ready Workers (8 + 8).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from voicefn.sandbox.javascript import JavaScriptSandbox, Limits
+from voicefn.sandbox.javascript._host import _tree
+from voicefn.sandbox.javascript._launch import MAX_WORKERS
+from voicefn.sandbox.javascript._process import PARALLEL_JOBS
+
+pytestmark = [
+    pytest.mark.asyncio(loop_scope="module"),
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed"),
+]
+
+SPARES = 8
+HELD = """
+async function main(data) {
+  const response = await fetch("https://api.example.com/" + data.me);
+  return response.status;
+}
+"""
+POLL_S = 0.05
+SETTLED_POLLS = 10  # polls in a row with the Worker threads all asleep and none added
+
+
+class Gate:
+    """Holds every request until ``n`` are waiting and :meth:`open` was called."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+        self.waiting = 0
+        self.all_in = asyncio.Event()
+        self.opened = asyncio.Event()
+
+    async def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.waiting += 1
+        if self.waiting >= self.n:
+            self.all_in.set()
+        await self.opened.wait()
+        return {"status": 200, "headers": [], "body": ""}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def sandbox() -> AsyncIterator[JavaScriptSandbox]:
+    sb = JavaScriptSandbox(spare_workers=SPARES, spare_processes=0)
+    await sb.start()
+    yield sb
+    await sb.aclose()
+
+
+def worker_threads(root: int) -> dict[str, str]:
+    """The Worker threads of the process tree below ``root``: their name -> state (R, S, ...)."""
+    found: dict[str, str] = {}
+    for pid in _tree(root):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/comm", encoding="utf-8") as fh:
+                    name = fh.read().strip()
+                with open(f"/proc/{pid}/task/{task}/stat", encoding="ascii") as fh:
+                    state = fh.read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if name.startswith("worker-"):
+                found[f"{pid}/{name}"] = state
+    return found
+
+
+async def test_running_and_ready_workers_stay_within_the_cap(sandbox: JavaScriptSandbox) -> None:
+    assert SPARES + PARALLEL_JOBS > MAX_WORKERS  # what the old refill would have held
+    limits = Limits(timeout_s=120)
+    gate = Gate(PARALLEL_JOBS)
+    jobs = [
+        asyncio.ensure_future(
+            sandbox.run(HELD, "main", {"me": f"j{i}"}, egress=gate, limits=limits, tenant="cap")
+        )
+        for i in range(PARALLEL_JOBS)
+    ]
+    try:
+        await asyncio.wait_for(gate.all_in.wait(), 120)  # all 8 run, each in a Worker
+        process = sandbox._processes[("cap", limits.memory_mb)]
+        assert process.proc is not None
+        pid = process.proc.pid
+        most = 0
+        settled = 0
+        seen: set[str] = set()
+        # Watch the pool refill beside the held jobs until it stops: every Worker thread asleep
+        # and no new one for SETTLED_POLLS polls in a row (no fixed wait).
+        for _ in range(int(120 / POLL_S)):
+            threads = worker_threads(pid)
+            most = max(most, len(threads))
+            assert len(threads) <= MAX_WORKERS, sorted(threads)
+            new = set(threads) - seen
+            seen |= new
+            asleep = all(state == "S" for state in threads.values())
+            settled = settled + 1 if asleep and not new else 0
+            if settled >= SETTLED_POLLS and len(threads) >= PARALLEL_JOBS:
+                break
+            await asyncio.sleep(POLL_S)
+        else:
+            pytest.fail(f"the Worker threads never settled: {sorted(worker_threads(pid))}")
+        # the refill did run: ready Workers beside the running ones, up to the cap
+        assert most == MAX_WORKERS, most
+    finally:
+        gate.opened.set()
+        outcomes = await asyncio.gather(*jobs)
+    assert all(o.ok and o.value == 200 for o in outcomes), [o.detail for o in outcomes]
