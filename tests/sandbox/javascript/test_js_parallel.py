@@ -122,29 +122,55 @@ async def test_a_job_that_kills_the_process_ends_the_jobs_beside_it(
 async def test_a_cancelled_call_ends_its_job_and_spares_the_others(
     sandbox: JavaScriptSandbox,
 ) -> None:
-    """The caller of one job gives up while another job of the tenant runs: the host is told
-    to end the cancelled job, its late frames are dropped, and the process stays (same pid)."""
-    gate = Gate(2)  # never opens by itself: two requests would have to wait at once
+    """The caller of one job gives up while another job of the tenant runs beside it: the host
+    is told to end the cancelled job, its late frames are dropped, and the job beside it
+    finishes in the same process (same pid)."""
+    gate = Gate(3)  # never opens by itself (two requests at the most): opened below
     limits = Limits(timeout_s=60)
-    first = asyncio.ensure_future(
-        sandbox.run(OVERLAP, "main", {"me": "cancelled"}, egress=gate, limits=limits, tenant="c")
+    beside = asyncio.ensure_future(
+        sandbox.run(OVERLAP, "main", {"me": "beside"}, egress=gate, limits=limits, tenant="c")
     )
-    await asyncio.wait_for(gate.first_in.wait(), 60)
+    await asyncio.wait_for(gate.first_in.wait(), 60)  # the job beside runs, held at the gate
     process = sandbox._processes[("c", limits.memory_mb)]
     assert process.proc is not None
     pid = process.proc.pid
+    held = Gate(1)  # tells when the job to cancel holds its request too
+
+    async def egress(request: dict[str, Any]) -> dict[str, Any]:
+        held.first_in.set()
+        return await gate(request)
+
+    first = asyncio.ensure_future(
+        sandbox.run(OVERLAP, "main", {"me": "cancelled"}, egress=egress, limits=limits, tenant="c")
+    )
+    await asyncio.wait_for(held.first_in.wait(), 60)  # both run at once now
     first.cancel()
     with pytest.raises(asyncio.CancelledError):
         await first
-    gate.all_in.set()  # later requests are answered at once
-    beside = await sandbox.run(
-        OVERLAP, "main", {"me": "beside"}, egress=gate, limits=limits, tenant="c"
-    )
-    assert beside.ok, beside.detail
-    assert beside.value == {"before": None, "after": "beside", "proto": "beside", "status": 200}
+    assert not beside.done()
+    gate.all_in.set()  # the job beside gets its response now
+    outcome = await asyncio.wait_for(beside, 60)
+    assert outcome.ok, outcome.detail
+    assert outcome.value == {"before": None, "after": "beside", "proto": "beside", "status": 200}
+    assert sorted(gate.urls) == [
+        "https://api.example.com/beside",
+        "https://api.example.com/cancelled",
+    ]
     assert process.proc is not None
     assert process.proc.pid == pid
     assert process.alive
+    # the tenant's next call runs in that process too
+    after = await sandbox.run(
+        "async function main(d) { return globalThis.owner ?? 'clean'; }",
+        "main",
+        {},
+        egress=gate,
+        limits=limits,
+        tenant="c",
+    )
+    assert after.ok, after.detail
+    assert after.value == "clean"
+    assert process.proc.pid == pid
 
 
 async def test_calls_beyond_parallel_jobs_wait_for_a_running_one_to_end(
