@@ -80,6 +80,18 @@ async def at_once(
     )
 
 
+async def owner_left(sb: JavaScriptSandbox, egress: Egress, limits: Limits, tenant: str) -> Outcome:
+    """A call of ``tenant`` that returns the global an earlier job left ('clean': none)."""
+    return await sb.run(
+        "async function main(d) { return globalThis.owner ?? 'clean'; }",
+        "main",
+        {},
+        egress=egress,
+        limits=limits,
+        tenant=tenant,
+    )
+
+
 async def test_calls_of_one_tenant_run_at_once_each_in_its_own_worker(
     sandbox: JavaScriptSandbox,
 ) -> None:
@@ -107,14 +119,7 @@ async def test_a_job_that_kills_the_process_ends_the_jobs_beside_it(
     ended = await asyncio.wait_for(bystander, 30)
     assert not ended.ok
     assert ended.error in ("memory", "crashed"), ended
-    after = await sandbox.run(
-        "async function main(d) { return globalThis.owner ?? 'clean'; }",
-        "main",
-        {},
-        egress=gate,
-        limits=limits,
-        tenant="bomb",
-    )
+    after = await owner_left(sandbox, gate, limits, "bomb")
     assert after.ok, after.detail
     assert after.value == "clean"
 
@@ -160,14 +165,7 @@ async def test_a_cancelled_call_ends_its_job_and_spares_the_others(
     assert process.proc.pid == pid
     assert process.alive
     # the tenant's next call runs in that process too
-    after = await sandbox.run(
-        "async function main(d) { return globalThis.owner ?? 'clean'; }",
-        "main",
-        {},
-        egress=gate,
-        limits=limits,
-        tenant="c",
-    )
+    after = await owner_left(sandbox, gate, limits, "c")
     assert after.ok, after.detail
     assert after.value == "clean"
     assert process.proc.pid == pid
