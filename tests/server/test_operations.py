@@ -143,3 +143,37 @@ def test_graceful_shutdown_lets_in_flight_executions_finish(tmp_path: Path, serv
     with serve_process(data, "--allow-private-network") as again, again.client(key) as api:
         listed = api.get("/v1/executions").json()["data"]
         assert [e["function"] for e in listed] == ["slow"]
+
+
+def test_a_body_over_the_limit_is_a_413_before_or_while_it_is_read(config: Any) -> None:
+    import dataclasses
+
+    from live import live_server
+
+    small = dataclasses.replace(config, max_body_bytes=64 * 1024)
+    big = json.dumps({"name": "x" * (128 * 1024)}).encode()
+
+    def chunks() -> Any:  # no Content-Length: the limit is found while reading
+        for start in range(0, len(big), 8192):
+            yield big[start : start + 8192]
+
+    with live_server(small) as live, live.client() as api:
+        declared = api.put("/v1/agents/agent_big", content=big)
+        assert declared.status_code == 413, declared.text
+        assert declared.json()["error"] == "too_large"
+        assert "65536 bytes" in declared.json()["message"]
+        assert len(declared.headers["x-request-id"]) == 32
+        streamed = api.put(
+            "/v1/agents/agent_big",
+            content=chunks(),
+            headers={"Content-Type": "application/json"},
+        )
+        assert streamed.status_code == 413, streamed.text
+        assert streamed.json()["error"] == "too_large"
+        execute = api.post(
+            "/v1/agents/agent_big/functions/f/execute", content=chunks()
+        )  # the execute fast path reads through the same limit
+        assert execute.status_code == 413, execute.text
+        assert api.get("/v1/agents/agent_big").status_code == 404  # nothing was stored
+        create_agent(api)  # a body under the limit: the service goes on
+        assert api.get("/v1/agents/agent_abc123").status_code == 200

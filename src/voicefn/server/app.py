@@ -64,8 +64,8 @@ ROUTERS = (
 
 class VoicefnApp(FastAPI):
     """FastAPI with our layers outermost: :class:`Observability` (request id, access log,
-    metrics, the last-resort 500), then the execute fast path, then FastAPI's own stack (its
-    error and body-limit middleware, routing). A well-formed execute request is answered by the
+    metrics, the body limit, the last-resort 500), then the execute fast path, then FastAPI's own stack (its
+    error middleware, routing). A well-formed execute request is answered by the
     fast path without passing through FastAPI's layers at all."""
 
     platform: Platform
@@ -74,7 +74,12 @@ class VoicefnApp(FastAPI):
     def build_middleware_stack(self) -> ASGIApp:
         inner = super().build_middleware_stack()
         fast = ExecuteFastPath(inner, platform=self.platform, freshness=self.freshness)
-        return Observability(fast, metrics=self.platform.metrics, root=self)
+        return Observability(
+            fast,
+            metrics=self.platform.metrics,
+            root=self,
+            max_body=self.platform.config.max_body_bytes,
+        )
 
 
 async def _internal(request: Request, exc: Exception) -> Json:

@@ -49,3 +49,5 @@ class ServerConfig:
     webhook_grace_s: float = 2.0
     #: Durable delivery's workers in this process (default: ``$VOICEFN_JOBS_*``).
     jobs: JobSettings = field(default_factory=JobSettings.from_env)
+    #: The largest request body any route reads (larger: 413 before the route runs).
+    max_body_bytes: int = 32 << 20

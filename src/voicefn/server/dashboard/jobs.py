@@ -64,13 +64,14 @@ async def redeliver(
     request: Request, job_id: str, viewer: ViewerDep, platform: PlatformDep
 ) -> Response:
     note, status = "Queued again: due now, with a fresh budget of attempts.", 200
+    checked = checked_id(job_id)
     try:
         async with platform.store.write() as repos:
-            job = await repos.jobs.redeliver(viewer.ws, checked_id(job_id))
+            job = await repos.jobs.redeliver(viewer.ws, checked)
     except NotDead as exc:
         note, status = str(exc), 409
         async with platform.store.read() as repos:
-            job = await repos.jobs.get(viewer.ws, job_id)
+            job = await repos.jobs.get(viewer.ws, checked)
     if job is None:
         raise not_found()
     if request.headers.get("hx-request"):
