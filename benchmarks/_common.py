@@ -7,6 +7,7 @@ on ``sys.path`` and they import this module as ``_common``. Standard library onl
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -15,7 +16,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -167,3 +168,42 @@ def pooled_client(max_connections: int) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         limits=limits, follow_redirects=True, max_redirects=5, timeout=None, trust_env=False
     )
+
+
+#: One request of a side being measured: True when it succeeded.
+Call = Callable[[], Awaitable[bool]]
+
+
+async def sequential(call: Call, count: int, samples: list[int]) -> int:
+    """``count`` requests one after another; appends each one's time; returns failures."""
+    failures = 0
+    clock = time.perf_counter_ns
+    for _ in range(count):
+        t0 = clock()
+        ok = await call()
+        samples.append(clock() - t0)
+        failures += not ok
+    return failures
+
+
+async def concurrent(call: Call, total: int, concurrency: int) -> tuple[float, list[int], int]:
+    """``total`` requests from ``concurrency`` workers: (requests/s, per-request ns, failures)."""
+    samples: list[int] = []
+    remaining = total
+    failures = 0
+    clock = time.perf_counter_ns
+
+    async def worker() -> None:
+        nonlocal remaining, failures
+        while remaining > 0:
+            remaining -= 1
+            t0 = clock()
+            ok = await call()
+            samples.append(clock() - t0)
+            failures += not ok
+
+    started = clock()
+    async with asyncio.TaskGroup() as tg:
+        for _ in range(min(concurrency, total)):
+            tg.create_task(worker())
+    return total / ((clock() - started) / 1e9), samples, failures

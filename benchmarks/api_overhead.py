@@ -47,7 +47,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,20 +56,22 @@ import aiohttp
 import voicefn
 from _common import (
     Budget,
+    Call,
     HelperProcess,
     LoopbackServer,
     check_order_function,
+    concurrent,
     emit,
     environment,
     environment_line,
     percentile,
+    sequential,
 )
 
 ARGUMENTS = '{"order_id": "ORD-1"}'
 TOKEN = "Bearer bench-token-0123456789"
 NAMES = ("service", "hop", "direct")
 HOP_SERVER = Path(__file__).with_name("_hop_server.py")
-Call = Callable[[], Awaitable[bool]]
 
 
 # ---------------------------------------------------------------------------- the service
@@ -215,39 +216,6 @@ def cpu_seconds(pids: list[int]) -> float:
             return 0.0
         total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
     return total / os.sysconf("SC_CLK_TCK")
-
-
-async def sequential(call: Call, count: int, samples: list[int]) -> int:
-    failures = 0
-    clock = time.perf_counter_ns
-    for _ in range(count):
-        t0 = clock()
-        ok = await call()
-        samples.append(clock() - t0)
-        failures += not ok
-    return failures
-
-
-async def concurrent(call: Call, total: int, concurrency: int) -> tuple[float, list[int], int]:
-    samples: list[int] = []
-    remaining = total
-    failures = 0
-    clock = time.perf_counter_ns
-
-    async def worker() -> None:
-        nonlocal remaining, failures
-        while remaining > 0:
-            remaining -= 1
-            t0 = clock()
-            ok = await call()
-            samples.append(clock() - t0)
-            failures += not ok
-
-    started = clock()
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(min(concurrency, total)):
-            tg.create_task(worker())
-    return total / ((clock() - started) / 1e9), samples, failures
 
 
 async def round_c1(calls: dict[str, Call], sides: dict[str, Side], n: int, batch: int) -> None:

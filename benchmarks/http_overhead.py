@@ -50,20 +50,22 @@ import httpx
 import voicefn
 from _common import (
     Budget,
+    Call,
     LoopbackServer,
     check_order_function,
+    concurrent,
     emit,
     environment,
     environment_line,
     percentile,
     pooled_client,
+    sequential,
 )
 
 ARGUMENTS = '{"order_id": "ORD-1"}'
 TOKEN = "Bearer bench-token-0123456789"
 NAMES = ("executor", "aiohttp", "httpx", "bolna")
 
-Call = Callable[[], Awaitable[bool]]
 FailureLog = Counter[str]  # reason -> count, across the whole run
 
 
@@ -186,42 +188,6 @@ class Side:
     p99_cn: list[float] = field(default_factory=list)
     cpu_cn: list[float] = field(default_factory=list)  # this process's CPU ns per request
     failures: int = 0
-
-
-async def sequential(call: Call, count: int, samples: list[int]) -> int:
-    """``count`` requests one after another; appends each one's time; returns failures."""
-    failures = 0
-    clock = time.perf_counter_ns
-    for _ in range(count):
-        t0 = clock()
-        ok = await call()
-        samples.append(clock() - t0)
-        failures += not ok
-    return failures
-
-
-async def concurrent(call: Call, total: int, concurrency: int) -> tuple[float, list[int], int]:
-    """``total`` requests from ``concurrency`` workers: (requests/s, per-request ns, failures)."""
-    samples: list[int] = []
-    remaining = total
-    failures = 0
-    clock = time.perf_counter_ns
-
-    async def worker() -> None:
-        nonlocal remaining, failures
-        while remaining > 0:
-            remaining -= 1
-            t0 = clock()
-            ok = await call()
-            samples.append(clock() - t0)
-            failures += not ok
-
-    started = clock()
-    async with asyncio.TaskGroup() as tg:
-        for _ in range(min(concurrency, total)):
-            tg.create_task(worker())
-    elapsed = clock() - started
-    return total / (elapsed / 1e9), samples, failures
 
 
 async def phase_c1(
