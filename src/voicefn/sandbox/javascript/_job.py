@@ -244,15 +244,16 @@ class Job:
             raise ProtocolError("a timeout before the deadline")
         kind: ErrorKind = error if isinstance(error, str) and error in _RESULT_ERRORS else "crashed"  # type: ignore[assignment]
         layer = self._layer(kind, detail)  # from Deno's own words, before they are rewritten
+        if kind == "exception" and time.monotonic() >= self.deadline:
+            # It failed because the deadline cut it short (its HTTP request was cancelled there):
+            # the wall clock stopped it, whichever of the two the host reported first.
+            kind = "timeout"
+            detail = f"the function did not finish within {self.limits.timeout_s:g} s"
+            return self.outcome(kind, detail, self._layer(kind, detail))
         if kind == "exception":
             detail = user_advice(detail)
             if self._http_timed_out(detail):
                 return self.outcome("timeout", f"an HTTP request timed out: {detail}", layer)
-        if kind == "exception" and time.monotonic() >= self.deadline:
-            # It failed because the deadline cut it short (its HTTP request was cancelled there).
-            kind = "timeout"
-            detail = f"the function did not finish within {self.limits.timeout_s:g} s"
-            layer = self._layer(kind, detail)
         return self.outcome(kind, detail, layer)
 
     def _http_timed_out(self, detail: str) -> bool:
