@@ -64,14 +64,21 @@ def new_workspace(site: Site, name: str) -> str:
     return key
 
 
-def login(page: Any, site: Site, key: str, then: str = "/agents") -> None:
+def arrive(page: Any, url: Any) -> None:
+    """The page is at ``url`` and its deferred scripts ran (they attach the handlers the test
+    uses next: a click or a change before that would go unheard on a busy machine)."""
     from playwright.sync_api import expect
 
+    expect(page).to_have_url(url)
+    page.wait_for_load_state("load")
+
+
+def login(page: Any, site: Site, key: str, then: str = "/agents") -> None:
     page.goto(f"{site.url}{then}")
-    expect(page).to_have_url(re.compile(r"/login\?next="))
+    arrive(page, re.compile(r"/login\?next="))
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{site.url}{then}")
+    arrive(page, f"{site.url}{then}")
 
 
 def shot(page: Any, name: str) -> None:

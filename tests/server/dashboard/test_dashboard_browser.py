@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 from api_helpers import echo_function
-from dashboard_helpers import Site, allow_loopback, login, new_workspace, shot
+from dashboard_helpers import Site, allow_loopback, arrive, login, new_workspace, shot
 from playwright.sync_api import expect
 
 from voicefn.testing import Reply, text, tool_call
@@ -119,7 +119,7 @@ def test_newcomer_creates_fixes_tests_and_restores_a_function(page: Any, site: S
     expect(page.get_by_text("No executions match these filters.")).to_be_visible()
     page.get_by_label("Source").select_option("test")
     page.get_by_role("button", name="Filter").click()
-    expect(page).to_have_url(re.compile(r"source=test"))
+    arrive(page, re.compile(r"source=test"))
     row = page.get_by_role("row", name=re.compile("create_echo"))
     expect(row).to_contain_text("test")
     expect(row).to_contain_text("ok")
@@ -181,14 +181,14 @@ def test_a_test_call_streams_fillers_functions_and_results(page: Any, site: Site
 def test_pages_need_a_session_and_a_key_that_works(page: Any, site: Site) -> None:
     key = new_workspace(site, "login")
     page.goto(f"{site.url}/functions")
-    expect(page).to_have_url(f"{site.url}/login?next=/functions")
+    arrive(page, f"{site.url}/login?next=/functions")
     page.get_by_label("API key").fill("vfn_not_a_real_key_0123456789")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_have_text("This API key is unknown or revoked.")
     assert page.context.cookies() == []
     page.get_by_label("API key").fill(key)
     page.get_by_role("button", name="Sign in").click()
-    expect(page).to_have_url(f"{site.url}/functions")
+    arrive(page, f"{site.url}/functions")
     cookie = page.context.cookies()[0]
     assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "Strict")
     assert key not in cookie["value"]  # encrypted, not the key itself
@@ -198,7 +198,7 @@ def test_pages_need_a_session_and_a_key_that_works(page: Any, site: Site) -> Non
         second = api.post("/v1/api-keys", json={"name": "spare"}).json()
         assert api.delete(f"/v1/api-keys/{key_id}").status_code == 200
     page.reload()  # the session's key was revoked: the session is over
-    expect(page).to_have_url(f"{site.url}/login?next=/functions")
+    arrive(page, f"{site.url}/login?next=/functions")
     login(page, site, second["key"], then="/keys")
     page.get_by_label("Name").fill("voice stack")
     page.get_by_role("button", name="Create key").click()
@@ -211,9 +211,9 @@ def test_pages_need_a_session_and_a_key_that_works(page: Any, site: Site) -> Non
     with site.api(made) as api:
         assert api.get("/v1/workspace").status_code == 401
     page.get_by_role("button", name="Sign out").click()
-    expect(page).to_have_url(f"{site.url}/login")
+    arrive(page, f"{site.url}/login")
     page.goto(f"{site.url}/keys")
-    expect(page).to_have_url(f"{site.url}/login?next=/keys")
+    arrive(page, f"{site.url}/login?next=/keys")
 
 
 def test_forms_without_this_sessions_token_or_from_another_site_are_refused(
@@ -316,7 +316,7 @@ def test_the_editor_speaks_the_functions_other_dialects(page: Any, site: Site) -
         ).json()
     login(page, site, key, then=f"/agents/{agent['id']}/functions/{fn['id']}")
     page.get_by_label("Dialect").select_option("bolna")
-    expect(page).to_have_url(re.compile(r"\?dialect=bolna$"))
+    arrive(page, re.compile(r"\?dialect=bolna$"))
     editor = page.locator(".cm-content")
     expect(editor).to_contain_text('"key": "custom_task"')
     expect(page.get_by_role("note")).to_contain_text("bolna cannot carry")  # its one filler
@@ -335,7 +335,7 @@ def test_the_editor_speaks_the_functions_other_dialects(page: Any, site: Site) -
     expect(page.locator(".cm-lintRange-error")).to_have_count(0)
     page.get_by_role("button", name="Save new version").click()
     expect(page.get_by_role("status").first).to_have_text("Saved as version 2.")
-    expect(page).to_have_url(re.compile(r"dialect=bolna"))
+    arrive(page, re.compile(r"dialect=bolna"))
     with site.api(key) as api:
         stored = api.get(f"/v1/agents/{agent['id']}/functions/{fn['id']}").json()
     assert (stored["version"], stored["source_dialect"]) == (2, "bolna")

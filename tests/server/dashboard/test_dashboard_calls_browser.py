@@ -49,6 +49,7 @@ def test_a_dead_letter_is_found_redelivered_and_delivered(page: Any, world: Worl
     nav.focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", name="Dead-letter jobs")).to_be_visible()
+    page.wait_for_load_state("load")  # htmx (deferred) handles the button's POST
     row = page.locator(f"#job-{dead['id']}")
     expect(row).to_contain_text("HTTP 500")
     shot(page, "dead-letters")
