@@ -18,7 +18,7 @@ from ..calls import CallReport, call_jobs, current_record, report_call
 from ..deps import PlatformDep, WorkspaceDep
 from ..errors import invalid, not_found
 from ..schemas import ERRORS, ID_PATTERN, AgentId, Cursor, IdFilter, at
-from .jobs import AttemptOut, JobOut, _job
+from .jobs import AttemptOut, JobOut, _job, attempts_out
 
 router = APIRouter(tags=["calls"], responses=ERRORS)
 
@@ -102,18 +102,7 @@ def job_out(r: JobRecord) -> CallJobOut:
     return CallJobOut(
         **_job(r).model_dump(),
         result=r.result,
-        attempt_log=[
-            AttemptOut(
-                n=a.n,
-                started_at=at(a.started_us),
-                finished_at=at(a.finished_us),
-                outcome=a.outcome,
-                status=a.status,
-                error=a.error,
-                retry_after_s=a.retry_after_s,
-            )
-            for a in r.attempt_log
-        ],
+        attempt_log=attempts_out(r),
     )
 
 

@@ -82,23 +82,28 @@ def _job(r: JobRecord) -> JobOut:
     )
 
 
+def attempts_out(r: JobRecord) -> list[AttemptOut]:
+    """A job's delivery attempts as the API answers them."""
+    return [
+        AttemptOut(
+            n=a.n,
+            started_at=at(a.started_us),
+            finished_at=at(a.finished_us),
+            outcome=a.outcome,
+            status=a.status,
+            error=a.error,
+            retry_after_s=a.retry_after_s,
+        )
+        for a in r.attempt_log
+    ]
+
+
 def _detail(r: JobRecord) -> JobDetail:
     return JobDetail(
         **_job(r).model_dump(),
         payload=r.payload,
         result=r.result,
-        attempt_log=[
-            AttemptOut(
-                n=a.n,
-                started_at=at(a.started_us),
-                finished_at=at(a.finished_us),
-                outcome=a.outcome,
-                status=a.status,
-                error=a.error,
-                retry_after_s=a.retry_after_s,
-            )
-            for a in r.attempt_log
-        ],
+        attempt_log=attempts_out(r),
     )
 
 
