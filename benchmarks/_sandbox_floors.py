@@ -4,7 +4,13 @@
   stand-in ``RunContext`` and a normal pooled ``httpx.AsyncClient`` as ``ctx.http``;
 * JavaScript: a plain ``deno run`` process (no bubblewrap, no Worker) with the sandbox Worker's
   globals (the vendored axios/moment/lodash) and its job code path, real ``fetch`` allowed to
-  127.0.0.1 only; one JSON line per job on its stdin, the answer on its stdout.
+  127.0.0.1 only; one JSON line per job on its stdin, the answer on its stdout;
+* JavaScript, the isolate floor: a plain ``deno run`` process that runs each job in a FRESH bare
+  Worker (``deno.permissions: "none"``, no libraries, no prelude: only the job's code path),
+  created when the job arrives and terminated after it; jobs run at once, each in its own Worker.
+  What "a fresh isolate per job" costs by itself, whatever the sandbox does around it. Under the
+  same one-core cpu quota as a tenant's sandbox process when a cgroup v1 cpu controller is
+  writable (root), as the sandbox's processes are.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -151,6 +158,91 @@ for await (const chunk of Deno.stdin.readable) {
 """
 
 
+# The isolate floor's main script: one fresh bare Worker per job line, jobs at once (by id).
+JS_ISOLATE_FLOOR = r"""
+const WORKER = new URL("./isolate_worker.js", import.meta.url);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+let writing = Promise.resolve();
+
+function write(obj) {
+  const bytes = encoder.encode(JSON.stringify(obj) + "\n");
+  writing = writing.then(async () => {
+    let off = 0;
+    while (off < bytes.length) off += await Deno.stdout.write(bytes.subarray(off));
+  });
+  return writing;
+}
+
+function runJob(msg) {
+  // created when the job arrives, terminated when it answers
+  const worker = new Worker(WORKER, { type: "module", deno: { permissions: "none" } });
+  return new Promise((resolve) => {
+    worker.onmessage = (event) => resolve(event.data);
+    worker.onerror = (event) => {
+      event.preventDefault();
+      resolve({ ok: false, detail: String(event.message) });
+    };
+    worker.postMessage(msg);
+  }).finally(() => worker.terminate());
+}
+
+let buf = "";
+for await (const chunk of Deno.stdin.readable) {
+  buf += decoder.decode(chunk, { stream: true });
+  let nl;
+  while ((nl = buf.indexOf("\n")) >= 0) {
+    const msg = JSON.parse(buf.slice(0, nl));
+    buf = buf.slice(nl + 1);
+    runJob(msg).then((reply) => write({ id: msg.id, ...reply }));
+  }
+}
+"""
+
+# The bare Worker: no libraries, no prelude; the job's code path as the sandbox's Worker runs it
+# (AsyncFunction + JSON.parse(data)), then its answer.
+JS_ISOLATE_WORKER = r"""
+const AsyncFunction = (async function () {}).constructor;
+self.onmessage = async (event) => {
+  const msg = event.data;
+  try {
+    const entry = msg.entrypoint;
+    const factory = new AsyncFunction(
+      "module",
+      "exports",
+      `${msg.code}\n;return (typeof ${entry} === "function") ? ${entry} : undefined;`,
+    );
+    const module = { exports: {} };
+    let fn = await factory(module, module.exports);
+    if (typeof fn !== "function") fn = module.exports?.[entry];
+    const value = await fn(JSON.parse(msg.data));
+    self.postMessage({ ok: true, json: value === undefined ? "null" : JSON.stringify(value) });
+  } catch (err) {
+    self.postMessage({ ok: false, detail: String(err?.stack ?? err).slice(0, 500) });
+  }
+};
+"""
+
+CPU_PERIOD_US = 20000  # as the sandbox's tenant processes (voicefn.sandbox.javascript._host)
+
+
+def _own_cpu_cgroup() -> Path | None:
+    """This process's cgroup v1 cpu directory, if it may create children there (root)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        with open("/proc/self/cgroup", encoding="ascii") as fh:
+            for line in fh:
+                parts = line.rstrip("\n").split(":", 2)
+                if len(parts) == 3 and "cpu" in parts[1].split(","):
+                    path = Path("/sys/fs/cgroup/cpu") / parts[2].lstrip("/")
+                    if (path / "cpu.cfs_quota_us").exists() and os.access(path, os.W_OK):
+                        return path
+    except OSError:
+        return None
+    return None
+
+
 def js_vendor_dir() -> Path | None:
     import voicefn.sandbox.javascript as js
 
@@ -244,6 +336,132 @@ class DenoFloor:
             await proc.wait()
 
 
+class IsolateFloor:
+    """A plain ``deno run`` process that runs each job in a fresh bare Worker (no libraries,
+    no prelude, ``permissions: "none"``), created when the job arrives, terminated after it.
+    Jobs may run at once (each answer names its job). With ``cpu_quota`` (cores), the process
+    is held to that cgroup v1 cpu quota, like a tenant's sandbox process."""
+
+    _ids = itertools.count(1)
+
+    def __init__(self, deno: str, workdir: Path, denodir: Path, cpu_quota: float | None) -> None:
+        self.script = workdir / "isolate_floor.js"
+        self.worker = workdir / "isolate_worker.js"
+        self.argv = [
+            deno,
+            "run",
+            "--no-prompt",
+            "--no-remote",
+            "--no-npm",
+            "--no-config",
+            "--no-lock",
+            "--no-check",
+            "--no-code-cache",
+            "--unstable-worker-options",
+            f"--allow-read={self.script},{self.worker}",
+            str(self.script),
+        ]
+        self.env = {
+            "PATH": "/usr/bin:/bin",
+            "NO_COLOR": "1",
+            "DENO_DIR": str(denodir),
+            "DENO_NO_UPDATE_CHECK": "1",
+        }
+        self.cpu_quota = cpu_quota
+        self.cgroup: Path | None = None
+        self.proc: asyncio.subprocess.Process | None = None
+        self.waiting: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.reader: asyncio.Task[None] | None = None
+
+    @property
+    def quota_note(self) -> str:
+        if self.cgroup is None:
+            return "no cpu quota"
+        return f"cpu quota {self.cpu_quota:g} core"
+
+    async def start(self) -> None:
+        self.script.write_text(JS_ISOLATE_FLOOR)
+        self.worker.write_text(JS_ISOLATE_WORKER)
+        argv = self.argv
+        parent = _own_cpu_cgroup() if self.cpu_quota is not None else None
+        if parent is not None and self.cpu_quota is not None:
+            group = parent / f"voicefn-bench-isolate-{os.getpid()}"
+            try:
+                group.mkdir(exist_ok=True)
+                (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
+                quota = max(1000, round(self.cpu_quota * CPU_PERIOD_US))
+                (group / "cpu.cfs_quota_us").write_text(str(quota))
+                self.cgroup = group
+                # join the cgroup before exec: every thread of Deno is inside from the start
+                argv = [
+                    "/bin/sh",
+                    "-c",
+                    'echo $$ > "$0" && exec "$@"',
+                    str(group / "cgroup.procs"),
+                    *argv,
+                ]
+            except OSError:
+                with contextlib.suppress(OSError):
+                    group.rmdir()
+                self.cgroup = None
+        self.proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            cwd="/",
+            env=self.env,
+        )
+        self.reader = asyncio.ensure_future(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc is not None
+        assert self.proc.stdout is not None
+        while line := await self.proc.stdout.readline():
+            reply = json.loads(line)
+            waiter = self.waiting.pop(reply.get("id"), None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(reply)
+        for waiter in self.waiting.values():
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("the isolate floor's Deno process exited"))
+        self.waiting.clear()
+
+    async def run(self, code: str, entrypoint: str, data: dict[str, Any]) -> Any:
+        proc = self.proc
+        assert proc is not None
+        assert proc.stdin is not None
+        job = next(self._ids)
+        waiter: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.waiting[job] = waiter
+        msg = {"id": job, "code": code, "entrypoint": entrypoint, "data": json.dumps(data)}
+        proc.stdin.write(json.dumps(msg).encode() + b"\n")
+        await proc.stdin.drain()
+        reply = await asyncio.wait_for(waiter, 15)
+        if not reply.get("ok"):
+            raise RuntimeError(str(reply.get("detail"))[:300])
+        return json.loads(reply["json"])
+
+    async def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 5)
+            except TimeoutError:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if self.reader is not None:
+            with contextlib.suppress(Exception):
+                await self.reader
+        if self.cgroup is not None:
+            with contextlib.suppress(OSError):
+                self.cgroup.rmdir()
+            self.cgroup = None
+
+
 class DenoFloors:
     """The JavaScript floor processes of one run, sharing a script and a ``DENO_DIR``.
 
@@ -258,6 +476,7 @@ class DenoFloors:
         self.script = self.workdir / "floor.js"
         self.denodir = self.workdir / "deno_dir"
         self.floors: list[DenoFloor] = []
+        self.isolates: list[IsolateFloor] = []
 
     def prepare(self) -> None:
         self.script.write_text(JS_FLOOR)
@@ -271,7 +490,18 @@ class DenoFloors:
         await floor.start()
         return floor
 
+    async def start_isolate(self, cpu_quota: float | None) -> IsolateFloor:
+        """An isolate floor process (a fresh bare Worker per job), held to ``cpu_quota``
+        cores where a cpu cgroup is writable."""
+        assert self.deno is not None
+        floor = IsolateFloor(self.deno, self.workdir, self.denodir, cpu_quota)
+        self.isolates.append(floor)
+        await floor.start()
+        return floor
+
     async def aclose(self) -> None:
         for floor in self.floors:
             await floor.close()
+        for isolate in self.isolates:
+            await isolate.close()
         shutil.rmtree(self.workdir, ignore_errors=True)

@@ -56,6 +56,9 @@ class Row:
     sandbox_ns: list[int] = field(default_factory=list)
     floor_ns: list[int] = field(default_factory=list)
     floor_note: str = ""
+    # JavaScript: the isolate floor (a fresh bare Worker per job, _sandbox_floors.IsolateFloor)
+    isolate_ns: list[int] = field(default_factory=list)
+    isolate_note: str = ""
     # What the sandbox itself reported per measured call (Outcome.timings, egress request ms).
     reported: dict[str, list[float]] = field(default_factory=dict)
     # CPU of this process and the sandbox's processes during the sandbox's blocks of calls
@@ -72,6 +75,10 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         sandbox, floor = summary(self.sandbox_ns), summary(self.floor_ns)
         added = round(sandbox["p50_ms"] - floor["p50_ms"], 3) if sandbox and floor else None
+        isolate = summary(self.isolate_ns)
+        over_isolate = (
+            round(sandbox["p50_ms"] - isolate["p50_ms"], 3) if sandbox and isolate else None
+        )
         met = None
         if self.target_ms is not None and sandbox is not None:
             met = sandbox[f"{self.target_stat}_ms"] < self.target_ms
@@ -82,6 +89,9 @@ class Row:
             "floor": floor,
             "floor_note": self.floor_note or None,
             "added_p50_ms": added,
+            "isolate_floor": isolate,
+            "isolate_floor_note": self.isolate_note or None,
+            "added_over_isolate_p50_ms": over_isolate,
             "target_ms": self.target_ms,
             "target_stat": self.target_stat,
             "target_met": met,
@@ -240,6 +250,21 @@ async def warm_rows(
         await interleaved(row, sandbox(fn, row), fl, calls, gap_s, run)
 
 
+def _sides(
+    row: Row, sandbox: Call, floor: Call | None, isolate: Call | None, i: int
+) -> list[tuple[Call, list[int], str]]:
+    """The sides of block ``i``: sandbox, floor, isolate floor (those given), reversed every
+    other block."""
+    sides: list[tuple[Call, list[int], str]] = [(sandbox, row.sandbox_ns, "sandbox")]
+    if floor is not None:
+        sides.append((floor, row.floor_ns, "floor"))
+    if isolate is not None:
+        sides.append((isolate, row.isolate_ns, "isolate floor"))
+    if i % 2:
+        sides.reverse()
+    return sides
+
+
 async def back_to_back(
     row: Row,
     sandbox: Call,
@@ -249,22 +274,20 @@ async def back_to_back(
     pause_s: float,
     run: Run,
     cpu: CpuClock | None = None,
+    isolate: Call | None = None,
 ) -> None:
     """``calls`` sandbox calls with no pause between them, in blocks of ``burst`` (0: one
     block), each block followed by ``pause_s``; the floor's calls likewise, in blocks of their
     own (sandbox and floor blocks alternate, ABBA), so no sandbox call ever waits for a floor
-    call. With ``cpu``, the CPU the sandbox's blocks took is added up in ``row``."""
+    call; with ``isolate``, the isolate floor's calls too (ABC CBA ...). With ``cpu``, the CPU
+    the sandbox's blocks took is added up in ``row``."""
     gc.collect()
     block = burst if burst > 0 else calls
     done = 0
     i = 0
     while done < calls and not run.spent():
         n = min(block, calls - done)
-        sides: list[tuple[Call, list[int], str]] = [(sandbox, row.sandbox_ns, "sandbox")]
-        if floor is not None:
-            sides.append((floor, row.floor_ns, "floor"))
-        if i % 2:
-            sides.reverse()
+        sides = _sides(row, sandbox, floor, isolate, i)
         for call, samples, side in sides:
             before = cpu() if cpu is not None and call is sandbox else None
             for _ in range(n):
@@ -286,20 +309,17 @@ async def concurrent_rounds(
     pause_s: float,
     run: Run,
     cpu: CpuClock | None = None,
+    isolate: Call | None = None,
 ) -> None:
     """``rounds`` times: ``concurrency`` sandbox calls started at once, each timed from the
-    round's start to its own end; then as many floor calls at once; ``pause_s`` after each.
+    round's start to its own end; then as many floor calls at once (and isolate floor calls,
+    with ``isolate``), the order alternating; ``pause_s`` after each.
     With ``cpu``, the CPU the sandbox's rounds took is added up in ``row``."""
     gc.collect()
     for i in range(rounds):
         if run.spent():
             return
-        sides: list[tuple[Call, list[int], str]] = [(sandbox, row.sandbox_ns, "sandbox")]
-        if floor is not None:
-            sides.append((floor, row.floor_ns, "floor"))
-        if i % 2:
-            sides.reverse()
-        for call, samples, side in sides:
+        for call, samples, side in _sides(row, sandbox, floor, isolate, i):
             label = f"{row.language} {row.scenario} {side}"
             before = cpu() if cpu is not None and call is sandbox else None
             await asyncio.gather(*(timed(call, samples, run, label) for _ in range(concurrency)))
@@ -327,7 +347,15 @@ def _target(r: dict[str, Any]) -> str:
 
 def print_table(rows: list[dict[str, Any]], header: str, run: Run) -> None:
     print(header)
-    columns = ("scenario", "n", "sandbox p50 / p99 ms", "floor p50 / p99 ms", "added p50", "target")
+    columns = (
+        "scenario",
+        "n",
+        "sandbox p50 / p99 ms",
+        "floor p50 / p99 ms",
+        "added p50",
+        "isolate floor p50 / p99",
+        "target",
+    )
     table = [
         (
             f"{r['language']} {r['scenario']}",
@@ -335,6 +363,7 @@ def print_table(rows: list[dict[str, Any]], header: str, run: Run) -> None:
             _pair(r["sandbox"]),
             _pair(r["floor"]),
             "-" if r["added_p50_ms"] is None else f"+{r['added_p50_ms']:.2f} ms",
+            _pair(r.get("isolate_floor")),
             _target(r),
         )
         for r in rows
@@ -345,6 +374,8 @@ def print_table(rows: list[dict[str, Any]], header: str, run: Run) -> None:
     for r in rows:
         if not r["floor_note"] and r["floor"] is None:
             print(f"note: {r['language']} {r['scenario']}: no floor measured")
+    for note in sorted({r["isolate_floor_note"] for r in rows if r.get("isolate_floor_note")}):
+        print(f"isolate floor: {note}")
     for r in rows:
         reported = r["sandbox_reported_p50_ms"]
         keys = [k for k in ("wait_ms", "run_ms", "egress_ms", "cold_start_ms") if k in reported]

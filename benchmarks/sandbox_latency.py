@@ -26,6 +26,13 @@ The floor is the SAME source run without a sandbox:
   (``AsyncFunction`` + ``JSON.parse(data)``), with real ``fetch`` allowed to 127.0.0.1 only.
   Timed from this process (a JSON line on its stdin, the answer on its stdout). The cold rows'
   floor is a fresh such process started for the call.
+* JavaScript, the **isolate floor** (back-to-back sustained and concurrent rows, trivial function):
+  a plain ``deno run`` process that runs each job in a FRESH bare Worker (``permissions: "none"``,
+  no libraries, no prelude: the job's code path only), created when the job arrives and
+  terminated after it, jobs at once each in its own Worker; under the tenant process's one-core
+  cpu quota where a cgroup v1 cpu controller is writable (root). What "a fresh isolate per job"
+  costs by itself: the sandbox cannot be faster than this without reusing isolates. (No
+  GET rows: a bare Worker has neither axios nor network.)
 
 The HTTP functions: Python ``await ctx.http.get(URL, params=...)``, JavaScript
 ``await axios.get(URL, {params})`` (in the sandbox a fresh Worker, so a fresh axios, per job).
@@ -68,7 +75,7 @@ from typing import Any
 
 import voicefn
 from _common import LoopbackServer, emit
-from _sandbox_floors import DenoFloor, DenoFloors, PythonFloor, call_context
+from _sandbox_floors import DenoFloor, DenoFloors, IsolateFloor, PythonFloor, call_context
 from _sandbox_measure import (
     Call,
     CpuClock,
@@ -166,10 +173,13 @@ async def pattern_rows(
     rows: list[Row],
     bursts: int = 0,
     cpu: CpuClock | None = None,
+    isolate: Call | None = None,
+    isolate_note: str = "",
 ) -> None:
     """The back-to-back rows (sustained, and in bursts of ``bursts`` when given) and the
     concurrent row, each on a tenant of its own whose worker/process is warm first; with
-    ``cpu``, each row's CPU per sandbox call too."""
+    ``cpu``, each row's CPU per sandbox call too; with ``isolate`` (the trivial function in the
+    isolate floor), that floor beside the sustained and concurrent trivial rows."""
     if "back-to-back" in args.patterns:
         targets = B2B_TARGET_MS[language]
         shapes = [(0, 0.0, "sustained")]
@@ -194,8 +204,13 @@ async def pattern_rows(
                 # next new tenant: let it finish before measuring
                 await asyncio.sleep(SETTLE_S)
                 fl = floor(fn) if floor is not None else None
+                iso = isolate if burst == 0 and fn is trivial else None
+                if iso is not None:
+                    row.isolate_note = isolate_note
+                    for _ in range(5):
+                        await iso()  # unmeasured, like the other sides' warm-up
                 await back_to_back(
-                    row, sandbox(fn, tenant, row), fl, args.calls, burst, pause_s, run, cpu
+                    row, sandbox(fn, tenant, row), fl, args.calls, burst, pause_s, run, cpu, iso
                 )
                 await asyncio.sleep(0.5)
     if "concurrent" in args.patterns:
@@ -214,8 +229,11 @@ async def pattern_rows(
         await asyncio.gather(*(warm() for _ in range(n)))  # unmeasured: the tenant's pool sized
         await asyncio.sleep(SETTLE_S)
         fl = floor(trivial) if floor is not None else None
+        if isolate is not None:
+            row.isolate_note = isolate_note
+            await asyncio.gather(*(isolate() for _ in range(n)))  # unmeasured
         await concurrent_rounds(
-            row, sandbox(trivial, "concurrent", row), fl, n, args.rounds, 1.0, run, cpu
+            row, sandbox(trivial, "concurrent", row), fl, n, args.rounds, 1.0, run, cpu, isolate
         )
 
 
@@ -367,7 +385,7 @@ async def bench_javascript(
         )
         return sandbox_call(run_fn, fn.http, row)
 
-    def in_floor(floor: DenoFloor, fn: Function) -> Call:
+    def in_floor(floor: DenoFloor | IsolateFloor, fn: Function) -> Call:
         data = {**call_context("floor"), **fn.arguments}
         return floor_call(functools.partial(floor.run, fn.code, fn.entrypoint, data), fn.http)
 
@@ -428,6 +446,15 @@ async def bench_javascript(
         warm_floor = await floors.start_new() if floors.available else None
         floor_of = None if warm_floor is None else functools.partial(in_floor, warm_floor)
         floor_note = "plain warm deno process" if warm_floor is not None else ""
+        isolate: Call | None = None
+        isolate_note = ""
+        if floors.available and ({"back-to-back", "concurrent"} & args.patterns):
+            isolate_floor = await floors.start_isolate(sandbox.cpu_limit)
+            isolate = in_floor(isolate_floor, trivial)
+            isolate_note = (
+                "a plain deno process, a fresh bare Worker (permissions none, no libraries, "
+                f"no prelude) made per job and terminated after it; {isolate_floor.quota_note}"
+            )
         if "paced" in args.patterns:
             await warm_rows(
                 "javascript",
@@ -452,6 +479,8 @@ async def bench_javascript(
             rows,
             bursts=sandbox.spare_workers,
             cpu=sandbox_cpu,
+            isolate=isolate,
+            isolate_note=isolate_note,
         )
     finally:
         await floors.aclose()
