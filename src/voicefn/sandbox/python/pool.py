@@ -51,8 +51,12 @@ class WorkerConfig:
     child_limits: policy.ChildLimits = field(default_factory=policy.ChildLimits)
     worker_file: str = WORKER_FILE  # or its copy (see files.prepare_files)
     prefork: int = 2  # children each zygote keeps forked and waiting, beyond those asked for
-    max_prefork: int = 8  # ... up to this many for a tenant that recently ran that many at once
+    #: ... up to this many between bursts, for a tenant whose recent burst was that large
+    #: (calls running and waiting at once: see Worker.replenish)
+    max_prefork: int = 8
     rehearse: bool = True  # each waiting child runs our own trivial function once (warmup.py)
+    batch: bool = True  # the zygote and its children run as SCHED_BATCH (see zygote.main)
+    peak_hold_s: float = PEAK_HOLD_S  # how long a burst's size keeps its children forked ahead
 
     def argv_env(self, control_fd: int) -> tuple[list[str], dict[str, str]]:
         if self.mode == "isolated":
@@ -80,6 +84,7 @@ class WorkerConfig:
             "seccomp": policy.seccomp_policy() if module else None,
             "child_limits": self.child_limits.to_json(),
             "rehearse": self.rehearse,
+            "batch": self.batch,
         }
 
 
@@ -153,8 +158,12 @@ class Worker:
         self._requested = 0  # spawns asked of the zygote, not yet ready
         self._waiters = 0  # take_child() calls waiting for a child
         self._taken = 0  # children handed out whose invocation has not ended
-        self._peak = 0  # most children handed out at once lately
-        self._peak_at = 0.0
+        self.queued = 0  # the tenant's calls waiting for a free slot (max_concurrency; the pool)
+        self._burst = 0  # the burst running now: most of the tenant's calls in at once
+        self._peak = 0  # the largest burst that ended within peak_hold_s
+        self._peak_at = 0.0  # when it ended
+        self._trim: asyncio.TimerHandle | None = None  # closes a past burst's extra children
+        self.forked = 0  # children the zygote forked for this worker (stats)
         self.uses_http = False  # the tenant's functions make HTTP requests: rehearse one too
         self.rehearse_after_idle_s = REHEARSE_AFTER_IDLE_S
         self._idle_since = time.monotonic()  # when the last running invocation ended
@@ -235,6 +244,9 @@ class Worker:
         """Kill the whole worker (its process group; bwrap's pid namespace takes the rest)."""
         was_alive = self.alive
         self.alive = False
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
         if self.proc is not None and self.proc.returncode is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
@@ -283,15 +295,19 @@ class Worker:
 
     def replenish(self) -> None:
         """Ask the zygote for children until those ready or coming cover every waiting
-        ``take_child`` plus ``prefork`` more -- and, while nothing runs, as many as the tenant
-        recently ran at once (at most ``max_prefork``), so the next burst finds them forked (a
-        burst forks what it waits for in one message). Children beyond that, once a burst is
-        ``PEAK_HOLD_S`` old, are closed (they exit unused)."""
-        now = time.monotonic()
-        if now - self._peak_at > PEAK_HOLD_S:
-            self._peak, self._peak_at = self._taken, now
+        ``take_child`` plus ``prefork`` more -- and, between bursts (nothing running or
+        waiting), as many as the tenant's largest burst that ended within ``peak_hold_s``
+        (30 s; its calls running and waiting at once, at most ``max_prefork``), so the next
+        burst finds every child it takes forked and rehearsed: none is forked while it runs
+        unless it outgrows them. Once that burst is older, the children beyond ``prefork`` are
+        closed (they exit unused)."""
+        between_bursts = self._between_bursts()
+        if between_bursts and self._burst:
+            self._end_burst()
         ahead = self.config.prefork
-        if self._taken == 0:
+        if between_bursts:
+            if self._peak and self._burst_over():
+                self._peak = 0
             # between bursts only: forking a burst's worth of children while it runs would
             # take CPU from it
             ahead = min(max(self.config.prefork, self._peak), max(self.config.max_prefork, 1))
@@ -302,7 +318,8 @@ class Worker:
             # forked ahead and rehearse while they wait (warmup.rehearse; one HTTP request
             # too for a tenant that makes them) -- unless its calls come back to back
             # (REHEARSE_AFTER_IDLE_S): measured, the rehearsal's CPU then costs those calls
-            # more than the faults it saves them
+            # more than the faults it saves them -- and not while a burst runs (its CPU would
+            # be taken from the burst's calls)
             urgent = min(want - have, max(0, self._waiters - have))
             self._requested += want - have
             if urgent:
@@ -312,17 +329,53 @@ class Worker:
                     {
                         "t": "spawn",
                         "n": want - have - urgent,
-                        "ahead": self._paced,
+                        "ahead": self._paced and between_bursts,
                         "http": self.uses_http,
                     }
                 )
-        while self._requested == 0 and self._taken == 0 and self._ready.qsize() > want:
+        while between_bursts and self._requested == 0 and self._ready.qsize() > want:
             extra = self._ready.get_nowait()
             if extra is None:
                 self._ready.put_nowait(None)
                 break
             extra.kill()
             extra.close()
+
+    @property
+    def forked_ahead(self) -> int:
+        """Children forked and waiting for an invocation."""
+        return self._ready.qsize()
+
+    @property
+    def forking(self) -> int:
+        """Children asked of the zygote, not ready yet."""
+        return self._requested
+
+    def _between_bursts(self) -> bool:
+        """None of the tenant's calls is running, waiting for a child or for a slot."""
+        return self._taken == 0 and self._waiters == 0 and self.queued == 0
+
+    def _burst_over(self) -> bool:
+        return time.monotonic() - self._peak_at > self.config.peak_hold_s
+
+    def _end_burst(self) -> None:
+        """The burst just ended: as large as the largest within ``peak_hold_s``, it is kept
+        (its children forked ahead) for ``peak_hold_s`` from now."""
+        size, self._burst = self._burst, 0
+        if size < self._peak and not self._burst_over():
+            return
+        self._peak, self._peak_at = size, time.monotonic()
+        if self._trim is not None:
+            self._trim.cancel()
+            self._trim = None
+        if size > self.config.prefork and self._loop is not None:
+            # the children forked for it are closed then (if no call came by to trim them)
+            self._trim = self._loop.call_later(self.config.peak_hold_s + 0.5, self.replenish)
+
+    def note_demand(self) -> None:
+        """A call came (it took a child, or waits for a slot): the burst is at least as large as
+        the tenant's calls running and waiting now."""
+        self._burst = max(self._burst, self._taken + self._waiters + self.queued)
 
     def child_done(self) -> None:
         """An invocation that took a child ended (its child is gone or being killed)."""
@@ -339,25 +392,23 @@ class Worker:
         if self._taken == 0 and self._waiters == 0:
             idle = time.monotonic() - self._idle_since
             self._paced = idle >= self.rehearse_after_idle_s
-        self._waiters += 1
-        try:
-            if self._ready.qsize() < self._waiters:
-                self.replenish()
-            pipes = await asyncio.wait_for(self._ready.get(), wait_s)
-        finally:
-            self._waiters -= 1
+        if not self._ready.empty() and self._waiters == 0:
+            pipes = self._ready.get_nowait()  # forked ahead: no task, no timer
+        else:
+            self._waiters += 1
+            try:
+                if self._ready.qsize() < self._waiters:
+                    self.replenish()
+                pipes = await asyncio.wait_for(self._ready.get(), wait_s)
+            finally:
+                self._waiters -= 1
         if pipes is None:
             self._ready.put_nowait(None)
             raise WorkerError("the sandbox worker exited")
         assert self._loop is not None
         self._exits[pipes.cid] = self._loop.create_future()
         self._taken += 1
-        if self._taken >= self._peak:
-            if self._taken > self.config.prefork:
-                # once the burst is old, the children forked for it are closed (if nothing
-                # else came by to trim them)
-                self._loop.call_later(PEAK_HOLD_S + 1.0, self.replenish)
-            self._peak, self._peak_at = self._taken, time.monotonic()
+        self.note_demand()
         return pipes
 
     def exit_future(self, cid: int) -> asyncio.Future[dict[str, Any] | None]:
@@ -420,7 +471,10 @@ class Worker:
             if len(fds) != 4 or not isinstance(msg.get("id"), int) or not _is_pidfd(fds[3]):
                 raise ProtocolError("bad ready message")
             self._requested = max(0, self._requested - 1)
+            self.forked += 1
             self._ready.put_nowait(ChildPipes(msg["id"], fds[0], fds[1], fds[2], fds[3]))
+            if self._requested == 0 and self._peak and self._burst_over():
+                self.replenish()  # a past burst's children arrived after its trim: trim now
             return
         for fd in fds:
             os.close(fd)
@@ -558,7 +612,17 @@ class WorkerPool:
                 self._discard(worker)
                 worker = None
             if self._running.get(tenant, 0) >= self.max_concurrency:
-                await self._wait_changed()
+                if worker is None:
+                    await self._wait_changed()
+                    continue
+                # the call belongs to the tenant's burst (its worker forks ahead for it next
+                # time)
+                worker.queued += 1
+                worker.note_demand()
+                try:
+                    await self._wait_changed()
+                finally:
+                    worker.queued -= 1
                 continue
             if worker is None:
                 if self._spares:
@@ -661,6 +725,13 @@ class WorkerPool:
             "started": sum(1 for w in self._all if w.alive),
             # started workers whose zygote compiled the seccomp filter once (children load it)
             "compiled_filter": sum(1 for w in self._all if w.alive and w.compiled_filter),
+            # children forked ahead and waiting (prefork, or a recent burst's size)
+            "forked_ahead": sum(w.forked_ahead for w in self._all if w.alive),
+            # invocations waiting for one of their tenant's max_concurrency slots
+            "queued": sum(w.queued for w in self._all),
+            # children asked of the zygotes and not ready yet; children forked in all
+            "forking": sum(w.forking for w in self._all if w.alive),
+            "forked": sum(w.forked for w in self._all),
         }
 
 

@@ -26,7 +26,7 @@ from .host import (
 )
 from .invocation import Egress, Invocation, Limits, Outcome
 from .policy import ChildLimits
-from .pool import WORKER_FILE, WorkerConfig, WorkerError, WorkerPool
+from .pool import PEAK_HOLD_S, WORKER_FILE, WorkerConfig, WorkerError, WorkerPool
 from .protocol import clean_text, is_json_value
 
 log = logging.getLogger("voicefn.sandbox.python")
@@ -34,6 +34,10 @@ log = logging.getLogger("voicefn.sandbox.python")
 MAX_CODE_CHARS = 512 * 1024
 TAKE_CHILD_TIMEOUT_S = 10.0
 MAX_PREFORK = 32
+#: After a burst of a tenant's calls (running and waiting at once), its zygote keeps that many
+#: children forked ahead for PEAK_HOLD_S (pool.py), up to ``max_concurrency`` + this many by
+#: default (never above MAX_PREFORK): a burst of 20 with the default 8 at once finds all 20.
+BURST_EXTRA = 16
 WEAK_NOTE = (
     "WEAKLY isolated (mode='unsafe-process'): NO isolation between tenants. No mount/pid/network "
     "namespaces; rlimits{seccomp} only. Every function runs as the same uid as every other "
@@ -63,6 +67,8 @@ class PythonSandbox:
         max_workers: int = 8,
         max_concurrency: int = 8,
         prefork: int = 2,
+        max_prefork: int | None = None,
+        burst_hold_s: float = PEAK_HOLD_S,
     ) -> None:
         self.mode: Mode = check_mode(mode)
         self.warm_workers = max(0, warm_workers)
@@ -71,6 +77,12 @@ class PythonSandbox:
         self.max_concurrency = max(1, max_concurrency)
         #: children each worker keeps forked and waiting
         self.prefork = max(1, min(prefork, MAX_PREFORK))
+        #: ... and up to this many after a burst that large (calls running and waiting at once),
+        #: for 30 s: the next burst takes them without a fork on its path
+        if max_prefork is None:
+            max_prefork = self.max_concurrency + BURST_EXTRA
+        self.max_prefork = max(self.prefork, min(max_prefork, MAX_PREFORK))
+        self.burst_hold_s = max(0.0, float(burst_hold_s))
         self.python = python
         self.uid = uid
         self.bwrap = bwrap
@@ -84,11 +96,10 @@ class PythonSandbox:
     def children_bound(self) -> int:
         """At most this many processes in one worker besides the running function's own
         threads: bubblewrap's init, the zygote, the tenant's running children
-        (``max_concurrency``), and those forked ahead (for every waiting invocation, plus as
-        many as the tenant recently ran at once, at least ``prefork``)."""
-        return (
-            2 + 2 * self.max_concurrency + max(self.prefork, min(self.max_concurrency, MAX_PREFORK))
-        )
+        (``max_concurrency``), and those forked ahead (for every invocation waiting for one --
+        at most ``max_concurrency`` -- plus ``prefork``, or, between bursts, as many as the
+        tenant's largest recent burst, at most ``max_prefork``)."""
+        return 2 + 2 * self.max_concurrency + self.max_prefork
 
     @property
     def started(self) -> bool:
@@ -147,7 +158,8 @@ class PythonSandbox:
                 seccomp_module=host.seccomp_module,
                 worker_file=files.worker_file,
                 prefork=self.prefork,
-                max_prefork=max(self.prefork, min(self.max_concurrency, MAX_PREFORK)),
+                max_prefork=self.max_prefork,
+                peak_hold_s=self.burst_hold_s,
                 # RLIMIT_NPROC counts every task of the sandbox uid in the worker's namespace:
                 # the tenant's other running and waiting children too, so they get room here
                 child_limits=ChildLimits(nproc=ChildLimits.nproc + self.children_bound()),
