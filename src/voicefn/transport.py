@@ -22,11 +22,13 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import aiohttp
 import certifi
+from aiohttp import hdrs
 from aiohttp.abc import AbstractResolver, ResolveResult
+from multidict import CIMultiDict
 from yarl import URL
 
 from .egress import EgressDenied, EgressPolicy
@@ -163,6 +165,7 @@ class AiohttpTransport:
         self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
         self._checked: set[tuple[str, str]] = set()
+        self._urls: dict[str, URL] = {}  # parsed request URLs whose origin passed check_url
 
     def _open(self) -> aiohttp.ClientSession:
         connector = aiohttp.TCPConnector(
@@ -183,27 +186,43 @@ class AiohttpTransport:
         return self._session
 
     async def send(self, request: Request) -> RawResponse:
-        url = URL(request.url, encoded=True)
-        origin = (url.scheme, url.raw_host or "")
-        if origin not in self._checked:
-            # check_url depends on the scheme and host alone: a pass is remembered (bounded).
-            self.policy.check_url(request.url)
-            literal = _ip_literal(origin[1])
-            if literal is not None:  # aiohttp connects to a literal without the resolver
-                self.policy.check_address(origin[1], literal)
-            if len(self._checked) >= 4096:
-                self._checked.clear()
-            self._checked.add(origin)
+        url = self._urls.get(request.url)
+        if url is None:
+            url = URL(request.url, encoded=True)
+            host = url.raw_host or ""
+            # check_url depends on the scheme and host alone: a pass is remembered (bounded),
+            # as is the parsed URL (a refusal raises before either is).
+            if (url.scheme, host) not in self._checked:
+                self.policy.check_url(request.url)
+                literal = _ip_literal(host)
+                if literal is not None:  # aiohttp connects to a literal without the resolver
+                    self.policy.check_address(host, literal)
+                if len(self._checked) >= 4096:
+                    self._checked.clear()
+                self._checked.add((url.scheme, host))
+            if len(self._urls) >= 1024:
+                self._urls.clear()
+            self._urls[request.url] = url
         session = self._session or self._open()
-        kwargs: dict[str, Any] = {} if request.body is None else {"data": request.body}
-        response = await session.request(
-            request.method,
-            url,
-            headers=[(k, v) for k, v in request.headers if k.lower() not in _COMPUTED],
-            allow_redirects=False,
-            skip_auto_headers=_SKIP_AUTO,
-            **kwargs,
-        )
+        headers = CIMultiDict(request.headers)
+        for name in _COMPUTED:
+            if name in headers:
+                del headers[name]
+        if request.body is None:
+            response = await session.request(
+                request.method, url, headers=headers, allow_redirects=False
+            )
+        else:
+            # aiohttp would add "Content-Type: application/octet-stream" to a body without one
+            skip = None if hdrs.CONTENT_TYPE in headers else _SKIP_AUTO
+            response = await session.request(
+                request.method,
+                url,
+                headers=headers,
+                data=request.body,
+                allow_redirects=False,
+                skip_auto_headers=skip,
+            )
         return _Response(response)
 
     async def aclose(self) -> None:

@@ -8,7 +8,6 @@ encoding, invalid_url).
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -22,11 +21,12 @@ from urllib.parse import quote, urlencode
 
 import aiohttp
 import httpx
+import orjson
 
 from .._cache import PerObjectCache
 from ..decoding import ACCEPT_ENCODING
 from ..egress import EgressDenied
-from ..outbound import FetchFailed, HopFailed, Request, fetch
+from ..outbound import Deadlines, FetchFailed, HopFailed, Request, fetch
 from ..redaction import Redactor, function_secrets
 from ..results import RequestRecord, ToolResult, bounded, error_content
 from ..spec import Function
@@ -55,16 +55,22 @@ USER_AGENT = "voicefn/0.1"
 class _Plan:
     """Everything about a function's request that does not depend on the call: built once."""
 
+    name: str
     method: str
+    query: bool  # the arguments go in the query string (GET, DELETE), not in a body
     url_parts: list[str | Specifier | Variable]
     url: str | None  # parsed and encoded once when the URL has no placeholders
+    record_url: str | None  # the same, redacted, for the RequestRecord
     param: Template | None
+    properties: frozenset[str]  # the parameters sent when there is no param template
     headers: dict[str, str]  # static headers, with the token as Authorization
     record_headers: dict[str, str]  # the same, redacted, for the RequestRecord
+    bad_header: str | None  # a static header whose value holds CR, LF or NUL (refused per call)
     header_templates: dict[str, Template]
     has_content_type: bool
     body: str  # "json", "form" (urlencoded) or "multipart": from the configured Content-Type
     timeout_s: float
+    timeout_ms: int
     redactor: Redactor
 
 
@@ -95,18 +101,24 @@ def _build(function: Function) -> _Plan:
     headers["Accept-Encoding"] = ACCEPT_ENCODING
     redactor = Redactor(function_secrets(token, a.headers))
     parts = parse_string(a.url)
-    static_url = len(parts) == 1 and isinstance(parts[0], str)
+    static_url = str(httpx.URL(a.url)) if len(parts) == 1 and isinstance(parts[0], str) else None
     return _Plan(
+        name=function.name,
         method=a.method,
+        query=a.method in QUERY_METHODS,
         url_parts=parts,
-        url=str(httpx.URL(a.url)) if static_url else None,
+        url=static_url,
+        record_url=redactor.text(static_url) if static_url is not None else None,
         param=Template(a.param) if a.param is not None else None,
+        properties=frozenset(function.properties),
         headers=headers,
         record_headers=redactor.headers(headers),
+        bad_header=next((k for k, v in headers.items() if _BAD_VALUE.search(v)), None),
         header_templates=templated,
         has_content_type=any(h.lower() == "content-type" for h in headers),
         body=body,
         timeout_s=a.timeout_ms / 1000,
+        timeout_ms=a.timeout_ms,
         redactor=redactor,
     )
 
@@ -195,6 +207,26 @@ def _multipart_fields(rendered: dict[str, Any]) -> list[tuple[str, tuple[None, s
     return fields
 
 
+#: 19 digits in a row: a number orjson would read differently (an integer beyond 64 bits
+#: becomes a float there), or a long string of digits, which json reads as well.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+
+
+def _parse_json(text: str) -> Any:
+    """``json.loads(text)``, faster: orjson where it gives the same value, else json (whose
+    error, with its message and position, is the one raised)."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # perhaps NaN, Infinity or a lone surrogate, which json accepts
+    return json.loads(text)
+
+
+#: ``json.dumps(value, ensure_ascii=False, allow_nan=False)`` without building an encoder per call.
+_json_body = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+
+
 def idempotency_key(call_id: str, tool_call_id: str | None, function: str) -> str:
     """Same call, same tool call -> same key: a retried request is recognisable as a repeat."""
     seed = f"{call_id}:{tool_call_id}:{function}" if tool_call_id else uuid.uuid4().hex
@@ -216,34 +248,55 @@ class HttpRunner:
         self.max_response_bytes = max_response_bytes
         self.result_max_bytes = result_max_bytes
         self.max_redirects = max_redirects
+        # The function's timeout bounds the whole request (connect, redirects, body).
+        self.deadlines = Deadlines()
 
     def build_request(self, inv: Invocation) -> tuple[Request, RequestRecord]:
-        plan = plan_for(inv.function)
+        return self._build_request(plan_for(inv.function), inv)
+
+    def _build_request(self, plan: _Plan, inv: Invocation) -> tuple[Request, RequestRecord]:
         values, variables = inv.values, inv.variables
         url = plan.url or str(httpx.URL(render_url(plan.url_parts, values, variables)))
         if plan.param is None:
-            rendered: Any = {k: v for k, v in values.items() if k in inv.function.properties}
+            props = plan.properties
+            rendered: Any = {k: v for k, v in values.items() if k in props}
         else:
             rendered = plan.param.render(values, variables)
             if rendered is OMIT:
                 rendered = None
-        headers = dict(plan.headers)
-        record_headers = dict(plan.record_headers)
+        if plan.bad_header is not None:
+            raise ValueError(f"the header {plan.bad_header!r} would contain a line break or NUL")
         ctx = inv.context
-        dynamic = {"X-Voicefn-Call-Id": ctx.call_id}
-        if ctx.agent_id:
-            dynamic["X-Voicefn-Agent-Id"] = ctx.agent_id
-        for name, tpl in plan.header_templates.items():
-            headers[name] = str(tpl.render(values, variables))
-            record_headers.update(plan.redactor.headers({name: headers[name]}))
+        call_id = ctx.call_id
+        # What varies per call is checked here; the static headers were checked once (_build).
+        if _BAD_VALUE.search(call_id):
+            raise ValueError("the header 'X-Voicefn-Call-Id' would contain a line break or NUL")
+        dynamic = {"X-Voicefn-Call-Id": call_id}
+        agent_id = ctx.agent_id
+        if agent_id:
+            if _BAD_VALUE.search(agent_id):
+                raise ValueError(
+                    "the header 'X-Voicefn-Agent-Id' would contain a line break or NUL"
+                )
+            dynamic["X-Voicefn-Agent-Id"] = agent_id
+        if plan.header_templates:
+            headers = dict(plan.headers)
+            record_headers = dict(plan.record_headers)
+            for name, tpl in plan.header_templates.items():
+                value = str(tpl.render(values, variables))
+                if _BAD_VALUE.search(value):
+                    raise ValueError(f"the header {name!r} would contain a line break or NUL")
+                headers[name] = value
+                record_headers.update(plan.redactor.headers({name: value}))
+        else:
+            headers = plan.headers
+            record_headers = plan.record_headers
         body: bytes | None = None
-        if plan.method in QUERY_METHODS:
+        if plan.query:
             if isinstance(rendered, dict) and rendered:
                 url = with_query(url, urlencode(_pairs(rendered)))
         else:
-            dynamic["Idempotency-Key"] = idempotency_key(
-                ctx.call_id, inv.tool_call_id, inv.function.name
-            )
+            dynamic["Idempotency-Key"] = idempotency_key(call_id, inv.tool_call_id, plan.name)
             if plan.body == "form" and isinstance(rendered, dict):
                 body = urlencode(_pairs(rendered)).encode()
             elif plan.body == "multipart" and isinstance(rendered, dict):
@@ -251,39 +304,45 @@ class HttpRunner:
                 body = multipart.read()  # built once, so that a redirect can resend it
                 dynamic["Content-Type"] = multipart.headers["Content-Type"]
             elif rendered is not None:
-                body = json.dumps(rendered, ensure_ascii=False, allow_nan=False).encode()
+                body = _json_body(rendered).encode()
                 if not plan.has_content_type:
                     dynamic["Content-Type"] = "application/json"
-        headers.update(dynamic)
-        record_headers.update(dynamic)
-        for name, value in headers.items():
-            if _BAD_VALUE.search(value):  # a CR/LF from a variable would split the request
-                raise ValueError(f"the header {name!r} would contain a line break or NUL")
+        # The headers in order: static and templated ones (a dynamic one with the same name
+        # replaces its value in place, as dict.update does), then the dynamic ones.
+        if any(name in headers for name in dynamic):
+            merged = {**headers, **dynamic}
+            items = list(merged.items())
+        else:
+            items = [*headers.items(), *dynamic.items()]
         redact = plan.redactor
+        if url is plan.url:
+            record_url = plan.record_url or url
+        else:
+            record_url = redact.text(url) if redact else url
         record = RequestRecord(
             method=plan.method,
-            url=redact.text(url) if redact else url,
-            headers=record_headers,
-            body=rendered if plan.method not in QUERY_METHODS else None,
+            url=record_url,
+            headers={**record_headers, **dynamic},
+            body=None if plan.query else rendered,
         )
-        return Request(plan.method, url, list(headers.items()), body), record
+        return Request(plan.method, url, items, body), record
 
     async def run(self, inv: Invocation) -> ToolResult:
         result = inv.result
+        plan = plan_for(inv.function)
         t0 = time.perf_counter()
         try:
-            request, result.request = self.build_request(inv)
+            request, result.request = self._build_request(plan, inv)
         except (TemplateError, ValueError, TypeError, httpx.InvalidURL) as exc:
             return self._fail(inv, "template", f"The request could not be built: {exc}")
         t1 = time.perf_counter()
-        result.timings.render_ms = (t1 - t0) * 1000
-        result.timings.time_to_request_ms = (t1 - inv.started) * 1000
-        plan = plan_for(inv.function)
+        timings = result.timings
+        timings.render_ms = (t1 - t0) * 1000
+        timings.time_to_request_ms = (t1 - inv.started) * 1000
         if log.isEnabledFor(logging.DEBUG):
-            log.debug("%s %s -> %s", inv.function.name, result.request.method, result.request.url)
-        redact = plan.redactor
+            log.debug("%s %s -> %s", plan.name, result.request.method, result.request.url)
         try:
-            async with asyncio.timeout(plan.timeout_s):
+            with self.deadlines.limit(plan.timeout_s):
                 response = await fetch(
                     self.transport,
                     request,
@@ -291,24 +350,33 @@ class HttpRunner:
                     max_redirects=self.max_redirects,
                 )
         except FetchFailed as f:
+            redact = plan.redactor
             detail = f.detail if f.hop is None else f"{f.detail} (at {redact.text(f.hop)})"
             return self._fail(inv, f.reason, detail, f.status, None, t1)
         except TimeoutError:
-            ms = inv.function.action.timeout_ms
             return self._fail(
-                inv, "timeout", f"No complete response within {ms} ms", None, None, t1
+                inv, "timeout", f"No complete response within {plan.timeout_ms} ms", None, None, t1
             )
         except Exception as exc:
             reason, detail = describe_send_error(exc, request.url)
-            return self._fail(inv, reason, redact.text(detail), None, None, t1)
-        result.timings.request_ms = (time.perf_counter() - t1) * 1000
-        result.status = response.status
+            return self._fail(inv, reason, plan.redactor.text(detail), None, None, t1)
+        timings.request_ms = (time.perf_counter() - t1) * 1000
+        status = response.status
+        result.status = status
         content_type = response.headers.get("content-type", "")
-        return self._success(inv, response.status, response.body, content_type)
+        return self._success(inv, status, response.body, content_type, plan.redactor)
 
-    def _success(self, inv: Invocation, status: int, body: bytes, content_type: str) -> ToolResult:
+    def _success(
+        self,
+        inv: Invocation,
+        status: int,
+        body: bytes,
+        content_type: str,
+        redact: Redactor | None = None,
+    ) -> ToolResult:
         result = inv.result
-        redact = plan_for(inv.function).redactor
+        if redact is None:
+            redact = plan_for(inv.function).redactor
         data: Any
         is_json = "json" in content_type.lower()
         text = body.decode("utf-8", errors="replace")
@@ -316,7 +384,7 @@ class HttpRunner:
             text = redact.text(text)
         if is_json or (not content_type and text[:1] in "{["):
             try:
-                data = json.loads(text) if text.strip() else None
+                data = _parse_json(text) if text.strip() else None
             except json.JSONDecodeError as exc:
                 if 200 <= status < 300 and is_json:
                     return self._fail(
