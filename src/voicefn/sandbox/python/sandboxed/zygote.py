@@ -372,6 +372,9 @@ def main() -> None:
         return
     init = json.loads(data)
     if init.get("batch") is True:
+        # SCHED_BATCH (inherited by every child): a child woken by its run frame waits for a
+        # free core instead of preempting the supervisor, which may still be sending a burst's
+        # other frames. Only ever a lower claim on the CPU; a child may set itself back.
         with contextlib.suppress(OSError, AttributeError):
             os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     patch_httpx()
