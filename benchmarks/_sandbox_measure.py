@@ -59,6 +59,8 @@ class Row:
     # JavaScript: the isolate floor (a fresh bare Worker per job, _sandbox_floors.IsolateFloor)
     isolate_ns: list[int] = field(default_factory=list)
     isolate_note: str = ""
+    # concurrent rows: each sandbox round's slowest call (which rounds the p99 comes from)
+    round_max_ns: list[int] = field(default_factory=list)
     # What the sandbox itself reported per measured call (Outcome.timings, egress request ms).
     reported: dict[str, list[float]] = field(default_factory=dict)
     # CPU of this process and the sandbox's processes during the sandbox's blocks of calls
@@ -89,6 +91,9 @@ class Row:
             "floor": floor,
             "floor_note": self.floor_note or None,
             "added_p50_ms": added,
+            "sandbox_round_max_ms": (
+                [round(v / 1e6, 1) for v in self.round_max_ns] if self.round_max_ns else None
+            ),
             "isolate_floor": isolate,
             "isolate_floor_note": self.isolate_note or None,
             "added_over_isolate_p50_ms": over_isolate,
@@ -322,7 +327,10 @@ async def concurrent_rounds(
         for call, samples, side in _sides(row, sandbox, floor, isolate, i):
             label = f"{row.language} {row.scenario} {side}"
             before = cpu() if cpu is not None and call is sandbox else None
+            already = len(samples)
             await asyncio.gather(*(timed(call, samples, run, label) for _ in range(concurrency)))
+            if call is sandbox and len(samples) > already:
+                row.round_max_ns.append(max(samples[already:]))
             if before is not None and cpu is not None:
                 row.cpu_s += cpu() - before
                 row.cpu_calls += concurrency
@@ -382,6 +390,10 @@ def print_table(rows: list[dict[str, Any]], header: str, run: Run) -> None:
         if keys:
             parts = ", ".join(f"{k} {reported[k]:.2f}" for k in keys)
             print(f"sandbox-reported p50: {r['language']} {r['scenario']}: {parts}")
+    for r in rows:
+        if r.get("sandbox_round_max_ms"):
+            rounds = ", ".join(f"{v:g}" for v in r["sandbox_round_max_ms"])
+            print(f"sandbox rounds' slowest call (ms): {r['language']} {r['scenario']}: {rounds}")
     for r in rows:
         if r["sandbox_cpu_per_call_ms"] is not None:
             print(

@@ -1,13 +1,14 @@
 """Issue 10: a tenant process sizes its pool of pre-warmed Workers by demand. After a burst of
-jobs larger than ``spare_workers`` (back to back, no pause), the pool refills to the burst's size
-(up to 10) in the quiet that follows, so the next burst takes ready Workers for more of its
-jobs than ``spare_workers``; each is still a Worker that no job touched (every job sees a
-``performance.timeOrigin`` of its own).
+jobs larger than ``spare_workers`` (concurrent calls, or back to back with no pause), the pool
+refills to the burst's size (up to MAX_WORKERS, 20) in the quiet that follows, so the next burst
+of 20 takes a ready Worker for every job; each is still a Worker that no job touched (every job
+sees a ``performance.timeOrigin`` of its own).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ import pytest
 import pytest_asyncio
 
 from voicefn.sandbox.javascript import JavaScriptSandbox, Limits
+from voicefn.sandbox.javascript._host import _tree
+from voicefn.sandbox.javascript._launch import MAX_WORKERS
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
@@ -24,7 +27,9 @@ pytestmark = [
 ]
 
 SPARES = 2
-BURST = 8
+BURST = MAX_WORKERS  # 20: more than the old cap of 10
+POLL_S = 0.05
+SETTLED_POLLS = 10  # polls in a row with BURST Worker threads, all asleep
 # When the job's Worker was created (epoch ms), and whether an earlier job's global is visible.
 CODE = """
 async function main(data) {
@@ -63,18 +68,52 @@ async def burst(sb: JavaScriptSandbox, label: str) -> list[float]:
     return [await one(sb, f"{label}-{i}") for i in range(BURST)]
 
 
+def worker_thread_states(root: int) -> list[str]:
+    """The states (R, S, ...) of the Worker threads (Deno names them ``worker-N``) below root."""
+    states: list[str] = []
+    for pid in _tree(root):
+        try:
+            tasks = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                with open(f"/proc/{pid}/task/{task}/comm", encoding="utf-8") as fh:
+                    name = fh.read().strip()
+                with open(f"/proc/{pid}/task/{task}/stat", encoding="ascii") as fh:
+                    state = fh.read().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if name.startswith("worker-"):
+                states.append(state)
+    return states
+
+
 async def test_a_burst_grows_the_pool_for_the_next_burst(sandbox: JavaScriptSandbox) -> None:
     # BURST calls at once: the tenant's process starts (they wait for it together), then their
     # run frames reach the host one after the other in one go, with no pause of 15 ms between
     # them however busy the machine: its demand is now BURST.
     warm_up = await asyncio.gather(*(one(sandbox, f"warm-up-{i}") for i in range(BURST)))
     assert len(set(warm_up)) == BURST
-    # The refill makes one Worker at a time (~50 ms of CPU each): generous for a busy machine,
-    # and well inside the 30 s for which the host keeps a burst's demand.
-    await asyncio.sleep(8)
+    # The refill makes one Worker at a time (~50-60 ms of CPU each): wait until the process
+    # holds BURST Worker threads, all asleep, poll after poll (no fixed wait; the host keeps a
+    # burst's demand for 30 s).
+    process = sandbox._processes[("pool", Limits().memory_mb)]
+    assert process.proc is not None
+    settled = 0
+    for _ in range(int(60 / POLL_S)):
+        states = worker_thread_states(process.proc.pid)
+        assert len(states) <= MAX_WORKERS, states
+        settled = settled + 1 if len(states) == BURST and set(states) == {"S"} else 0
+        if settled >= SETTLED_POLLS:
+            break
+        await asyncio.sleep(POLL_S)
+    else:
+        pytest.fail(f"the pool never held {BURST} ready Workers: {states}")
     started_ms = time.time() * 1000
     origins = await burst(sandbox, "measured")
     assert len(set(origins)) == BURST  # a fresh Worker for every job
     ready_before = sum(1 for origin in origins if origin < started_ms)
-    # A fixed pool of SPARES would have had exactly SPARES Workers made before the burst.
-    assert ready_before >= SPARES + 3, (ready_before, origins, started_ms)
+    # A fixed pool of SPARES would have had exactly SPARES Workers made before the burst, the
+    # old cap 10: every job of this burst took one made before it.
+    assert ready_before == BURST, (ready_before, origins, started_ms)

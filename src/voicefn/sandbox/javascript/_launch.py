@@ -54,9 +54,11 @@ class LaunchConfig:
 
 #: The most Workers a tenant process holds at once, its running jobs' and its ready ones
 #: together: the pool is sized by demand (from ``spare_workers``, more after a burst of jobs)
-#: within what the running jobs leave of this. Each Worker holds ~10-13 MB beyond a job's heap;
-#: with the host (~60 MB) they must fit in the 192 MiB the memory limit adds to ``memory_mb``.
-MAX_WORKERS = 10
+#: within what the running jobs leave of this, so 20 concurrent calls of a tenant find 20 ready
+#: Workers after a first such burst. Each Worker holds ~15 MB (RSS, measured) beyond a job's
+#: heap; with the host (~56 MB) they fit in the 384 MiB the memory limit adds to ``memory_mb``
+#: (``_process.HEAP_OVERHEAD_MB``). A hard cap: the host refuses more than 24.
+MAX_WORKERS = 20
 
 
 def run_as(uid: int | None) -> dict[str, Any]:

@@ -39,20 +39,26 @@ STDERR_TAIL = 16 * 1024
 START_TIMEOUT_S = 15.0
 BACKSTOP_GRACE_S = 2.0  # past the deadline the host should have enforced: kill the process
 EXIT_WAIT_S = 2.0
-HEAP_OVERHEAD_MB = 192  # cgroup limit = memory_mb (a job's V8 heap) + the host, spare worker...
+# cgroup limit = memory_mb (a job's V8 heap) + this: the host (~56 MB RSS) and up to MAX_WORKERS
+# (20) Workers, running and pre-warmed (~15 MB RSS each, measured: 86 MB with 2, 353 MB with 20),
+# ~356 MB in all, before what the jobs themselves allocate.
+HEAP_OVERHEAD_MB = 384
 PIDS_MAX = 256
 WATCHDOG_INTERVAL_S = 0.05
 MAX_READY_FRAME = 1 << 20
-# A tenant's calls run at once up to this many (the host allows 16): concurrent calls wait for
-# each other's HTTP requests and Worker hand-offs no longer; the cgroup cpu quota still bounds
-# their CPU together. A job that kills the process (a memory bomb) ends the others too.
-PARALLEL_JOBS = 8
+# A tenant's calls run at once up to this many (the host allows 24), as many as the host holds
+# Workers (MAX_WORKERS): 20 concurrent calls each take a ready Worker of the demand-sized pool
+# and none waits in the supervisor's queue; the cgroup cpu quota still bounds their CPU
+# together, and they share the memory limit. A job that kills the process (a memory bomb) ends
+# the others too.
+PARALLEL_JOBS = 20
 MIN_FRAME = 8 << 20  # the largest frame while no job runs (a job allows more: Job.max_frame)
 _JOB_FRAMES = frozenset({"log", "fetch", "result"})
-# After a job: the host terminates the Worker and refills its pool (~0.05 s of CPU a Worker; after
-# a burst of jobs up to 10 Workers, one at a time: ~0.5 s, more on a busy machine). More than
-# IDLE_CPU_BUDGET_S + IDLE_CPU_RATE x (seconds since the job ended) is work the job left behind.
-IDLE_CPU_BUDGET_S = 1.0
+# After a job: the host terminates the Worker and refills its pool (~0.05-0.06 s of CPU a Worker;
+# after a burst of jobs up to 20 Workers, one at a time: ~1.2 s, ~1.5 s on a busy machine, where
+# 1.0 s recycled a healthy process). More than IDLE_CPU_BUDGET_S + IDLE_CPU_RATE x (seconds
+# since the job ended) is work the job left behind.
+IDLE_CPU_BUDGET_S = 2.0
 IDLE_CPU_RATE = 0.3
 IDLE_POLL_S = 0.2
 IDLE_QUIET_POLLS = 5  # this many polls with (almost) no CPU: the process is idle, stop watching

@@ -30,6 +30,6 @@ def unavailable(what: str) -> SandboxUnavailable:
 @dataclass(frozen=True)
 class Limits(common.Limits):
     """Per-job limits. ``memory_mb`` is the job's V8 heap; the tenant's Deno process (host,
-    spare worker, off-heap buffers) is capped at ``memory_mb`` + 192 MiB by its cgroup."""
+    pre-warmed Workers, off-heap buffers) is capped at ``memory_mb`` + 384 MiB by its cgroup."""
 
     timeout_s: float = 10.0

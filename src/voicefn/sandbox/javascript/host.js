@@ -8,8 +8,8 @@
 // the Worker when the job ends or at its deadline.
 // `deno run host.js <socket> <spares> <max>`: it keeps <spares> (1-8) Workers pre-warmed, more
 // while the tenant's recent bursts of jobs were larger, and never holds more than <max> Workers
-// (at most 12), running and ready together. (The supervisor passes <max> = 10: what fits in the
-// process's memory beside a job's heap.)
+// (at most 24), running and ready together. (The supervisor passes <max> = 20: what fits in the
+// process's memory beside a job's heap, ~15 MB a Worker.)
 // The supervisor decides every verdict (stopped_by) itself; `layer` here is only a hint.
 //
 // Frames on the socket, both ways: 4-byte big-endian length, then UTF-8 JSON.
@@ -118,7 +118,7 @@ const REFILL_QUIET_MS = 15;
 // then the extra Workers are terminated (each holds memory). Ready and running Workers together
 // stay within MAX_WORKERS (running jobs leave room for fewer ready ones), so parallel jobs plus
 // a demand-sized pool fit in the process's memory.
-const MAX_WORKERS = Math.min(Math.max(Number.parseInt(Deno.args[2] ?? "12", 10) || 12, 1), 12);
+const MAX_WORKERS = Math.min(Math.max(Number.parseInt(Deno.args[2] ?? "24", 10) || 24, 1), 24);
 const DEMAND_MS = 30000;
 const spares = [];
 let warming = null;
@@ -225,7 +225,7 @@ async function takeWorker() {
 
 // The jobs running now, by id: the supervisor sends at most a few at once (one tenant's calls
 // in parallel), each in a Worker of its own.
-const MAX_JOBS = 16;
+const MAX_JOBS = 24; // the supervisor sends at most 20 (PARALLEL_JOBS)
 const jobs = new Map();
 
 function clip(text, n) {
