@@ -9,13 +9,17 @@ encoding, invalid_url).
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import json.encoder
 import logging
 import re
 import ssl
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -43,6 +47,19 @@ from ..transport import Transport
 from .base import Invocation
 
 log = logging.getLogger("voicefn.http")
+
+
+def _builtin_sha256() -> Callable[[bytes], Any]:
+    """CPython's own SHA-256 (the same digest), without OpenSSL 3's setup on every call."""
+    for module in ("_sha2", "_sha256"):  # 3.12+, 3.11
+        try:
+            return importlib.import_module(module).sha256  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    return hashlib.sha256  # pragma: no cover - a build without the builtin hashes
+
+
+_sha256 = _builtin_sha256()
 
 QUERY_METHODS = frozenset({"GET", "DELETE"})
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
@@ -223,14 +240,45 @@ def _parse_json(text: str) -> Any:
     return json.loads(text)
 
 
-#: ``json.dumps(value, ensure_ascii=False, allow_nan=False)`` without building an encoder per call.
-_json_body = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+def _not_serializable(value: Any) -> Any:
+    raise TypeError(f"Object of type {value.__class__.__name__} is not JSON serializable")
+
+
+_json_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False)
+
+
+def _c_json_body() -> Callable[[Any], str] | None:
+    """``json.dumps(value, ensure_ascii=False, allow_nan=False)`` without its two Python
+    layers: the same C encoder, with markers of its own per call (a cycle is still refused).
+    ``None`` where this Python's encoder does not take these arguments or differs."""
+    make: Any = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+
+    def encode(value: Any) -> str:
+        chunks = make(
+            {}, _not_serializable, encode_basestring, None, ": ", ", ", False, False, False
+        )
+        text: str = "".join(chunks(value, 0))
+        return text
+
+    sample = {"a": [1, 2.5, None, True, {"b": "é\n"}], "c": "x"}
+    try:
+        if encode(sample) == _json_encoder.encode(sample):
+            return encode
+    except Exception:  # pragma: no cover - another interpreter's encoder
+        pass
+    return None  # pragma: no cover
+
+
+_json_body: Callable[[Any], str] = _c_json_body() or _json_encoder.encode
 
 
 def idempotency_key(call_id: str, tool_call_id: str | None, function: str) -> str:
     """Same call, same tool call -> same key: a retried request is recognisable as a repeat."""
     seed = f"{call_id}:{tool_call_id}:{function}" if tool_call_id else uuid.uuid4().hex
-    return hashlib.sha256(seed.encode()).hexdigest()[:32]
+    digest: str = _sha256(seed.encode()).hexdigest()
+    return digest[:32]
 
 
 class HttpRunner:
