@@ -119,7 +119,41 @@ class Executor:
         ctx = context or CallContext()
         result = ToolResult(function.name, False, "", timings=Timings(started_at=time.time()))
         try:
-            await self._run(function, arguments, ctx, tool_call_id, started, result)
+            # One coroutine for the engine's part (no _run layer): every await of the request
+            # passes through each frame of the chain, so each one costs on every request.
+            try:
+                bound = bind(function, arguments, ctx)
+            except ArgumentError as exc:
+                result.error = exc.code
+                result.data = exc.payload()
+                result.content = error_content(result.data)
+                result.timings.bind_ms = (time.perf_counter() - started) * 1000
+            else:
+                result.arguments = bound.values
+                result.from_context = bound.from_context
+                result.ignored_arguments = bound.ignored
+                result.timings.bind_ms = (time.perf_counter() - started) * 1000
+                variables = ctx.as_variables()
+                values = {**variables, **bound.values} if variables else bound.values
+                inv = Invocation(function, values, variables, ctx, tool_call_id, started, result)
+                action = function.action
+                if action.pre_call_webhook_param is not None:
+                    hook = self.webhooks.fire(inv)
+                    if hook is not None and isinstance(action, BuiltinAction):
+                        # A transfer's webhook exists to tell the customer's system *before*
+                        # the call moves (seed 002): wait for it briefly, never fail the
+                        # transfer for it.
+                        await asyncio.wait({hook}, timeout=self.transfer_webhook_wait_s)
+                runner: Action
+                if isinstance(action, HttpAction):
+                    runner = self.http
+                elif isinstance(action, BuiltinAction):
+                    runner = self.builtins
+                elif isinstance(action, McpAction):
+                    runner = self.mcp
+                else:
+                    runner = self.code
+                await runner.run(inv)
         except Exception:
             # A bug of ours must not end the call: the LLM gets an error it can act on.
             log.exception("%s: the function failed with an internal error", function.name)
@@ -133,45 +167,3 @@ class Executor:
             result.content = error_content(result.data)
         result.timings.total_ms = (time.perf_counter() - started) * 1000
         return result
-
-    async def _run(
-        self,
-        function: Function,
-        arguments: str | Mapping[str, Any] | None,
-        ctx: CallContext,
-        tool_call_id: str | None,
-        started: float,
-        result: ToolResult,
-    ) -> None:
-        try:
-            bound = bind(function, arguments, ctx)
-        except ArgumentError as exc:
-            result.error = exc.code
-            result.data = exc.payload()
-            result.content = error_content(result.data)
-            result.timings.bind_ms = (time.perf_counter() - started) * 1000
-            return
-        result.arguments = bound.values
-        result.from_context = bound.from_context
-        result.ignored_arguments = bound.ignored
-        result.timings.bind_ms = (time.perf_counter() - started) * 1000
-        variables = ctx.as_variables()
-        values = {**variables, **bound.values} if variables else bound.values
-        inv = Invocation(function, values, variables, ctx, tool_call_id, started, result)
-        if function.action.pre_call_webhook_param is not None:
-            hook = self.webhooks.fire(inv)
-            if hook is not None and isinstance(function.action, BuiltinAction):
-                # A transfer's webhook exists to tell the customer's system *before* the call
-                # moves (seed 002): wait for it briefly, never fail the transfer for it.
-                await asyncio.wait({hook}, timeout=self.transfer_webhook_wait_s)
-        action = function.action
-        runner: Action
-        if isinstance(action, HttpAction):
-            runner = self.http
-        elif isinstance(action, BuiltinAction):
-            runner = self.builtins
-        elif isinstance(action, McpAction):
-            runner = self.mcp
-        else:
-            runner = self.code
-        await runner.run(inv)

@@ -66,6 +66,10 @@ _BAD_VALUE = re.compile(r"[\r\n\x00]")
 FORM_TYPE = "application/x-www-form-urlencoded"
 MULTIPART_TYPE = "multipart/form-data"
 USER_AGENT = "voicefn/0.1"
+#: The headers set per call (exact names: a configured one replaces its value in place).
+_DYNAMIC_HEADERS = frozenset(
+    {"X-Voicefn-Call-Id", "X-Voicefn-Agent-Id", "Idempotency-Key", "Content-Type"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,7 @@ class _Plan:
     record_headers: dict[str, str]  # the same, redacted, for the RequestRecord
     bad_header: str | None  # a static header whose value holds CR, LF or NUL (refused per call)
     header_templates: dict[str, Template]
+    shadows_dynamic: bool  # a configured header has the name of one the engine sets per call
     has_content_type: bool
     body: str  # "json", "form" (urlencoded) or "multipart": from the configured Content-Type
     timeout_s: float
@@ -132,6 +137,7 @@ def _build(function: Function) -> _Plan:
         record_headers=redactor.headers(headers),
         bad_header=next((k for k, v in headers.items() if _BAD_VALUE.search(v)), None),
         header_templates=templated,
+        shadows_dynamic=not _DYNAMIC_HEADERS.isdisjoint([*headers, *templated]),
         has_content_type=any(h.lower() == "content-type" for h in headers),
         body=body,
         timeout_s=a.timeout_ms / 1000,
@@ -357,9 +363,8 @@ class HttpRunner:
                     dynamic["Content-Type"] = "application/json"
         # The headers in order: static and templated ones (a dynamic one with the same name
         # replaces its value in place, as dict.update does), then the dynamic ones.
-        if any(name in headers for name in dynamic):
-            merged = {**headers, **dynamic}
-            items = list(merged.items())
+        if plan.shadows_dynamic:
+            items = list({**headers, **dynamic}.items())
         else:
             items = [*headers.items(), *dynamic.items()]
         redact = plan.redactor
