@@ -55,8 +55,8 @@ class LaunchConfig:
 #: The most Workers a tenant process holds at once, its running jobs' and its ready ones
 #: together: the pool is sized by demand (from ``spare_workers``, more after a burst of jobs)
 #: within what the running jobs leave of this, so 20 concurrent calls of a tenant find 20 ready
-#: Workers after a first such burst. Each Worker holds ~15 MB (RSS, measured) beyond a job's
-#: heap; with the host (~56 MB) they fit in the 384 MiB the memory limit adds to ``memory_mb``
+#: Workers after a first such burst. Each Worker holds ~12 MB (RSS, measured) beyond a job's
+#: heap; with the host (~53 MB) they fit in the 384 MiB the memory limit adds to ``memory_mb``
 #: (``_process.HEAP_OVERHEAD_MB``). A hard cap: the host refuses more than 24.
 MAX_WORKERS = 20
 

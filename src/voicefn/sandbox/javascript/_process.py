@@ -39,9 +39,9 @@ STDERR_TAIL = 16 * 1024
 START_TIMEOUT_S = 15.0
 BACKSTOP_GRACE_S = 2.0  # past the deadline the host should have enforced: kill the process
 EXIT_WAIT_S = 2.0
-# cgroup limit = memory_mb (a job's V8 heap) + this: the host (~56 MB RSS) and up to MAX_WORKERS
-# (20) Workers, running and pre-warmed (~15 MB RSS each, measured: 86 MB with 2, 353 MB with 20),
-# ~356 MB in all, before what the jobs themselves allocate.
+# cgroup limit = memory_mb (a job's V8 heap) + this: the host (~53 MB RSS) and up to MAX_WORKERS
+# (20) Workers, running and pre-warmed (~12 MB RSS each, measured: 77 MB with 2, 294 MB with 20;
+# ~15 MB before axios and lodash were the minified builds), before what the jobs allocate.
 HEAP_OVERHEAD_MB = 384
 PIDS_MAX = 256
 WATCHDOG_INTERVAL_S = 0.05

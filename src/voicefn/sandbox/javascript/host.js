@@ -9,7 +9,7 @@
 // `deno run host.js <socket> <spares> <max>`: it keeps <spares> (1-8) Workers pre-warmed, more
 // while the tenant's recent bursts of jobs were larger, and never holds more than <max> Workers
 // (at most 24), running and ready together. (The supervisor passes <max> = 20: what fits in the
-// process's memory beside a job's heap, ~15 MB a Worker.)
+// process's memory beside a job's heap, ~12 MB a Worker.)
 // The supervisor decides every verdict (stopped_by) itself; `layer` here is only a hint.
 //
 // Frames on the socket, both ways: 4-byte big-endian length, then UTF-8 JSON.
