@@ -230,15 +230,17 @@ def _multipart_fields(rendered: dict[str, Any]) -> list[tuple[str, tuple[None, s
     return fields
 
 
-#: 19 digits in a row: a number orjson would read differently (an integer beyond 64 bits
-#: becomes a float there), or a long string of digits, which json reads as well.
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+#: Every byte of a body mapped to 1 (an ASCII digit) or 0, to find runs of digits at C speed.
+_DIGITS = bytes(1 if 0x30 <= i <= 0x39 else 0 for i in range(256))
+#: 19 digits in a row: perhaps an integer beyond 64 bits, which orjson reads as a float.
+_LONG_RUN = b"\x01" * 19
 
 
-def _parse_json(text: str) -> Any:
+def _parse_json(text: str, raw: bytes) -> Any:
     """``json.loads(text)``, faster: orjson where it gives the same value, else json (whose
-    error, with its message and position, is the one raised)."""
-    if _LONG_DIGITS.search(text) is None:
+    error, with its message and position, is the one raised). ``raw`` is the body ``text`` was
+    decoded (and redacted) from: a run of digits in ``text`` is one in ``raw``."""
+    if _LONG_RUN not in raw.translate(_DIGITS):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
@@ -437,7 +439,7 @@ class HttpRunner:
             text = redact.text(text)
         if is_json or (not content_type and text[:1] in "{["):
             try:
-                data = _parse_json(text) if text.strip() else None
+                data = _parse_json(text, body) if text.strip() else None
             except json.JSONDecodeError as exc:
                 if 200 <= status < 300 and is_json:
                     return self._fail(
