@@ -74,7 +74,7 @@ FailureLog = Counter[str]  # reason -> count, across the whole run
 
 def make_function(port: int) -> voicefn.Function:
     # Generous timeout, so a stall on a busy host cannot fail executor requests only (the
-    # baseline has no timeout); asyncio.timeout costs the same whatever its length.
+    # baseline has no timeout); the deadline costs the same whatever its length.
     spec = check_order_function(
         f"http://127.0.0.1:{port}/orders", api_token=TOKEN, headers={}, timeout_ms=60_000
     )
