@@ -199,3 +199,28 @@ async def test_the_recorded_url_hides_secrets_with_or_without_a_query(server, ex
     assert "SECRET" not in with_query.request.url
     assert with_query.request.url.endswith("&n=3")
     assert server.received[-1].query == {"k": ["sk_live_SECRET_123456"], "n": ["3"]}
+
+
+# ------------------------------------------------------------------- reading arguments
+
+
+async def test_arguments_read_as_json_reads_them(server, ex) -> None:
+    fn = make(server.url + "/echo")
+    big = 123456789012345678901234567890
+    result = await ex.run(fn, f'{{"n": {big}, "word": "caf\\u00e9", "n": {big}}}')
+    assert result.ok, result.content
+    assert server.received[-1].json == {"n": big, "word": "café"}
+    assert result.arguments == {"n": big, "word": "café"}
+    for raw, detail in (
+        ('{"n": NaN}', "NaN is not a JSON number"),
+        ('{"n": 1e400}', "numbers must be finite"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"n": 1,}', "not valid JSON"),
+    ):
+        result = await ex.run(fn, raw)
+        assert result.error == "invalid_arguments", raw
+        assert detail in result.data["detail"], (raw, result.data["detail"])
+    assert len(server.received) == 1  # none of those was sent
+    result = await ex.run(fn, "null")
+    assert result.ok, result.content
+    assert server.received[-1].json == {}
