@@ -116,7 +116,7 @@ def parse_arguments(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
     if isinstance(raw, Mapping):
         return dict(raw)
     try:
-        value = json.loads(raw, parse_constant=_reject_constant)
+        value = _DECODER.decode(raw)
     except json.JSONDecodeError as exc:
         raise ArgumentError(
             "invalid_arguments",
@@ -134,6 +134,10 @@ def parse_arguments(raw: str | Mapping[str, Any] | None) -> dict[str, Any]:
 
 def _reject_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not a JSON number", name, 0)
+
+
+# One decoder for every call (json.loads(..., parse_constant=...) builds a new one each time).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def _finite(value: Any) -> bool:
