@@ -89,3 +89,24 @@ async def test_no_cookie_jar_and_no_redirects_of_its_own(server):
         await transport.aclose()
     assert [r.path for r in server.received] == ["/set-cookie", "/redirect", "/echo"]
     assert "Cookie" not in server.received[-1].headers
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE", "GET"])
+async def test_a_request_without_a_body_carries_no_content_type(server, method):
+    # aiohttp would invent "application/octet-stream" for a bodiless POST/PUT/PATCH (a strict API
+    # answers 415); a sandbox's fetch without a body reaches the transport like this.
+    transport = AiohttpTransport(EgressPolicy(allow=("127.0.0.1",)))
+    try:
+        response = await transport.send(Request(method, f"{server.url}/echo", [], None))
+        await response.aread()
+        await response.aclose()
+        typed = Request(method, f"{server.url}/echo", [("Content-Type", "text/plain")], b"hi")
+        response = await transport.send(typed)
+        await response.aread()
+        await response.aclose()
+    finally:
+        await transport.aclose()
+    bare, typed_received = server.received[-2:]
+    assert bare.method == method
+    assert "Content-Type" not in bare.headers
+    assert typed_received.headers["Content-Type"] == "text/plain"

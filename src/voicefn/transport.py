@@ -48,6 +48,8 @@ __all__ = [
 #: Headers httpx adds to a request that aiohttp must compute itself for what it sends.
 _COMPUTED = frozenset({"host", "content-length", "transfer-encoding"})
 _SKIP_AUTO = frozenset({"Content-Type"})
+# Methods aiohttp never gives a Content-Type of its own when they have no body.
+_NO_AUTO_TYPE = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 _NUMERIC = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
 
 
@@ -208,13 +210,18 @@ class AiohttpTransport:
         for name in _COMPUTED:
             if name in headers:
                 del headers[name]
+        # aiohttp adds "Content-Type: application/octet-stream" to a POST, PUT or PATCH that has
+        # none (with or without a body): what we send carries exactly the headers it was given.
+        skip = None if hdrs.CONTENT_TYPE in headers else _SKIP_AUTO
         if request.body is None:
             response = await session.request(
-                request.method, url, headers=headers, allow_redirects=False
+                request.method,
+                url,
+                headers=headers,
+                allow_redirects=False,
+                skip_auto_headers=None if request.method in _NO_AUTO_TYPE else skip,
             )
         else:
-            # aiohttp would add "Content-Type: application/octet-stream" to a body without one
-            skip = None if hdrs.CONTENT_TYPE in headers else _SKIP_AUTO
             response = await session.request(
                 request.method,
                 url,

@@ -44,6 +44,7 @@ class CannedServer:
     def __init__(self) -> None:
         self.body = b"{}"
         self.heads: list[bytes] = []
+        self.bodies: list[bytes] = []
         self.port = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -56,7 +57,7 @@ class CannedServer:
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == b"content-length":
                         length = int(value)
-                await reader.readexactly(length)
+                self.bodies.append(await reader.readexactly(length))
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                     + f"Content-Length: {len(self.body)}\r\n\r\n".encode()
@@ -118,6 +119,8 @@ async def test_the_request_body_is_json_dumps_of_the_arguments(canned, ex) -> No
     head = canned.heads[-1].decode("latin-1")
     body = json.dumps({"n": 5, "word": "naïve"}, ensure_ascii=False).encode()
     assert f"Content-Length: {len(body)}" in head
+    assert canned.bodies[-1] in (body, json.dumps({"n": 5, "word": "naïve"}).encode())
+    assert json.loads(canned.bodies[-1]) == {"n": 5, "word": "naïve"}
 
 
 # ----------------------------------------------------------------- headers and records
@@ -144,6 +147,20 @@ async def test_a_static_header_with_a_line_break_sends_nothing(server, ex) -> No
     assert not result.ok
     assert result.data["reason"] == "template"
     assert "'X-Static'" in result.data["detail"]
+    assert server.received == []
+
+
+async def test_a_url_no_request_can_carry_is_a_template_failure_not_a_crash(server, ex) -> None:
+    # A Function built around validation (model_copy) with a URL httpx refuses.
+    good = make(server.url + "/echo")
+    fn = good.model_copy(
+        update={"action": good.action.model_copy(update={"url": "https://[::1/x"})}
+    )
+    result = await ex.run(fn, {"n": 1}, CallContext(call_sid="CA1"))
+    assert not result.ok
+    assert result.error == "request_failed"
+    assert result.data["reason"] == "template"
+    assert result.data["detail"].startswith("The request could not be built:")
     assert server.received == []
 
 

@@ -399,9 +399,10 @@ class HttpRunner:
 
     async def run(self, inv: Invocation) -> ToolResult:
         result = inv.result
-        plan = plan_for(inv.function)
         t0 = time.perf_counter()
         try:
+            # A function that skipped validation can hold a URL or header no request can carry.
+            plan = plan_for(inv.function)
             request, result.request = self._build_request(plan, inv)
         except (TemplateError, ValueError, TypeError, httpx.InvalidURL) as exc:
             return self._fail(inv, "template", f"The request could not be built: {exc}")
