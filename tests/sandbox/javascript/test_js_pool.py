@@ -102,8 +102,9 @@ async def test_a_burst_grows_the_pool_for_the_next_burst(sandbox: JavaScriptSand
     assert process.proc is not None
     settled = 0
     for _ in range(int(60 / POLL_S)):
+        # (Workers of the burst that are still tearing down count here for a moment: the cap
+        # itself is test_js_worker_cap's, counted while nothing is torn down)
         states = worker_thread_states(process.proc.pid)
-        assert len(states) <= MAX_WORKERS, states
         settled = settled + 1 if len(states) == BURST and set(states) == {"S"} else 0
         if settled >= SETTLED_POLLS:
             break

@@ -71,6 +71,23 @@ for t in threads:
 return {"status": "ok", "threads": len(threads)}
 """
 
+# What a child's scheduling is, and whether it can claim more of the CPU (or change it at all).
+SCHEDULING = """
+import os
+refused = []
+for name, attempt in (
+    ("SCHED_OTHER", lambda: os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))),
+    ("SCHED_FIFO", lambda: os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(1))),
+    ("SCHED_IDLE", lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))),
+    ("nice -5", lambda: os.setpriority(os.PRIO_PROCESS, 0, -5)),
+):
+    try:
+        attempt()
+    except PermissionError:
+        refused.append(name)
+return {"policy": os.sched_getscheduler(0), "refused": refused}
+"""
+
 THREAD_BOMB = """
 import threading, time
 threads = []
@@ -237,6 +254,17 @@ async def test_rlimit_nproc_counts_the_children_forked_ahead(sandbox: PythonSand
     assert bomb.stopped_by == "rlimit-nproc"
     after = await burst(sandbox, 3, tenant, answer, "after")
     assert all(o.value["seen"] == CLEAN for o in after)
+
+
+async def test_children_run_sched_batch_and_cannot_change_it(sandbox: PythonSandbox) -> None:
+    outcome = await sandbox.run(
+        fn(SCHEDULING), "f", {}, {}, egress=answer, limits=CALM, tenant="scheduling"
+    )
+    assert outcome.ok, outcome
+    assert outcome.value == {
+        "policy": os.SCHED_BATCH,
+        "refused": ["SCHED_OTHER", "SCHED_FIFO", "SCHED_IDLE", "nice -5"],
+    }
 
 
 async def test_the_extra_children_go_once_the_burst_is_old() -> None:

@@ -225,7 +225,7 @@ async function takeWorker() {
 
 // The jobs running now, by id: the supervisor sends at most a few at once (one tenant's calls
 // in parallel), each in a Worker of its own.
-const MAX_JOBS = 24; // the supervisor sends at most 20 (PARALLEL_JOBS)
+const MAX_JOBS = 24; // the supervisor sends at most 8 (PARALLEL_JOBS)
 const jobs = new Map();
 
 function clip(text, n) {
@@ -305,6 +305,9 @@ async function startJob(msg) {
     data: msg.data,
     max_output_bytes: job.maxOutput,
   });
+  // A job that runs for a while (waiting on a request) leaves the tenant quiet: the pool refills
+  // then too, not only once a job ends.
+  scheduleRefill();
 }
 
 function onWorkerMessage(slot, m) {

@@ -374,7 +374,8 @@ def main() -> None:
     if init.get("batch") is True:
         # SCHED_BATCH (inherited by every child): a child woken by its run frame waits for a
         # free core instead of preempting the supervisor, which may still be sending a burst's
-        # other frames. Only ever a lower claim on the CPU; a child may set itself back.
+        # other frames. Only ever a lower claim on the CPU; a child cannot change it (seccomp refuses
+        # sched_setscheduler/sched_setattr/setpriority: test_py_burst_pool.py).
         with contextlib.suppress(OSError, AttributeError):
             os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
     patch_httpx()
