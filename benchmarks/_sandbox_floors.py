@@ -108,17 +108,8 @@ class PythonFloor:
 # ------------------------------------------------------------------------------ JavaScript
 
 # The JavaScript floor: a plain Deno process, the sandbox Worker's globals and job code path.
-JS_FLOOR = r"""
-const vendor = Deno.args[0];
-const { default: axios } = await import(vendor + "axios.js");
-const { default: moment } = await import(vendor + "moment.js");
-await import(vendor + "lodash.js");
-globalThis.axios = axios;
-globalThis.moment = moment;
-const AsyncFunction = (async function () {}).constructor;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
-
+# How both floors run a job: the way the sandbox's Worker does (AsyncFunction + JSON.parse(data)).
+JS_RUN_JOB = r"""
 async function runJob(msg) {
   const entry = msg.entrypoint;
   const factory = new AsyncFunction(
@@ -132,6 +123,20 @@ async function runJob(msg) {
   const value = await fn(JSON.parse(msg.data));
   return { ok: true, json: value === undefined ? "null" : JSON.stringify(value) };
 }
+""".strip()
+
+JS_FLOOR = r"""
+const vendor = Deno.args[0];
+const { default: axios } = await import(vendor + "axios.js");
+const { default: moment } = await import(vendor + "moment.js");
+await import(vendor + "lodash.js");
+globalThis.axios = axios;
+globalThis.moment = moment;
+const AsyncFunction = (async function () {}).constructor;
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+%RUN_JOB%
 
 async function write(obj) {
   const bytes = encoder.encode(JSON.stringify(obj) + "\n");
@@ -155,7 +160,7 @@ for await (const chunk of Deno.stdin.readable) {
     await write(reply);
   }
 }
-"""
+""".replace("%RUN_JOB%", JS_RUN_JOB)
 
 
 # The isolate floor's main script: one fresh bare Worker per job line, jobs at once (by id).
@@ -203,25 +208,15 @@ for await (const chunk of Deno.stdin.readable) {
 # (AsyncFunction + JSON.parse(data)), then its answer.
 JS_ISOLATE_WORKER = r"""
 const AsyncFunction = (async function () {}).constructor;
+%RUN_JOB%
 self.onmessage = async (event) => {
-  const msg = event.data;
   try {
-    const entry = msg.entrypoint;
-    const factory = new AsyncFunction(
-      "module",
-      "exports",
-      `${msg.code}\n;return (typeof ${entry} === "function") ? ${entry} : undefined;`,
-    );
-    const module = { exports: {} };
-    let fn = await factory(module, module.exports);
-    if (typeof fn !== "function") fn = module.exports?.[entry];
-    const value = await fn(JSON.parse(msg.data));
-    self.postMessage({ ok: true, json: value === undefined ? "null" : JSON.stringify(value) });
+    self.postMessage(await runJob(event.data));
   } catch (err) {
     self.postMessage({ ok: false, detail: String(err?.stack ?? err).slice(0, 500) });
   }
 };
-"""
+""".replace("%RUN_JOB%", JS_RUN_JOB)
 
 CPU_PERIOD_US = 20000  # as the sandbox's tenant processes (voicefn.sandbox.javascript._host)
 

@@ -8,7 +8,6 @@ sees a ``performance.timeOrigin`` of its own).
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -16,9 +15,9 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from jssandbox_threads import worker_threads
 
 from voicefn.sandbox.javascript import JavaScriptSandbox, Limits
-from voicefn.sandbox.javascript._host import _tree
 from voicefn.sandbox.javascript._launch import MAX_WORKERS
 
 pytestmark = [
@@ -69,24 +68,8 @@ async def burst(sb: JavaScriptSandbox, label: str) -> list[float]:
 
 
 def worker_thread_states(root: int) -> list[str]:
-    """The states (R, S, ...) of the Worker threads (Deno names them ``worker-N``) below root."""
-    states: list[str] = []
-    for pid in _tree(root):
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{task}/comm", encoding="utf-8") as fh:
-                    name = fh.read().strip()
-                with open(f"/proc/{pid}/task/{task}/stat", encoding="ascii") as fh:
-                    state = fh.read().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if name.startswith("worker-"):
-                states.append(state)
-    return states
+    """The states (R, S, ...) of the Worker threads below root."""
+    return list(worker_threads(root).values())
 
 
 async def test_a_burst_grows_the_pool_for_the_next_burst(sandbox: JavaScriptSandbox) -> None:

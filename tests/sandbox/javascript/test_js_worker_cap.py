@@ -9,16 +9,15 @@ names them ``worker-N``) never number more than MAX_WORKERS while the pool refil
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from jssandbox_threads import worker_threads
 
 from voicefn.sandbox.javascript import JavaScriptSandbox, Limits
-from voicefn.sandbox.javascript._host import _tree
 from voicefn.sandbox.javascript._launch import MAX_WORKERS
 from voicefn.sandbox.javascript._process import PARALLEL_JOBS
 
@@ -63,27 +62,6 @@ async def sandbox() -> AsyncIterator[JavaScriptSandbox]:
     await sb.start()
     yield sb
     await sb.aclose()
-
-
-def worker_threads(root: int) -> dict[str, str]:
-    """The Worker threads of the process tree below ``root``: their name -> state (R, S, ...)."""
-    found: dict[str, str] = {}
-    for pid in _tree(root):
-        try:
-            tasks = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                with open(f"/proc/{pid}/task/{task}/comm", encoding="utf-8") as fh:
-                    name = fh.read().strip()
-                with open(f"/proc/{pid}/task/{task}/stat", encoding="ascii") as fh:
-                    state = fh.read().rsplit(")", 1)[1].split()[0]
-            except (OSError, IndexError):
-                continue
-            if name.startswith("worker-"):
-                found[f"{pid}/{name}"] = state
-    return found
 
 
 async def test_running_and_ready_workers_stay_within_the_cap(sandbox: JavaScriptSandbox) -> None:
