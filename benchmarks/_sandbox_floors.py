@@ -259,19 +259,25 @@ def deno_binary() -> str | None:
     return shutil.which("deno")
 
 
+# `deno run` as both floors start it: no remote code, no prompt, no config, lock or type check.
+DENO_RUN = (
+    "run",
+    "--no-prompt",
+    "--no-remote",
+    "--no-npm",
+    "--no-config",
+    "--no-lock",
+    "--no-check",
+)
+
+
 class DenoFloor:
     """A plain ``deno run`` process: no bubblewrap, no Worker; one JSON line per job."""
 
     def __init__(self, deno: str, script: Path, vendor: Path, port: int, denodir: Path) -> None:
         self.argv = [
             deno,
-            "run",
-            "--no-prompt",
-            "--no-remote",
-            "--no-npm",
-            "--no-config",
-            "--no-lock",
-            "--no-check",
+            *DENO_RUN,
             f"--allow-read={script},{vendor}",
             f"--allow-net=127.0.0.1:{port}",
             str(script),
@@ -344,13 +350,7 @@ class IsolateFloor:
         self.worker = workdir / "isolate_worker.js"
         self.argv = [
             deno,
-            "run",
-            "--no-prompt",
-            "--no-remote",
-            "--no-npm",
-            "--no-config",
-            "--no-lock",
-            "--no-check",
+            *DENO_RUN,
             "--no-code-cache",
             "--unstable-worker-options",
             f"--allow-read={self.script},{self.worker}",
