@@ -271,6 +271,32 @@ DENO_RUN = (
 )
 
 
+async def _spawn(argv: list[str], env: dict[str, str]) -> asyncio.subprocess.Process:
+    """Start a floor process: JSON lines in on stdin, out on stdout, stderr dropped."""
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        cwd="/",
+        env=env,
+    )
+
+
+async def _stop(proc: asyncio.subprocess.Process | None) -> None:
+    """End a floor process: its stdin closed, then killed if it has not exited within 5 s."""
+    if proc is None:
+        return
+    if proc.stdin is not None:
+        proc.stdin.close()
+    try:
+        await asyncio.wait_for(proc.wait(), 5)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
 class DenoFloor:
     """A plain ``deno run`` process: no bubblewrap, no Worker; one JSON line per job."""
 
@@ -294,14 +320,7 @@ class DenoFloor:
         self._lock = asyncio.Lock()
 
     async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            cwd="/",
-            env=self.env,
-        )
+        self.proc = await _spawn(self.argv, self.env)
 
     async def run(self, code: str, entrypoint: str, data: dict[str, Any]) -> Any:
         async with self._lock:
@@ -325,16 +344,7 @@ class DenoFloor:
 
     async def close(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is None:
-            return
-        if proc.stdin is not None:
-            proc.stdin.close()
-        try:
-            await asyncio.wait_for(proc.wait(), 5)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-            await proc.wait()
+        await _stop(proc)
 
 
 class IsolateFloor:
@@ -399,14 +409,7 @@ class IsolateFloor:
                 with contextlib.suppress(OSError):
                     group.rmdir()
                 self.cgroup = None
-        self.proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            cwd="/",
-            env=self.env,
-        )
+        self.proc = await _spawn(argv, self.env)
         self.reader = asyncio.ensure_future(self._read())
 
     async def _read(self) -> None:
@@ -439,15 +442,7 @@ class IsolateFloor:
 
     async def close(self) -> None:
         proc, self.proc = self.proc, None
-        if proc is not None:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            try:
-                await asyncio.wait_for(proc.wait(), 5)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+        await _stop(proc)
         if self.reader is not None:
             with contextlib.suppress(Exception):
                 await self.reader
