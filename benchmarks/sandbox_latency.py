@@ -35,7 +35,9 @@ The floor is the SAME source run without a sandbox:
   GET rows: a bare Worker has neither axios nor network.)
 
 The HTTP functions: Python ``await ctx.http.get(URL, params=...)``, JavaScript
-``await axios.get(URL, {params})`` (in the sandbox a fresh Worker, so a fresh axios, per job).
+``await axios.get(URL, {params})`` (in the sandbox a fresh axios per job: with ``--js-runner realm``,
+the default, evaluated in the job's fresh V8 context inside a Worker that stays; with
+``--js-runner worker`` in a fresh Worker per job). The notes say which runner took the calls.
 
 Sandbox and floor calls alternate (ABBA). Each sandbox call is followed by ``--gap-ms`` of quiet
 (default 20 ms Python, 250 ms JavaScript; one voice agent calls a function every few seconds at
@@ -63,6 +65,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import functools
 import json
 import os
@@ -70,7 +73,7 @@ import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import voicefn
@@ -91,6 +94,7 @@ from _sandbox_measure import (
     timed,
     warm_rows,
 )
+from voicefn.sandbox.common import Outcome
 
 TRIVIAL_TARGET_MS = 10.0  # paced (a pause after each call)
 HTTP_TARGET_MS = 20.0
@@ -369,8 +373,15 @@ async def bench_javascript(
         return
     gap_s = gap_seconds(args, "javascript")
     trivial, one_get = functions("javascript", url)
-    sandbox = JavaScriptSandbox(mode=args.mode)
+    realms = args.js_runner == "realm"
+    sandbox = JavaScriptSandbox(mode=args.mode, realms=realms)
     floors = DenoFloors(port)
+    runners: collections.Counter[str] = collections.Counter()
+
+    async def counted(invoke: Callable[[], Awaitable[Outcome]]) -> Outcome:
+        outcome = await invoke()
+        runners[str(outcome.runner)] += 1
+        return outcome
 
     def in_sandbox(fn: Function, tenant: str, row: Row | None) -> Call:
         # What CodeRunner passes: call, variables, then the function's arguments.
@@ -383,7 +394,7 @@ async def bench_javascript(
             egress=functools.partial(egress, tenant),
             tenant=tenant,
         )
-        return sandbox_call(run_fn, fn.http, row)
+        return sandbox_call(functools.partial(counted, run_fn), fn.http, row)
 
     def in_floor(floor: DenoFloor | IsolateFloor, fn: Function) -> Call:
         data = {**call_context("floor"), **fn.arguments}
@@ -483,6 +494,11 @@ async def bench_javascript(
             isolate_note=isolate_note,
         )
     finally:
+        # which runner took the calls: the fast path (a realm per job) or a fresh Worker per job
+        run.notes.append(
+            f"javascript runner (--js-runner {args.js_runner}): "
+            + (", ".join(f"{k} {n}" for k, n in sorted(runners.items())) or "no calls")
+        )
         await floors.aclose()
         await sandbox.aclose()
 
@@ -547,6 +563,13 @@ def main() -> None:
     parser.add_argument("--lang", choices=("python", "javascript", "both"), default="both")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--mode", choices=("isolated", "unsafe-process"), default="isolated")
+    parser.add_argument(
+        "--js-runner",
+        choices=("realm", "worker"),
+        default="realm",
+        help="JavaScript: realm (the default fast path: a fresh V8 context per job in a Worker "
+        "that stays) or worker (JavaScriptSandbox(realms=False): a fresh Worker per job)",
+    )
     parser.add_argument(
         "--gap-ms",
         type=float,

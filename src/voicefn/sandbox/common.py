@@ -159,6 +159,9 @@ class Outcome:
     stopped_by: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     isolation: str = "isolated"  # or "weak" (mode="unsafe-process")
+    #: JavaScript only: "realm" (a fresh V8 context in a reused Worker, the fast path) or
+    #: "worker" (a fresh Worker); None for Python and for runs refused before they started
+    runner: str | None = None
 
     @property
     def weakly_isolated(self) -> bool:

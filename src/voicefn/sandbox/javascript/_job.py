@@ -99,10 +99,13 @@ class Job:
         # the largest frame accepted: a result is JSON text inside JSON (escaping can grow it)
         self.max_frame = max(8 << 20, 6 * limits.max_output_bytes + (1 << 20))
 
-    def run_frame(self, code: str, entrypoint: str, data_json: str) -> dict[str, Any]:
+    def run_frame(
+        self, code: str, entrypoint: str, data_json: str, realm: bool = True
+    ) -> dict[str, Any]:
         limits = self.limits
         return {
             "t": "run",
+            "realm": realm,
             "id": self.id,
             "code": code,
             "entrypoint": entrypoint,
@@ -138,7 +141,10 @@ class Job:
         elif kind == "fetch":
             self._on_fetch(frame)
         else:
-            return self._result(frame)
+            outcome = self._result(frame)
+            runner = frame.get("runner")
+            outcome.runner = runner if runner in ("realm", "worker") else None
+            return outcome
         return None
 
     def _on_log(self, frame: dict[str, Any]) -> None:

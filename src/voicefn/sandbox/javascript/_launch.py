@@ -21,7 +21,15 @@ from typing import Any
 from ..common import clean_text
 from ._host import SANDBOX_UID, CgroupParents, find_deno, library_binds
 from ._modules import import_map_json
-from ._stage import HOST_JS, VENDOR_DIR, WORKER_JS, SandboxFiles, reachable_by_others, sandbox_files
+from ._stage import (
+    HOST_JS,
+    RUNTIME_DIR,
+    VENDOR_DIR,
+    WORKER_JS,
+    SandboxFiles,
+    reachable_by_others,
+    sandbox_files,
+)
 from .api import Mode, unavailable
 
 NICE = "/usr/bin/nice"
@@ -142,7 +150,7 @@ def _check_libraries(lib_binds: tuple[str, ...], uid: int) -> None:
 
 
 def _check_files(mode: Mode, bwrap: str) -> None:
-    for path in (HOST_JS, WORKER_JS, VENDOR_DIR / "axios.js"):
+    for path in (HOST_JS, WORKER_JS, VENDOR_DIR / "axios.js", RUNTIME_DIR / "realm_worker.js"):
         if not path.is_file():
             raise unavailable(f"the sandbox file {path} is missing (broken install).")
     if mode == "isolated" and not (os.path.isfile(bwrap) and os.access(bwrap, os.X_OK)):
@@ -212,6 +220,9 @@ def _file_binds(files: SandboxFiles, import_map: Path) -> list[str]:
         files.vendor,
         "/sandbox/vendor",
         "--ro-bind",
+        files.runtime,
+        "/sandbox/runtime",
+        "--ro-bind",
         str(import_map),
         "/sandbox/imports.json",
     ]
@@ -250,6 +261,7 @@ def _deno_argv(
     host: str,
     worker: str,
     vendor: str,
+    runtime: str,
     sock: str,
     imports: str,
     memory_mb: int,
@@ -269,7 +281,7 @@ def _deno_argv(
         "--no-check",
         "--unstable-worker-options",
         f"--import-map={imports}",
-        f"--allow-read={worker},{vendor},{sock}",
+        f"--allow-read={worker},{vendor},{runtime},{sock}",
         f"--allow-write={sock}",
         f"--allow-net=unix:{sock}",
         "--deny-env",
@@ -295,6 +307,7 @@ def tenant_argv(
             "/sandbox/host.js",
             "/sandbox/worker.js",
             "/sandbox/vendor",
+            "/sandbox/runtime",
             sock,
             "/sandbox/imports.json",
             memory_mb,
@@ -323,6 +336,7 @@ def tenant_argv(
             cfg.files.host_js,
             cfg.files.worker_js,
             cfg.files.vendor,
+            cfg.files.runtime,
             str(socket_path),
             str(cfg.import_map),
             memory_mb,

@@ -186,6 +186,13 @@ class TenantProcess:
                 )
             builtins = frame.get("builtins")
             unknown = unknown_builtins(builtins) if isinstance(builtins, list) else ["?"]
+            realm = frame.get("realm")
+            if realm != "ok":
+                log.warning(
+                    "JavaScript sandbox: the realm fast path is off in this process, every job "
+                    "takes a fresh Worker (%s)",
+                    clean_text(realm, 300),
+                )
             if unknown:
                 raise RuntimeError(
                     "this Deno has Node built-in modules the sandbox neither allows nor blocks "
@@ -245,7 +252,13 @@ class TenantProcess:
         self.idle_since = None
 
     async def run(
-        self, code: str, entrypoint: str, data_json: str, limits: Limits, egress: Egress
+        self,
+        code: str,
+        entrypoint: str,
+        data_json: str,
+        limits: Limits,
+        egress: Egress,
+        realm: bool = True,
     ) -> Outcome:
         """Run one job in a fresh Worker; kill the process if it breaks the protocol or hangs.
         Several jobs may run at once (each in its own Worker); one reader takes the process's
@@ -259,7 +272,7 @@ class TenantProcess:
                 return job.outcome("crashed", "the sandbox process exited before the job started")
             done: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
             self._running()[job.id] = (job, done)
-            self.send(job.run_frame(code, entrypoint, data_json))
+            self.send(job.run_frame(code, entrypoint, data_json, realm))
             return await self._wait(job, done, job.deadline + BACKSTOP_GRACE_S)
         except asyncio.CancelledError:
             # The caller gave up: the host ends the job; its frames until then are dropped.

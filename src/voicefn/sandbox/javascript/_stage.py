@@ -4,14 +4,14 @@ A root supervisor runs each tenant's process (bubblewrap included) as uid 65534,
 opens the paths it binds with that uid's rights. voicefn installed in a venv in a 0700 home
 folder (``python3 -m venv ~/venv``, ``pip install --user`` as root) is out of that uid's reach:
 "bwrap: Can't find source path .../bin/deno: Permission denied". So, when the sandbox uid cannot
-reach them, exactly the files the sandbox binds -- the Deno binary, ``host.js``, ``worker.js``
+reach them, exactly the files the sandbox binds -- the Deno binary, ``host.js``, ``worker.js``, ``runtime/``
 and ``vendor/`` -- are copied (as root) into a root-owned, world-readable, read-only directory
 named by the SHA-256 of their contents (:data:`STAGE_DIRS`). Nothing else becomes visible to the
 sandbox. Every path is resolved (symlinked venvs), so the copy is of the real files.
 
 A staged copy is reused only when the directory and every file in it are root-owned and not
 writable by anyone else (so only root could have changed them since they were verified), and
-every size matches; ``host.js``, ``worker.js`` and ``vendor/`` are compared byte for byte.
+every size matches; ``host.js``, ``worker.js``, ``vendor/`` and ``runtime/`` are compared byte for byte.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ __all__ = ["STAGE_DIRS", "SandboxFiles", "reachable_by_others", "sandbox_files"]
 HOST_JS = PACKAGE_DIR / "host.js"
 WORKER_JS = PACKAGE_DIR / "worker.js"
 VENDOR_DIR = PACKAGE_DIR / "vendor"
+#: the realm runtime (fast path: a fresh V8 context per job in a reused Worker) and the scrub
+RUNTIME_DIR = PACKAGE_DIR / "runtime"
 #: where staged copies go (the first one that is usable), each in a ``<sha256>`` subdirectory
 STAGE_DIRS = (Path("/var/cache/voicefn/js-sandbox"), Path(tempfile.gettempdir(), "voicefn-js-0"))
 
@@ -47,6 +49,7 @@ class SandboxFiles:
     host_js: str
     worker_js: str
     vendor: str
+    runtime: str
     staged: Path | None = None
     #: why a staged copy is used (the path the sandbox uid could not read); None: in place
     reason: str | None = None
@@ -88,12 +91,14 @@ def sandbox_files(deno: str, sandbox_uid: int | None) -> SandboxFiles:
         "host.js": Path(os.path.realpath(HOST_JS)),
         "worker.js": Path(os.path.realpath(WORKER_JS)),
         "vendor": Path(os.path.realpath(VENDOR_DIR)),
+        "runtime": Path(os.path.realpath(RUNTIME_DIR)),
     }
     in_place = SandboxFiles(
         deno=str(sources["deno"]),
         host_js=str(sources["host.js"]),
         worker_js=str(sources["worker.js"]),
         vendor=str(sources["vendor"]),
+        runtime=str(sources["runtime"]),
     )
     if sandbox_uid is None:
         return in_place
@@ -202,6 +207,7 @@ def _stage(base: Path, sources: dict[str, Path]) -> SandboxFiles:
         host_js=str(staged / "host.js"),
         worker_js=str(staged / "worker.js"),
         vendor=str(staged / "vendor"),
+        runtime=str(staged / "runtime"),
         staged=staged,
     )
     if staged.exists():
@@ -232,7 +238,7 @@ def _stage(base: Path, sources: dict[str, Path]) -> SandboxFiles:
                 raise
     finally:
         if tmp.exists():
-            for d in (tmp, tmp / "vendor"):
+            for d in (tmp, tmp / "vendor", tmp / "runtime"):
                 with contextlib.suppress(OSError):
                     os.chmod(d, 0o700)
             shutil.rmtree(tmp, ignore_errors=True)

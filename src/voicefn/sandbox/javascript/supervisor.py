@@ -142,8 +142,14 @@ class JavaScriptSandbox:
         cpu_limit: float | None = 1.0,
         spare_workers: int = 3,
         spare_processes: int = 1,
+        realms: bool = True,
     ) -> None:
         self.mode: Mode = check_mode(mode)
+        if not isinstance(realms, bool):
+            raise ValueError(f"realms must be True or False, not {realms!r}")
+        #: the fast path: a job whose code fits runs in a fresh V8 context (realm) inside a
+        #: Worker that stays, instead of a fresh Worker (ISOLATION.md); False: always a Worker
+        self.realms = realms
         if isinstance(spare_workers, bool) or not isinstance(spare_workers, int):
             raise ValueError(f"spare_workers must be an int, not {spare_workers!r}")
         #: Workers each tenant process keeps pre-warmed, libraries evaluated (1-8): back-to-back
@@ -288,7 +294,9 @@ class JavaScriptSandbox:
                     process.begin_job()
             ready = time.perf_counter()
             if outcome is None:
-                outcome = await process.run(code, entrypoint, data_json, limits, egress)
+                outcome = await process.run(
+                    code, entrypoint, data_json, limits, egress, self.realms
+                )
             finished = time.perf_counter()
             died = not process.alive
         if self.mode != "isolated":
