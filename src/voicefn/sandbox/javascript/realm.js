@@ -1,0 +1,970 @@
+// voicefn JavaScript sandbox: the runtime inside one job's realm (the fast path).
+//
+// The outer code (runtime/realm_worker.js) makes a fresh V8 context per job
+// (`vm.createContext(DONT_CONTEXTIFY)`), evaluates this script in it first, and calls the
+// function it evaluates to: `setup(workerOnlyJson, axiosSrc, momentSrc, lodashSrc)` (strings).
+// setup installs what a job may use (console, timers, fetch and its web classes, lazy axios /
+// moment / _) and returns `control(op, arg)`, the only door between the realms.
+//
+// The rule: nothing of the outer realm is ever reachable from here (an outer object gives
+// `x.constructor.constructor`, the outer Function). So control takes and returns primitives only
+// (and, once, the SharedArrayBuffer this realm made), never throws, and every object a job can
+// reach was made here. Messages to the outer are queued as plain JSON and a doorbell rings
+// (Atomics.notify on that buffer); the outer answers through control("deliver", json).
+//
+// Everything setup's functions use is captured before the job runs, so a job that edits
+// prototypes or globals changes only what it sees itself, never what this code does. Nothing is
+// declared at the top level of this script: a global lexical binding would be visible to the job.
+"use strict";
+(function setup(workerOnlyJson, axiosSrc, momentSrc, lodashSrc) {
+  "use strict";
+  // V8 hands Error.prepareStackTrace CallSite objects of the realm that formats the stack (the
+  // outer one): a job that could set it would hold outer objects. So it is fixed first of all.
+  Object.defineProperty(Error, "prepareStackTrace", { value: undefined, writable: false, enumerable: false, configurable: false });
+
+  // -- primordials
+  const G = globalThis;
+  const { apply, getOwnPropertyDescriptor: getDesc, getPrototypeOf, ownKeys } = Reflect;
+  // V8 makes some globals (Temporal) on first access, with the intrinsics of the context that
+  // touches them first: if the outer read one first, an outer object would sit on this global.
+  // So every global property is touched here, from inside, before anyone else can.
+  // (V8 15: Temporal and Date.prototype.toTemporalInstant; the harness's graph walk, made from
+  // outside after a job, finds any other.)
+  const globalKeys = ownKeys(G);
+  for (let i = 0; i < globalKeys.length; i++) getDesc(G, globalKeys[i]);
+  getDesc(Date.prototype, "toTemporalInstant");
+  const { defineProperty, setPrototypeOf } = Object; // these two throw (or return the object)
+  const reflectGet = Reflect.get, reflectHas = Reflect.has, reflectSet = Reflect.set;
+  const hasOwn = Object.hasOwn, ObjectIs = Object.is, ObjectProto = Object.prototype;
+  const isArray = Array.isArray, arraySort = Array.prototype.sort, arrayJoin = Array.prototype.join;
+  const arrayValues = Array.prototype.values;
+  const jsonStringify = JSON.stringify, jsonParse = JSON.parse;
+  const StringCtor = String, NumberCtor = Number, ErrorCtor = Error, TypeErrorCtor = TypeError;
+  const RangeErrorCtor = RangeError, PromiseCtor = Promise, MapCtor = Map, ProxyCtor = Proxy;
+  const WeakMapCtor = WeakMap, Uint8ArrayCtor = Uint8Array, Int32ArrayCtor = Int32Array;
+  const isError = Error.isError, hasInstance = Function.prototype[Symbol.hasInstance];
+  const fnToString = Function.prototype.toString, SymIterator = Symbol.iterator;
+  const promiseThen = Promise.prototype.then;
+  const mapGet = Map.prototype.get, mapSet = Map.prototype.set, mapDelete = Map.prototype.delete;
+  const mapEntries = Map.prototype.entries, setValues = Set.prototype.values;
+  const mapSize = getDesc(Map.prototype, "size").get, setSize = getDesc(Set.prototype, "size").get;
+  const mapIterNext = getPrototypeOf(new Map().entries()).next;
+  const setIterNext = getPrototypeOf(new Set().values()).next;
+  const weakGet = WeakMap.prototype.get, weakSet = WeakMap.prototype.set;
+  const strSlice = String.prototype.slice, charCodeAt = String.prototype.charCodeAt;
+  const toLowerCase = String.prototype.toLowerCase, toUpperCase = String.prototype.toUpperCase;
+  const fromCharCode = String.fromCharCode, regexpExec = RegExp.prototype.exec;
+  const dateGetTime = Date.prototype.getTime, symDescription = getDesc(Symbol.prototype, "description").get;
+  const reSource = getDesc(RegExp.prototype, "source").get, reFlags = getDesc(RegExp.prototype, "flags").get;
+  const TypedArrayProto = getPrototypeOf(Uint8Array.prototype);
+  const taBuffer = getDesc(TypedArrayProto, "buffer").get, taOffset = getDesc(TypedArrayProto, "byteOffset").get;
+  const taByteLength = getDesc(TypedArrayProto, "byteLength").get, taLength = getDesc(TypedArrayProto, "length").get;
+  const dvBuffer = getDesc(DataView.prototype, "buffer").get, dvOffset = getDesc(DataView.prototype, "byteOffset").get;
+  const dvByteLength = getDesc(DataView.prototype, "byteLength").get, isView = ArrayBuffer.isView;
+  const abByteLength = getDesc(ArrayBuffer.prototype, "byteLength").get;
+  const sabByteLength = getDesc(SharedArrayBuffer.prototype, "byteLength").get;
+  const toBase64 = Uint8Array.prototype.toBase64, fromBase64 = Uint8Array.fromBase64;
+  const atomicsAdd = Atomics.add, atomicsNotify = Atomics.notify;
+  const indirectEval = G.eval;
+  const AsyncFunctionProto = getPrototypeOf(async function () {});
+  const AsyncFunction = AsyncFunctionProto.constructor;
+  const GeneratorProto = getPrototypeOf(function* () {}), AsyncGeneratorProto = getPrototypeOf(async function* () {});
+
+  // They run realm code later, as tasks of their own, after the job ended.
+  delete Atomics.waitAsync;
+  delete G.FinalizationRegistry;
+  delete G.WebAssembly;
+
+  // -- small helpers (arrays without a prototype: a job's Array.prototype setters or toJSON
+  // cannot touch them, and JSON.stringify still writes them as arrays)
+  const list = () => setPrototypeOf([], null);
+  const add = (a, v) => { a[a.length] = v; };
+  const own = (o, k) => (o !== null && typeof o === "object" && hasOwn(o, k) ? o[k] : undefined);
+  const dataValue = (d) => (d !== undefined && hasOwn(d, "value") ? d.value : undefined);
+  const getterOf = (d) => (d !== undefined && hasOwn(d, "get") ? d.get : undefined);
+  const test = (re, s) => apply(regexpExec, re, [s]) !== null;
+  const INTERNAL = { __proto__: null }; // a key only this code holds (illegal constructors)
+  const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+  function clip(text, n) {
+    return text.length > n ? apply(strSlice, text, [0, n]) + "…" : text;
+  }
+
+  // worker.js describe(), the same texts
+  function describe(err) {
+    try {
+      if (apply(hasInstance, ErrorCtor, [err])) {
+        const name = StringCtor(err.name ?? "Error");
+        const message = StringCtor(err.message ?? "");
+        return clip(message ? `${name}: ${message}` : name, 600);
+      }
+      if (typeof err === "string") return clip(err, 600);
+      if (err === undefined) return "undefined was thrown";
+      try {
+        const text = jsonStringify(err);
+        if (typeof text === "string") return clip(text, 600);
+      } catch { /* fall through */ }
+      return clip(StringCtor(err), 600);
+    } catch {
+      return "an unprintable value was thrown";
+    }
+  }
+
+  // -- the outgoing queue and its doorbell
+  const sab = new SharedArrayBuffer(16);
+  const bell = new Int32ArrayCtor(sab);
+  let outbox = list();
+  function queue(msg) {
+    add(outbox, msg);
+    atomicsAdd(bell, 0, 1);
+    atomicsNotify(bell, 0);
+  }
+  function reportUncaught(err) {
+    queue({ __proto__: null, t: "uncaught", detail: describe(err) });
+  }
+
+  // -- console: each value goes out as a tree of primitives; the outer rebuilds and inspects it
+  const MAX_NODES = 2000, MAX_ITEMS = 100, MAX_DEPTH = 5, MAX_STR = 10000, MAX_CHARS = 200000;
+  const node = (t, v) => ({ __proto__: null, t, v });
+
+  function cutText(s, st) {
+    const room = MAX_CHARS - st.chars;
+    const n = room < MAX_STR ? (room > 0 ? room : 0) : MAX_STR;
+    const out = s.length > n ? apply(strSlice, s, [0, n]) : s;
+    st.chars += out.length;
+    return out;
+  }
+  function numText(n) {
+    if (n !== n) return "NaN";
+    if (ObjectIs(n, -0)) return "-0";
+    return StringCtor(n); // "Infinity", "-Infinity", "1.5"
+  }
+  function fnName(f) {
+    const v = dataValue(getDesc(f, "name"));
+    return typeof v === "string" ? clip(v, 200) : "";
+  }
+  function fnKind(f) {
+    const p = getPrototypeOf(f);
+    if (p === AsyncFunctionProto) return "async";
+    if (p === GeneratorProto) return "generator";
+    if (p === AsyncGeneratorProto) return "asyncgenerator";
+    const src = apply(strSlice, apply(fnToString, f, []), [0, 6]);
+    return test(/^class[\s{]/, src) ? "class" : "function";
+  }
+  function clsOf(v) {
+    let p = getPrototypeOf(v);
+    for (let i = 0; p !== null && p !== ObjectProto && i < 50; i++) {
+      const c = dataValue(getDesc(p, "constructor"));
+      if (typeof c === "function") {
+        const name = fnName(c);
+        return name === "" || name === "Object" ? null : name;
+      }
+      p = getPrototypeOf(p);
+    }
+    return null;
+  }
+
+  function tree(v, st, depth) {
+    st.nodes++;
+    switch (typeof v) {
+      case "string": return node("str", cutText(v, st));
+      case "number": return node("num", numText(v));
+      case "bigint": return node("big", StringCtor(v));
+      case "boolean": return node("bool", v);
+      case "undefined": return { __proto__: null, t: "undef" };
+      case "symbol": return node("sym", apply(symDescription, v, []) ?? null);
+      default: break;
+    }
+    if (v === null) return { __proto__: null, t: "null" };
+    try {
+      if (typeof v === "function") return { __proto__: null, t: "fn", name: fnName(v), kind: fnKind(v) };
+      return objectTree(v, st, depth);
+    } catch {
+      return node("str", "[unprintable]"); // a throwing Proxy trap or getter
+    }
+  }
+
+  function objectTree(v, st, depth) {
+    const seen = apply(mapGet, st.path, [v]);
+    if (seen !== undefined) return { __proto__: null, t: "cyc", id: seen };
+    if (isError(v)) {
+      const field = (k) => { try { return cutText(StringCtor(v[k] ?? ""), st); } catch { return "[unprintable]"; } };
+      return { __proto__: null, t: "err", name: field("name"), message: field("message"), stack: field("stack") };
+    }
+    try {
+      const ms = apply(dateGetTime, v, []);
+      return node("date", ms === ms ? ms : null);
+    } catch { /* not a Date */ }
+    let src = null;
+    try { src = apply(reSource, v, []); } catch { /* not a RegExp */ }
+    if (src !== null) return { __proto__: null, t: "re", src: cutText(src, st), flags: StringCtor(apply(reFlags, v, [])) };
+    const arr = isArray(v);
+    if (depth > MAX_DEPTH) return { __proto__: null, t: "cut", kind: arr ? "arr" : "obj", cls: clsOf(v) };
+    const id = ++st.ids;
+    apply(mapSet, st.path, [v, id]);
+    try {
+      if (arr) return arrayTree(v, st, depth, id);
+      let size = -1;
+      try { size = apply(mapSize, v, []); } catch { /* not a Map */ }
+      if (size >= 0) return iterTree("map", apply(mapEntries, v, []), mapIterNext, size, st, depth, id);
+      try { size = apply(setSize, v, []); } catch { /* not a Set */ }
+      if (size >= 0) return iterTree("set", apply(setValues, v, []), setIterNext, size, st, depth, id);
+      return plainTree(v, st, depth, id);
+    } finally {
+      apply(mapDelete, st.path, [v]);
+    }
+  }
+
+  function arrayTree(v, st, depth, id) {
+    const len = NumberCtor(v.length) || 0;
+    const items = list();
+    let i = 0;
+    for (; i < len && i < MAX_ITEMS && st.nodes < MAX_NODES; i++) {
+      const d = getDesc(v, StringCtor(i));
+      add(items, d !== undefined && hasOwn(d, "value") ? tree(d.value, st, depth + 1) : { __proto__: null, t: "undef" });
+    }
+    return { __proto__: null, t: "arr", id, items, more: len - i };
+  }
+
+  function iterTree(t, it, next, size, st, depth, id) {
+    const items = list();
+    let i = 0;
+    for (; i < MAX_ITEMS && st.nodes < MAX_NODES; i++) {
+      const r = apply(next, it, []);
+      if (r.done) break;
+      if (t === "map") {
+        const e = list();
+        add(e, tree(r.value[0], st, depth + 1));
+        add(e, tree(r.value[1], st, depth + 1));
+        add(items, e);
+      } else {
+        add(items, tree(r.value, st, depth + 1));
+      }
+    }
+    const more = size - i > 0 ? size - i : 0;
+    return t === "map" ? { __proto__: null, t, id, entries: items, more } : { __proto__: null, t, id, items, more };
+  }
+
+  function plainTree(v, st, depth, id) {
+    const proto = getPrototypeOf(v);
+    const keys = ownKeys(v);
+    const entries = list();
+    let more = 0;
+    const scan = keys.length < 10000 ? keys.length : 10000; // beyond: counted, not looked at
+    for (let i = 0; i < scan; i++) {
+      const k = keys[i];
+      if (typeof k !== "string") continue;
+      const d = getDesc(v, k);
+      if (d === undefined || !d.enumerable) continue;
+      if (entries.length >= MAX_ITEMS || st.nodes >= MAX_NODES) {
+        more++;
+        continue;
+      }
+      const e = list();
+      add(e, k);
+      if (hasOwn(d, "value")) {
+        add(e, tree(d.value, st, depth + 1));
+      } else {
+        st.nodes++; // an accessor is shown as such; it is never called
+        add(e, { __proto__: null, t: "acc", get: getterOf(d) !== undefined, set: hasOwn(d, "set") && d.set !== undefined });
+      }
+      add(entries, e);
+    }
+    more += keys.length - scan;
+    return { __proto__: null, t: "obj", id, cls: proto === null ? null : clsOf(v), nullproto: proto === null, entries, more };
+  }
+
+  function logParts(args, first) {
+    const parts = list();
+    const st = { __proto__: null, nodes: 0, ids: 0, chars: 0, path: new MapCtor() };
+    if (first !== undefined) add(parts, { __proto__: null, s: first });
+    for (let i = 0; i < args.length && st.nodes < MAX_NODES; i++) {
+      const a = args[i];
+      st.nodes++;
+      add(parts, typeof a === "string" ? { __proto__: null, s: cutText(a, st) } : { __proto__: null, v: tree(a, st, 0) });
+    }
+    return parts;
+  }
+  const logger = (level) => (...args) => {
+    queue({ __proto__: null, t: "log", level, parts: logParts(args) });
+  };
+  const sandboxConsole = {
+    log: logger("log"),
+    info: logger("info"),
+    debug: logger("debug"),
+    trace: logger("debug"),
+    warn: logger("warn"),
+    error: logger("error"),
+    dir: logger("log"),
+    table: logger("log"),
+    assert: (cond, ...args) => {
+      if (!cond) queue({ __proto__: null, t: "log", level: "error", parts: logParts(args, "Assertion failed") });
+    },
+  };
+  for (const name of ["group", "groupCollapsed", "groupEnd", "time", "timeEnd", "timeLog", "count", "countReset", "clear"]) {
+    sandboxConsole[name] = () => {};
+  }
+
+  // -- timers: the outer arms real ones and delivers {"t":"timer","id"} when one fires
+  const timers = new MapCtor();
+  let nextTimer = 1;
+  function arm(callback, ms, args, repeat) {
+    let cb = callback;
+    if (typeof cb !== "function") {
+      const code = StringCtor(cb); // as Deno: a string is evaluated when the timer fires
+      cb = () => indirectEval(code);
+    }
+    let delay = NumberCtor(ms) | 0; // WebIDL long, as Deno
+    if (delay < 0) delay = 0;
+    const id = nextTimer++;
+    apply(mapSet, timers, [id, { __proto__: null, cb, args, ms: delay, repeat }]);
+    queue({ __proto__: null, t: "timer", id, ms: delay });
+    return id;
+  }
+  function disarm(id) {
+    const n = NumberCtor(id) | 0;
+    if (apply(mapDelete, timers, [n])) queue({ __proto__: null, t: "clear", id: n });
+  }
+  function fire(id) {
+    const timer = apply(mapGet, timers, [id]);
+    if (timer === undefined) return;
+    if (!timer.repeat) apply(mapDelete, timers, [id]);
+    try {
+      apply(timer.cb, G, timer.args);
+    } catch (err) {
+      reportUncaught(err);
+    }
+    if (timer.repeat && apply(mapGet, timers, [id]) === timer) queue({ __proto__: null, t: "timer", id, ms: timer.ms });
+  }
+  const timerFunctions = {
+    setTimeout: (callback, ms = 0, ...args) => arm(callback, ms, args, false),
+    setInterval: (callback, ms = 0, ...args) => arm(callback, ms, args, true),
+    clearTimeout: (id = 0) => disarm(id),
+    clearInterval: (id = 0) => disarm(id),
+  };
+
+  // -- bytes and text (the realm has no TextEncoder/TextDecoder)
+  function utf8Encode(s) {
+    let n = 0;
+    for (let i = 0; i < s.length; i++) {
+      const c = apply(charCodeAt, s, [i]);
+      if (c < 0x80) n += 1;
+      else if (c < 0x800) n += 2;
+      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (apply(charCodeAt, s, [i + 1]) & 0xfc00) === 0xdc00) { n += 4; i++; }
+      else n += 3; // lone surrogates become U+FFFD (3 bytes)
+    }
+    const out = new Uint8ArrayCtor(n);
+    let j = 0;
+    for (let i = 0; i < s.length; i++) {
+      let c = apply(charCodeAt, s, [i]);
+      if (c >= 0xd800 && c <= 0xdfff) {
+        const d = c <= 0xdbff && i + 1 < s.length ? apply(charCodeAt, s, [i + 1]) : 0;
+        if ((d & 0xfc00) === 0xdc00) { c = 0x10000 + ((c - 0xd800) << 10) + (d - 0xdc00); i++; } else c = 0xfffd;
+      }
+      if (c < 0x80) out[j++] = c;
+      else if (c < 0x800) { out[j++] = 0xc0 | (c >> 6); out[j++] = 0x80 | (c & 63); }
+      else if (c < 0x10000) { out[j++] = 0xe0 | (c >> 12); out[j++] = 0x80 | ((c >> 6) & 63); out[j++] = 0x80 | (c & 63); }
+      else { out[j++] = 0xf0 | (c >> 18); out[j++] = 0x80 | ((c >> 12) & 63); out[j++] = 0x80 | ((c >> 6) & 63); out[j++] = 0x80 | (c & 63); }
+    }
+    return out;
+  }
+  // WHATWG UTF-8 decode (BOM dropped, each maximal invalid subpart -> U+FFFD), as Response.text()
+  function utf8Decode(b) {
+    const len = apply(taLength, b, []);
+    let out = "";
+    let units = list();
+    const flush = () => { out += apply(fromCharCode, null, units); units = list(); };
+    let i = len >= 3 && b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf ? 3 : 0;
+    while (i < len) {
+      const c = b[i++];
+      let need = 0, cp = c, lo = 0x80, hi = 0xbf;
+      if (c >= 0x80) {
+        if (c >= 0xc2 && c <= 0xdf) { need = 1; cp = c & 0x1f; }
+        else if (c >= 0xe0 && c <= 0xef) { need = 2; cp = c & 0xf; if (c === 0xe0) lo = 0xa0; if (c === 0xed) hi = 0x9f; }
+        else if (c >= 0xf0 && c <= 0xf4) { need = 3; cp = c & 7; if (c === 0xf0) lo = 0x90; if (c === 0xf4) hi = 0x8f; }
+        else { need = -1; cp = 0xfffd; }
+        for (let k = 0; k < need; k++) {
+          if (i >= len || b[i] < lo || b[i] > hi) { cp = 0xfffd; break; }
+          cp = (cp << 6) | (b[i++] & 0x3f);
+          lo = 0x80; hi = 0xbf;
+        }
+      }
+      if (cp >= 0x10000) { add(units, 0xd800 + ((cp - 0x10000) >> 10)); add(units, 0xdc00 + ((cp - 0x10000) & 0x3ff)); }
+      else add(units, cp);
+      if (units.length >= 8192) flush();
+    }
+    flush();
+    return out;
+  }
+  // A copy of the bytes of an ArrayBuffer, SharedArrayBuffer, TypedArray or DataView; else null.
+  function bytesOf(x) {
+    if (x === null || typeof x !== "object") return null;
+    if (isView(x)) {
+      let view;
+      try { view = new Uint8ArrayCtor(apply(taBuffer, x, []), apply(taOffset, x, []), apply(taByteLength, x, [])); }
+      catch { view = new Uint8ArrayCtor(apply(dvBuffer, x, []), apply(dvOffset, x, []), apply(dvByteLength, x, [])); }
+      return new Uint8ArrayCtor(view);
+    }
+    try { apply(abByteLength, x, []); } catch { try { apply(sabByteLength, x, []); } catch { return null; } }
+    return new Uint8ArrayCtor(new Uint8ArrayCtor(x));
+  }
+
+  // -- Headers: names lowercased, iteration sorted with values joined by ", " (set-cookie apart)
+  const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+  const isWs = (c) => c === 9 || c === 10 || c === 13 || c === 32;
+  function headerName(name) {
+    const s = StringCtor(name);
+    if (!test(TOKEN, s)) throw new TypeErrorCtor(`Invalid header name: "${s}"`);
+    return apply(toLowerCase, s, []);
+  }
+  function headerValue(value) {
+    const s = StringCtor(value);
+    let a = 0, b = s.length;
+    while (a < b && isWs(apply(charCodeAt, s, [a]))) a++;
+    while (b > a && isWs(apply(charCodeAt, s, [b - 1]))) b--;
+    const v = apply(strSlice, s, [a, b]);
+    for (let i = 0; i < v.length; i++) {
+      const c = apply(charCodeAt, v, [i]);
+      if (c === 0 || c === 10 || c === 13) throw new TypeErrorCtor(`Invalid header value: "${v}"`);
+    }
+    return v;
+  }
+  let headerList, headerAppend, headerGet;
+  class Headers {
+    #list = list(); // [name, value] pairs in insertion order
+    static {
+      headerList = (h) => h.#list;
+      headerGet = (h, name) => {
+        const n = headerName(name), l = h.#list;
+        let out = null;
+        for (let i = 0; i < l.length; i++) if (l[i][0] === n) out = out === null ? l[i][1] : `${out}, ${l[i][1]}`;
+        return out;
+      };
+      headerAppend = (h, name, value) => { const p = list(); add(p, headerName(name)); add(p, headerValue(value)); add(h.#list, p); };
+    }
+    constructor(init = undefined) {
+      if (init === undefined || init === null) return;
+      if (typeof init !== "object" && typeof init !== "function") throw new TypeErrorCtor("Failed to construct 'Headers': Argument 1 can not be converted to sequence or record.");
+      if (#list in init) {
+        for (let i = 0; i < init.#list.length; i++) headerAppend(this, init.#list[i][0], init.#list[i][1]);
+      } else if (typeof init[SymIterator] === "function") {
+        for (const pair of init) {
+          if (pair === null || typeof pair !== "object") throw new TypeErrorCtor("Failed to construct 'Headers': Argument 1 can not be converted to sequence.");
+          const items = list();
+          for (const item of pair) add(items, item);
+          if (items.length !== 2) throw new TypeErrorCtor(`Invalid header: length must be 2, but is ${items.length}`);
+          headerAppend(this, items[0], items[1]);
+        }
+      } else {
+        const keys = ownKeys(init);
+        for (let i = 0; i < keys.length; i++) {
+          const d = typeof keys[i] === "string" ? getDesc(init, keys[i]) : undefined;
+          if (d !== undefined && d.enumerable) headerAppend(this, keys[i], init[keys[i]]);
+        }
+      }
+    }
+    append(name, value) { headerAppend(this, name, value); }
+    delete(name) {
+      const n = headerName(name), kept = list();
+      for (let i = 0; i < this.#list.length; i++) if (this.#list[i][0] !== n) add(kept, this.#list[i]);
+      this.#list = kept;
+    }
+    get(name) { return headerGet(this, name); }
+    getSetCookie() {
+      const out = [];
+      for (let i = 0; i < this.#list.length; i++) if (this.#list[i][0] === "set-cookie") defineProperty(out, out.length, { value: this.#list[i][1], writable: true, enumerable: true, configurable: true });
+      return out;
+    }
+    has(name) { return headerGet(this, name) !== null; }
+    set(name, value) {
+      const n = headerName(name), v = headerValue(value), kept = list();
+      let done = false;
+      for (let i = 0; i < this.#list.length; i++) {
+        if (this.#list[i][0] !== n) add(kept, this.#list[i]);
+        else if (!done) { const p = list(); add(p, n); add(p, v); add(kept, p); done = true; }
+      }
+      if (!done) { const p = list(); add(p, n); add(p, v); add(kept, p); }
+      this.#list = kept;
+    }
+    forEach(callback, thisArg = undefined) {
+      const pairs = sortedPairs(this);
+      for (let i = 0; i < pairs.length; i++) apply(callback, thisArg, [pairs[i][1], pairs[i][0], this]);
+    }
+    entries() { return apply(arrayValues, sortedPairs(this), []); }
+    keys() { const p = sortedPairs(this), out = []; for (let i = 0; i < p.length; i++) defineProperty(out, i, { value: p[i][0], writable: true, enumerable: true, configurable: true }); return apply(arrayValues, out, []); }
+    values() { const p = sortedPairs(this), out = []; for (let i = 0; i < p.length; i++) defineProperty(out, i, { value: p[i][1], writable: true, enumerable: true, configurable: true }); return apply(arrayValues, out, []); }
+  }
+  // What iterating a Headers gives: ordinary [name, value] arrays (the job's to keep).
+  function sortedPairs(h) {
+    const src = headerList(h), names = list(), out = [];
+    for (let i = 0; i < src.length; i++) add(names, src[i][0]);
+    apply(arraySort, names, [(a, b) => (a < b ? -1 : a > b ? 1 : 0)]);
+    const put = (n, v) => defineProperty(out, out.length, { value: [n, v], writable: true, enumerable: true, configurable: true });
+    for (let i = 0; i < names.length; i++) {
+      const n = names[i];
+      if (i > 0 && names[i - 1] === n && n !== "set-cookie") continue;
+      if (n === "set-cookie") {
+        if (i > 0 && names[i - 1] === n) continue;
+        for (let j = 0; j < src.length; j++) if (src[j][0] === n) put(n, src[j][1]);
+      } else {
+        let v = null;
+        for (let j = 0; j < src.length; j++) if (src[j][0] === n) v = v === null ? src[j][1] : `${v}, ${src[j][1]}`;
+        put(n, v);
+      }
+    }
+    return out;
+  }
+  defineProperty(Headers.prototype, SymIterator, { value: Headers.prototype.entries, writable: true, configurable: true });
+
+  // -- AbortSignal / AbortController
+  let signalState, isSignal;
+  function abortError() {
+    const e = new ErrorCtor("The signal has been aborted");
+    defineProperty(e, "name", { value: "AbortError", writable: true, configurable: true });
+    return e;
+  }
+  function listen(signal, fn) { add(signalState(signal).listeners, { __proto__: null, fn, once: true }); }
+  function unlisten(signal, fn) {
+    const st = signalState(signal), kept = list();
+    for (let i = 0; i < st.listeners.length; i++) if (st.listeners[i].fn !== fn) add(kept, st.listeners[i]);
+    st.listeners = kept;
+  }
+  function signalAbort(signal, reason) {
+    const st = signalState(signal);
+    if (st.aborted) return;
+    st.aborted = true;
+    st.reason = reason === undefined ? abortError() : reason;
+    const ls = st.listeners;
+    st.listeners = list();
+    const event = { type: "abort", target: signal, currentTarget: signal, isTrusted: true };
+    for (let i = 0; i < ls.length; i++) {
+      const l = ls[i];
+      if (!l.once) add(st.listeners, l);
+      try {
+        const fn = l.handler ? st.onabort : l.fn;
+        if (typeof fn === "function") apply(fn, signal, [event]);
+        else if (fn !== null && typeof fn === "object" && typeof fn.handleEvent === "function") apply(fn.handleEvent, fn, [event]);
+      } catch (err) {
+        reportUncaught(err); // as an event listener's error is reported, not thrown to abort()
+      }
+    }
+  }
+  class AbortSignal {
+    #st = { __proto__: null, aborted: false, reason: undefined, listeners: list(), onabort: null, handler: false };
+    static {
+      signalState = (s) => s.#st;
+      isSignal = (s) => s !== null && typeof s === "object" && #st in s;
+    }
+    constructor(key = undefined) {
+      if (key !== INTERNAL) throw new TypeErrorCtor("Illegal constructor");
+    }
+    get aborted() { return this.#st.aborted; }
+    get reason() { return this.#st.reason; }
+    get onabort() { return this.#st.onabort; }
+    set onabort(fn) {
+      this.#st.onabort = typeof fn === "function" || (fn !== null && typeof fn === "object") ? fn : null;
+      if (!this.#st.handler) { this.#st.handler = true; add(this.#st.listeners, { __proto__: null, handler: true, once: false }); }
+    }
+    throwIfAborted() { if (this.#st.aborted) throw this.#st.reason; }
+    addEventListener(type, listener, options = undefined) {
+      if (StringCtor(type) !== "abort" || listener === null || listener === undefined) return;
+      const ls = this.#st.listeners;
+      for (let i = 0; i < ls.length; i++) if (ls[i].fn === listener) return;
+      const once = options !== null && typeof options === "object" && !!options.once;
+      add(ls, { __proto__: null, fn: listener, once });
+    }
+    removeEventListener(type, listener) { if (StringCtor(type) === "abort") unlisten(this, listener); }
+    static abort(reason = undefined) { const s = new AbortSignal(INTERNAL); signalAbort(s, reason); return s; }
+    static timeout(ms) {
+      const s = new AbortSignal(INTERNAL);
+      arm(() => {
+        const e = new ErrorCtor("The operation was aborted due to timeout");
+        defineProperty(e, "name", { value: "TimeoutError", writable: true, configurable: true });
+        signalAbort(s, e);
+      }, ms, list(), false);
+      return s;
+    }
+    static any(signals) {
+      const s = new AbortSignal(INTERNAL), all = list();
+      for (const x of signals) { if (!isSignal(x)) throw new TypeErrorCtor("Failed to execute 'AbortSignal.any': Argument 1 is not of type AbortSignal"); add(all, x); }
+      for (let i = 0; i < all.length; i++) if (signalState(all[i]).aborted) { signalAbort(s, signalState(all[i]).reason); return s; }
+      for (let i = 0; i < all.length; i++) listen(all[i], () => signalAbort(s, signalState(all[i]).reason));
+      return s;
+    }
+  }
+  class AbortController {
+    #signal = new AbortSignal(INTERNAL);
+    get signal() { return this.#signal; }
+    abort(reason = undefined) { signalAbort(this.#signal, reason); }
+  }
+
+  // -- Request / Response bodies: {text, bytes, b64}, either known; the other made on demand
+  const bodies = new WeakMapCtor(); // object -> { body: null | {...}, used }
+  function makeBody(x) {
+    if (x === null || x === undefined) return null;
+    if (typeof x === "string") return { __proto__: null, text: x, bytes: null, b64: null };
+    const bytes = bytesOf(x);
+    return bytes !== null ? { __proto__: null, text: null, bytes, b64: null } : { __proto__: null, text: StringCtor(x), bytes: null, b64: null };
+  }
+  const bodyText = (b) => (b.text !== null ? b.text : (b.text = utf8Decode(bodyBytes(b))));
+  function bodyBytes(b) {
+    if (b.bytes === null) b.bytes = b.b64 !== null ? apply(fromBase64, Uint8ArrayCtor, [b.b64]) : utf8Encode(b.text);
+    return b.bytes;
+  }
+  function consume(self) {
+    const st = apply(weakGet, bodies, [self]);
+    if (st === undefined) throw new TypeErrorCtor("Illegal invocation");
+    if (st.body === null) return null;
+    if (st.used) throw new TypeErrorCtor("Body already consumed");
+    st.used = true;
+    return st.body;
+  }
+  function cloneBody(self) {
+    const st = apply(weakGet, bodies, [self]);
+    if (st.used) throw new TypeErrorCtor("Body is unusable");
+    return st.body;
+  }
+  const bodyMethods = {
+    async text() { const b = consume(this); return b === null ? "" : bodyText(b); },
+    async json() { const b = consume(this); return jsonParse(b === null ? "" : bodyText(b)); },
+    async arrayBuffer() { const b = consume(this); return apply(taBuffer, new Uint8ArrayCtor(b === null ? new Uint8ArrayCtor(0) : bodyBytes(b)), []); },
+    async bytes() { const b = consume(this); return new Uint8ArrayCtor(b === null ? new Uint8ArrayCtor(0) : bodyBytes(b)); },
+    get bodyUsed() { const st = apply(weakGet, bodies, [this]); return st !== undefined && st.used; },
+    get body() { return null; }, // no ReadableStream in a realm
+  };
+  function withBody(self, body) {
+    apply(weakSet, bodies, [self, { __proto__: null, body, used: false }]);
+  }
+
+  const normMethod = (m) => {
+    const up = apply(toUpperCase, m, []);
+    return up === "DELETE" || up === "GET" || up === "HEAD" || up === "OPTIONS" || up === "POST" || up === "PUT" ? up : m;
+  };
+  let requestParts;
+  class Request {
+    #url; #method; #headers; #signal;
+    static { requestParts = (r) => ({ __proto__: null, url: r.#url, method: r.#method, headers: r.#headers, signal: r.#signal }); }
+    constructor(input, init = undefined) {
+      let body = null;
+      if (input !== null && typeof input === "object" && #url in input) {
+        this.#url = input.#url; this.#method = input.#method; this.#signal = input.#signal;
+        this.#headers = new Headers(input.#headers);
+        const st = apply(weakGet, bodies, [input]);
+        if (st.body !== null && st.used) throw new TypeErrorCtor("Cannot construct a Request with a Request object that has already been used.");
+        body = st.body;
+      } else {
+        this.#url = StringCtor(input); this.#method = "GET"; this.#signal = null; this.#headers = new Headers();
+      }
+      if (init !== undefined && init !== null) {
+        if (init.method !== undefined) this.#method = normMethod(StringCtor(init.method));
+        if (init.headers !== undefined) this.#headers = new Headers(init.headers);
+        const signal = init.signal;
+        if (signal !== undefined) {
+          if (signal !== null && !isSignal(signal)) throw new TypeErrorCtor("Failed to construct 'Request': 'signal' of 'RequestInit' (Argument 2) is not of type AbortSignal");
+          this.#signal = signal;
+        }
+        if (init.body !== undefined) {
+          body = makeBody(init.body);
+          if (typeof init.body === "string" && headerGet(this.#headers, "content-type") === null) headerAppend(this.#headers, "content-type", "text/plain;charset=UTF-8");
+        }
+      }
+      if (body !== null && (this.#method === "GET" || this.#method === "HEAD")) throw new TypeErrorCtor("Request with GET/HEAD method cannot have body.");
+      if (this.#signal === null) this.#signal = new AbortSignal(INTERNAL);
+      withBody(this, body);
+    }
+    get url() { return this.#url; }
+    get method() { return this.#method; }
+    get headers() { return this.#headers; }
+    get signal() { return this.#signal; }
+    clone() { cloneBody(this); return new Request(this); }
+  }
+
+  const NULL_BODY_STATUS = (s) => s === 101 || s === 103 || s === 204 || s === 205 || s === 304;
+  class Response {
+    #status = 200; #statusText = ""; #headers; #url = ""; #type = "default";
+    constructor(body = null, init = undefined) {
+      if (body === INTERNAL) { // a fetch reply, or a clone
+        this.#status = init.status; this.#statusText = init.statusText; this.#headers = init.headers;
+        this.#url = init.url; this.#type = init.type;
+        withBody(this, init.body);
+        return;
+      }
+      if (init !== undefined && init !== null) {
+        if (init.status !== undefined) this.#status = NumberCtor(init.status) & 0xffff;
+        if (init.statusText !== undefined) this.#statusText = StringCtor(init.statusText);
+        if (init.headers !== undefined) this.#headers = new Headers(init.headers);
+      }
+      if (this.#headers === undefined) this.#headers = new Headers();
+      const s = this.#status;
+      if (s !== 101 && (s < 200 || s > 599)) throw new RangeErrorCtor(`The status provided (${s}) is not equal to 101 and outside the range [200, 599]`);
+      const b = makeBody(body);
+      if (b !== null && NULL_BODY_STATUS(s)) throw new TypeErrorCtor("Response with null body status cannot have body");
+      if (typeof body === "string" && headerGet(this.#headers, "content-type") === null) headerAppend(this.#headers, "content-type", "text/plain;charset=UTF-8");
+      withBody(this, b);
+    }
+    static json(data, init = undefined) {
+      const body = jsonStringify(data);
+      if (typeof body !== "string") throw new TypeErrorCtor("The data is not JSON serializable");
+      const headers = new Headers(init?.headers);
+      if (headerGet(headers, "content-type") === null) headerAppend(headers, "content-type", "application/json");
+      return new Response(body, { status: init?.status, statusText: init?.statusText, headers });
+    }
+    get status() { return this.#status; }
+    get statusText() { return this.#statusText; }
+    get ok() { return this.#status >= 200 && this.#status <= 299; }
+    get headers() { return this.#headers; }
+    get url() { return this.#url; }
+    get redirected() { return false; }
+    get type() { return this.#type; }
+    clone() {
+      const body = cloneBody(this);
+      return new Response(INTERNAL, { __proto__: null, status: this.#status, statusText: this.#statusText, headers: new Headers(this.#headers), url: this.#url, type: this.#type, body });
+    }
+  }
+  for (const C of [Request, Response]) {
+    const ds = Object.getOwnPropertyDescriptors(bodyMethods);
+    for (const k of ownKeys(ds)) defineProperty(C.prototype, k, ds[k]);
+  }
+  for (const [C, tag] of [[Headers, "Headers"], [Request, "Request"], [Response, "Response"], [AbortSignal, "AbortSignal"], [AbortController, "AbortController"]]) {
+    defineProperty(C.prototype, Symbol.toStringTag, { value: tag, configurable: true });
+  }
+
+  // -- fetch: the outer makes the request (Deno's own Request checks it) and sends back the reply
+  const pending = new MapCtor(); // rid -> { resolve, reject, signal, onAbort }
+  let nextRid = 1;
+  function bodyMessage(b) {
+    if (b === null) return null;
+    return b.text !== null ? { __proto__: null, text: b.text } : { __proto__: null, b64: apply(toBase64, bodyBytes(b), []) };
+  }
+  function headerPairs(h) {
+    const src = sortedPairs(h), out = list();
+    for (let i = 0; i < src.length; i++) { const p = list(); add(p, src[i][0]); add(p, src[i][1]); add(out, p); }
+    return out;
+  }
+  function fetch(input, init = undefined) {
+    return new PromiseCtor((resolve, reject) => {
+      const request = new Request(input, init);
+      const parts = requestParts(request);
+      const signal = parts.signal;
+      if (signalState(signal).aborted) throw signalState(signal).reason;
+      const body = consume(request);
+      const rid = nextRid++;
+      const onAbort = () => {
+        if (apply(mapDelete, pending, [rid])) reject(signalState(signal).reason);
+      };
+      listen(signal, onAbort);
+      apply(mapSet, pending, [rid, { __proto__: null, resolve, reject, signal, onAbort }]);
+      queue({ __proto__: null, t: "fetch", rid, url: parts.url, method: parts.method, headers: headerPairs(parts.headers), body: bodyMessage(body) });
+    });
+  }
+  function replyError(r) {
+    const name = StringCtor(own(r, "name") ?? "TypeError"), message = StringCtor(own(r, "message") ?? "");
+    if (name === "TypeError") return new TypeErrorCtor(message);
+    const e = new ErrorCtor(message);
+    defineProperty(e, "name", { value: name, writable: true, configurable: true });
+    return e;
+  }
+  function settleFetch(msg) {
+    const rid = own(msg, "rid");
+    const p = apply(mapGet, pending, [rid]);
+    if (p === undefined) return;
+    apply(mapDelete, pending, [rid]);
+    unlisten(p.signal, p.onAbort);
+    const rejection = own(msg, "reject");
+    if (rejection !== undefined && rejection !== null) {
+      p.reject(replyError(rejection));
+      return;
+    }
+    const headers = new Headers();
+    const pairs = own(msg, "headers");
+    for (let i = 0; isArray(pairs) && i < pairs.length; i++) {
+      try { headerAppend(headers, own(pairs[i], 0), own(pairs[i], 1)); } catch { /* the outer sends valid ones */ }
+    }
+    const str = (k) => { const v = own(msg, k); return typeof v === "string" ? v : ""; };
+    const status = own(msg, "status");
+    const body = own(msg, "nullBody") === true ? null : { __proto__: null, text: str("text"), bytes: null, b64: str("b64") };
+    p.resolve(new Response(INTERNAL, { __proto__: null, status: typeof status === "number" ? status : 0, statusText: str("statusText"), headers, url: str("url"), type: "basic", body }));
+  }
+
+  // -- install the globals
+  const put = (name, value, enumerable) => defineProperty(G, name, { value, writable: true, enumerable, configurable: true });
+  put("console", sandboxConsole, false);
+  for (const name of ["setTimeout", "clearTimeout", "setInterval", "clearInterval"]) put(name, timerFunctions[name], true);
+  put("fetch", fetch, true);
+  for (const C of [Request, Response, Headers, AbortController, AbortSignal]) put(C.name, C, false);
+
+  // -- globals a Worker has and this realm lacks: reading one hands the job back to a Worker
+  let workerOnly = [];
+  try { workerOnly = jsonParse(StringCtor(workerOnlyJson)); } catch { /* none */ }
+  const traps = new MapCtor(); // name -> its trap getter (to tell an untouched trap)
+  const trapNames = list();
+  const notHere = (name) => {
+    queue({ __proto__: null, t: "worker_only", name });
+    return new ErrorCtor(`${name} is not available here`);
+  };
+  for (let i = 0; isArray(workerOnly) && i < workerOnly.length; i++) {
+    const name = workerOnly[i];
+    if (typeof name !== "string" || reflectHas(G, name)) continue;
+    const get = function () { throw notHere(name); };
+    const set = function (value) { put(name, value, true); };
+    defineProperty(G, name, { get, set, enumerable: false, configurable: true });
+    apply(mapSet, traps, [name, get]);
+    add(trapNames, name);
+  }
+  const untouched = (name) => { const g = apply(mapGet, traps, [name]); return g !== undefined && getterOf(getDesc(G, name)) === g; };
+
+  // The libraries feature-detect many of these names (`typeof FormData`, `root.Buffer`,
+  // `globalThis.ReadableStream`): that must not hand every axios job back to a Worker. So a
+  // library evaluates in a scope where each untouched trapped name is a parameter: undefined for
+  // names the libraries only detect, the realm's global (through a view that hides the traps) for
+  // the global's own names, and for the rest (URL, btoa, ...) a value whose every use reports the
+  // name, so a library that really needs one still sends the job to a Worker.
+  const DETECTED = ["Blob", "FormData", "URLSearchParams", "ReadableStream", "TextEncoder", "XMLHttpRequest",
+    "WorkerGlobalScope", "document", "navigator", "performance", "process", "setImmediate", "clearImmediate",
+    "postMessage", "addEventListener", "removeEventListener", "Buffer", "location", "importScripts", "File", "FileList"];
+  const GLOBAL_NAMES = ["self", "global", "window", "globalThis"];
+  const RESERVED = /^(?:break|case|catch|class|const|continue|debugger|default|delete|do|else|enum|export|extends|false|finally|for|function|if|import|in|instanceof|new|null|return|super|switch|this|throw|true|try|typeof|var|void|while|with|yield|let|static|implements|interface|package|private|protected|public|await|arguments|eval|undefined|NaN|Infinity)$/;
+  const poisons = new MapCtor();
+  let view;
+  const inList = (a, s) => { for (let i = 0; i < a.length; i++) if (a[i] === s) return true; return false; };
+  function libraryValue(name) {
+    if (inList(GLOBAL_NAMES, name)) return view;
+    if (inList(DETECTED, name)) return undefined;
+    let p = apply(mapGet, poisons, [name]);
+    if (p === undefined) {
+      const fail = () => { throw notHere(name); };
+      const handler = { __proto__: null, get: fail, set: fail, has: fail, apply: fail, construct: fail, ownKeys: fail,
+        getOwnPropertyDescriptor: fail, defineProperty: fail, deleteProperty: fail, getPrototypeOf: fail,
+        setPrototypeOf: fail, isExtensible: fail, preventExtensions: fail };
+      p = new ProxyCtor(function () {}, handler);
+      apply(mapSet, poisons, [name, p]);
+    }
+    return p;
+  }
+  view = new ProxyCtor(G, {
+    __proto__: null,
+    get: (t, k) => (typeof k === "string" && untouched(k) ? libraryValue(k) : reflectGet(t, k, t)),
+    has: (t, k) => (typeof k === "string" && untouched(k) && inList(DETECTED, k) ? false : reflectHas(t, k)),
+    set: (t, k, v) => reflectSet(t, k, v, t),
+  });
+  function evaluateLibrary(src) {
+    const params = list(), values = list();
+    add(params, "globalThis");
+    add(values, view);
+    for (let i = 0; i < trapNames.length; i++) {
+      const name = trapNames[i];
+      if (!test(IDENT, name) || test(RESERVED, name)) continue;
+      add(params, name);
+      add(values, untouched(name) ? libraryValue(name) : G[name]);
+    }
+    const make = indirectEval(`(function(${apply(arrayJoin, params, [","])}){return(${src}\n)})`);
+    return apply(make, undefined, values);
+  }
+
+  // A global that evaluates its library on first read and then is a plain data property
+  // (worker.js lazyGlobal): lodash reads `root._` while it evaluates, which sees undefined.
+  function lazyGlobal(name, src) {
+    let loading = false;
+    defineProperty(G, name, {
+      configurable: true,
+      enumerable: true,
+      get() {
+        if (loading) return undefined;
+        loading = true;
+        try {
+          const value = evaluateLibrary(src);
+          put(name, value, true);
+          return value;
+        } finally {
+          loading = false;
+        }
+      },
+      set(value) { put(name, value, true); },
+    });
+  }
+  lazyGlobal("axios", StringCtor(axiosSrc)); // after fetch/Request/Response: axios captures them
+  lazyGlobal("moment", StringCtor(momentSrc));
+  lazyGlobal("_", StringCtor(lodashSrc));
+
+  // -- the job (worker.js runJob, without its ES-module fallback: the outer never sends one)
+  async function runJob(code, entry, data, maxOutput) {
+    if (typeof entry !== "string" || !test(IDENT, entry)) {
+      return { __proto__: null, ok: false, error: "exception", detail: "the entrypoint is not a JavaScript identifier" };
+    }
+    let fn;
+    try {
+      const factory = new AsyncFunction("module", "exports", `${code}\n;return (typeof ${entry} === "function") ? ${entry} : undefined;`);
+      const module = { exports: {} };
+      fn = await factory(module, module.exports);
+      if (typeof fn !== "function") fn = module.exports?.[entry];
+    } catch (err) {
+      return { __proto__: null, ok: false, error: "exception", detail: describe(err) };
+    }
+    if (typeof fn !== "function") return { __proto__: null, ok: false, error: "exception", detail: `no function named ${entry} is defined` };
+    let value;
+    try {
+      value = await fn(jsonParse(data));
+    } catch (err) {
+      return { __proto__: null, ok: false, error: "exception", detail: describe(err) };
+    }
+    let json;
+    try {
+      json = value === undefined ? "null" : jsonStringify(value);
+    } catch (err) {
+      return { __proto__: null, ok: false, error: "invalid_output", detail: "the return value is not JSON-serializable: " + describe(err) };
+    }
+    if (typeof json !== "string") {
+      return { __proto__: null, ok: false, error: "invalid_output", detail: `the return value (${typeof value}) is not JSON-serializable` };
+    }
+    if (json.length > maxOutput) {
+      return { __proto__: null, ok: false, error: "invalid_output", detail: `the return value is larger than ${maxOutput} bytes`, layer: "output-limit" };
+    }
+    return { __proto__: null, ok: true, json };
+  }
+
+  let started = false;
+  function done(r) {
+    const msg = { __proto__: null, t: "done", ok: r.ok === true };
+    const keys = ["json", "error", "detail", "layer"]; // indexed: the job may have broken array iteration
+    for (let i = 0; i < keys.length; i++) if (typeof r[keys[i]] === "string") msg[keys[i]] = r[keys[i]];
+    queue(msg);
+  }
+  function start(jobJson) {
+    if (started) return;
+    const job = jsonParse(StringCtor(jobJson));
+    started = true;
+    const run = runJob(StringCtor(own(job, "code")), own(job, "entrypoint"), own(job, "data"), NumberCtor(own(job, "max_output_bytes")));
+    apply(promiseThen, run, [done, (err) => done({ __proto__: null, ok: false, error: "exception", detail: describe(err) })]);
+  }
+
+  function deliver(msgJson) {
+    const msg = jsonParse(StringCtor(msgJson));
+    const t = own(msg, "t");
+    if (t === "timer") fire(own(msg, "id"));
+    else if (t === "fetch_result") settleFetch(msg);
+  }
+
+  function take() {
+    const batch = outbox;
+    outbox = list();
+    const s = jsonStringify(batch);
+    return typeof s === "string" ? s : "[]";
+  }
+
+  // The only function the outer calls. Primitives in, primitives out (and the doorbell's buffer,
+  // which this realm made), never a throw.
+  return function control(op, arg) {
+    try {
+      switch (op) {
+        case "sab": return sab;
+        case "start": start(arg); return undefined;
+        case "take": return take();
+        case "deliver": deliver(arg); return undefined;
+        case "describe": return describe(arg);
+        default: return undefined;
+      }
+    } catch {
+      return op === "take" ? "[]" : op === "describe" ? "an unprintable value was thrown" : undefined;
+    }
+  };
+});
