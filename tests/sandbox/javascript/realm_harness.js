@@ -200,6 +200,7 @@ const scenarios = {
         console.group(); console.time(); console.count();
         const revoked = Proxy.revocable({}, {}); revoked.revoke();
         console.log(revoked.proxy, new Proxy({}, { ownKeys() { throw new Error("trap"); } }));
+        console.log(Array.from({ length: 100 }, () => Array.from({ length: 100 }, (_, i) => i))); // 10,000 values
         return { called };
       }`;
     const r = await run(code);
@@ -319,7 +320,7 @@ const scenarios = {
       try { new Response("x", { status: 204 }); } catch (e) { out.nullStatus = e.name + ": " + e.message; }
       try { new Response("x", { status: 99 }); } catch (e) { out.badStatus = e.name; }
       out.decoded = await new Response(new Uint8Array([0xe2, 0x82, 0xff, 0x41])).text();
-      out.json = await Response.json({ a: [1] }).json();
+      out.json = await new Response('{"a":[1]}').json();
       const h = new Headers([["B", "1"], ["a", " 2 "]]);
       h.append("b", "3"); h.append("Set-Cookie", "x"); h.append("set-cookie", "y"); h.set("c", "4"); h.delete("C");
       out.headers = [...h];

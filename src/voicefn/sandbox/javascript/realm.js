@@ -15,6 +15,7 @@
 // Everything setup's functions use is captured before the job runs, so a job that edits
 // prototypes or globals changes only what it sees itself, never what this code does. Nothing is
 // declared at the top level of this script: a global lexical binding would be visible to the job.
+// deno-lint-ignore-file require-await -- async methods turn a throw into a rejection, as Deno's do
 "use strict";
 (function setup(workerOnlyJson, axiosSrc, momentSrc, lodashSrc) {
   "use strict";
@@ -199,7 +200,7 @@
     try { src = apply(reSource, v, []); } catch { /* not a RegExp */ }
     if (src !== null) return { __proto__: null, t: "re", src: cutText(src, st), flags: StringCtor(apply(reFlags, v, [])) };
     const arr = isArray(v);
-    if (depth > MAX_DEPTH) return { __proto__: null, t: "cut", kind: arr ? "arr" : "obj", cls: clsOf(v) };
+    if (depth > MAX_DEPTH || st.nodes >= MAX_NODES) return { __proto__: null, t: "cut", kind: arr ? "arr" : "obj", cls: clsOf(v) };
     const id = ++st.ids;
     apply(mapSet, st.path, [v, id]);
     try {
@@ -345,15 +346,7 @@
 
   // -- bytes and text (the realm has no TextEncoder/TextDecoder)
   function utf8Encode(s) {
-    let n = 0;
-    for (let i = 0; i < s.length; i++) {
-      const c = apply(charCodeAt, s, [i]);
-      if (c < 0x80) n += 1;
-      else if (c < 0x800) n += 2;
-      else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (apply(charCodeAt, s, [i + 1]) & 0xfc00) === 0xdc00) { n += 4; i++; }
-      else n += 3; // lone surrogates become U+FFFD (3 bytes)
-    }
-    const out = new Uint8ArrayCtor(n);
+    const out = new Uint8ArrayCtor(s.length * 3); // at most 3 bytes per UTF-16 unit
     let j = 0;
     for (let i = 0; i < s.length; i++) {
       let c = apply(charCodeAt, s, [i]);
@@ -366,7 +359,7 @@
       else if (c < 0x10000) { out[j++] = 0xe0 | (c >> 12); out[j++] = 0x80 | ((c >> 6) & 63); out[j++] = 0x80 | (c & 63); }
       else { out[j++] = 0xf0 | (c >> 18); out[j++] = 0x80 | ((c >> 12) & 63); out[j++] = 0x80 | ((c >> 6) & 63); out[j++] = 0x80 | (c & 63); }
     }
-    return out;
+    return new Uint8ArrayCtor(new Uint8ArrayCtor(apply(taBuffer, out, []), 0, j));
   }
   // WHATWG UTF-8 decode (BOM dropped, each maximal invalid subpart -> U+FFFD), as Response.text()
   function utf8Decode(b) {
@@ -470,11 +463,7 @@
       this.#list = kept;
     }
     get(name) { return headerGet(this, name); }
-    getSetCookie() {
-      const out = [];
-      for (let i = 0; i < this.#list.length; i++) if (this.#list[i][0] === "set-cookie") defineProperty(out, out.length, { value: this.#list[i][1], writable: true, enumerable: true, configurable: true });
-      return out;
-    }
+    getSetCookie() { return column(this.#list, 1, "set-cookie"); }
     has(name) { return headerGet(this, name) !== null; }
     set(name, value) {
       const n = headerName(name), v = headerValue(value), kept = list();
@@ -491,26 +480,26 @@
       for (let i = 0; i < pairs.length; i++) apply(callback, thisArg, [pairs[i][1], pairs[i][0], this]);
     }
     entries() { return apply(arrayValues, sortedPairs(this), []); }
-    keys() { const p = sortedPairs(this), out = []; for (let i = 0; i < p.length; i++) defineProperty(out, i, { value: p[i][0], writable: true, enumerable: true, configurable: true }); return apply(arrayValues, out, []); }
-    values() { const p = sortedPairs(this), out = []; for (let i = 0; i < p.length; i++) defineProperty(out, i, { value: p[i][1], writable: true, enumerable: true, configurable: true }); return apply(arrayValues, out, []); }
+    keys() { return apply(arrayValues, column(sortedPairs(this), 0), []); }
+    values() { return apply(arrayValues, column(sortedPairs(this), 1), []); }
+  }
+  // One column of [name, value] pairs (of those named `only`), as an ordinary array the job keeps.
+  const pushTo = (a, v) => defineProperty(a, a.length, { value: v, writable: true, enumerable: true, configurable: true });
+  function column(pairs, k, only = null) {
+    const out = [];
+    for (let i = 0; i < pairs.length; i++) if (only === null || pairs[i][0] === only) pushTo(out, pairs[i][k]);
+    return out;
   }
   // What iterating a Headers gives: ordinary [name, value] arrays (the job's to keep).
   function sortedPairs(h) {
     const src = headerList(h), names = list(), out = [];
     for (let i = 0; i < src.length; i++) add(names, src[i][0]);
     apply(arraySort, names, [(a, b) => (a < b ? -1 : a > b ? 1 : 0)]);
-    const put = (n, v) => defineProperty(out, out.length, { value: [n, v], writable: true, enumerable: true, configurable: true });
     for (let i = 0; i < names.length; i++) {
       const n = names[i];
-      if (i > 0 && names[i - 1] === n && n !== "set-cookie") continue;
-      if (n === "set-cookie") {
-        if (i > 0 && names[i - 1] === n) continue;
-        for (let j = 0; j < src.length; j++) if (src[j][0] === n) put(n, src[j][1]);
-      } else {
-        let v = null;
-        for (let j = 0; j < src.length; j++) if (src[j][0] === n) v = v === null ? src[j][1] : `${v}, ${src[j][1]}`;
-        put(n, v);
-      }
+      if (i > 0 && names[i - 1] === n) continue;
+      if (n === "set-cookie") for (let j = 0; j < src.length; j++) { if (src[j][0] === n) pushTo(out, [n, src[j][1]]); }
+      else pushTo(out, [n, headerGet(h, n)]);
     }
     return out;
   }
@@ -582,13 +571,6 @@
         defineProperty(e, "name", { value: "TimeoutError", writable: true, configurable: true });
         signalAbort(s, e);
       }, ms, list(), false);
-      return s;
-    }
-    static any(signals) {
-      const s = new AbortSignal(INTERNAL), all = list();
-      for (const x of signals) { if (!isSignal(x)) throw new TypeErrorCtor("Failed to execute 'AbortSignal.any': Argument 1 is not of type AbortSignal"); add(all, x); }
-      for (let i = 0; i < all.length; i++) if (signalState(all[i]).aborted) { signalAbort(s, signalState(all[i]).reason); return s; }
-      for (let i = 0; i < all.length; i++) listen(all[i], () => signalAbort(s, signalState(all[i]).reason));
       return s;
     }
   }
@@ -701,13 +683,6 @@
       if (b !== null && NULL_BODY_STATUS(s)) throw new TypeErrorCtor("Response with null body status cannot have body");
       if (typeof body === "string" && headerGet(this.#headers, "content-type") === null) headerAppend(this.#headers, "content-type", "text/plain;charset=UTF-8");
       withBody(this, b);
-    }
-    static json(data, init = undefined) {
-      const body = jsonStringify(data);
-      if (typeof body !== "string") throw new TypeErrorCtor("The data is not JSON serializable");
-      const headers = new Headers(init?.headers);
-      if (headerGet(headers, "content-type") === null) headerAppend(headers, "content-type", "application/json");
-      return new Response(body, { status: init?.status, statusText: init?.statusText, headers });
     }
     get status() { return this.#status; }
     get statusText() { return this.#statusText; }
@@ -825,7 +800,6 @@
   const GLOBAL_NAMES = ["self", "global", "window", "globalThis"];
   const RESERVED = /^(?:break|case|catch|class|const|continue|debugger|default|delete|do|else|enum|export|extends|false|finally|for|function|if|import|in|instanceof|new|null|return|super|switch|this|throw|true|try|typeof|var|void|while|with|yield|let|static|implements|interface|package|private|protected|public|await|arguments|eval|undefined|NaN|Infinity)$/;
   const poisons = new MapCtor();
-  let view;
   const inList = (a, s) => { for (let i = 0; i < a.length; i++) if (a[i] === s) return true; return false; };
   function libraryValue(name) {
     if (inList(GLOBAL_NAMES, name)) return view;
@@ -841,7 +815,7 @@
     }
     return p;
   }
-  view = new ProxyCtor(G, {
+  const view = new ProxyCtor(G, {
     __proto__: null,
     get: (t, k) => (typeof k === "string" && untouched(k) ? libraryValue(k) : reflectGet(t, k, t)),
     has: (t, k) => (typeof k === "string" && untouched(k) && inList(DETECTED, k) ? false : reflectHas(t, k)),
