@@ -861,10 +861,10 @@
   lazyGlobal("_", StringCtor(lodashSrc));
 
   // -- the job (worker.js runJob, without its ES-module fallback: the outer never sends one)
+  // Each ends in exactly one {"t":"done"} with worker.js's fields: ok/json, or ok:false/error/detail(/layer).
+  const failed = (error, detail, layer) => (layer ? { __proto__: null, t: "done", ok: false, error, detail, layer } : { __proto__: null, t: "done", ok: false, error, detail });
   async function runJob(code, entry, data, maxOutput) {
-    if (typeof entry !== "string" || !test(IDENT, entry)) {
-      return { __proto__: null, ok: false, error: "exception", detail: "the entrypoint is not a JavaScript identifier" };
-    }
+    if (typeof entry !== "string" || !test(IDENT, entry)) return failed("exception", "the entrypoint is not a JavaScript identifier");
     let fn;
     try {
       const factory = new AsyncFunction("module", "exports", `${code}\n;return (typeof ${entry} === "function") ? ${entry} : undefined;`);
@@ -872,43 +872,32 @@
       fn = await factory(module, module.exports);
       if (typeof fn !== "function") fn = module.exports?.[entry];
     } catch (err) {
-      return { __proto__: null, ok: false, error: "exception", detail: describe(err) };
+      return failed("exception", describe(err));
     }
-    if (typeof fn !== "function") return { __proto__: null, ok: false, error: "exception", detail: `no function named ${entry} is defined` };
-    let value;
+    if (typeof fn !== "function") return failed("exception", `no function named ${entry} is defined`);
+    let value, json;
     try {
       value = await fn(jsonParse(data));
     } catch (err) {
-      return { __proto__: null, ok: false, error: "exception", detail: describe(err) };
+      return failed("exception", describe(err));
     }
-    let json;
     try {
       json = value === undefined ? "null" : jsonStringify(value);
     } catch (err) {
-      return { __proto__: null, ok: false, error: "invalid_output", detail: "the return value is not JSON-serializable: " + describe(err) };
+      return failed("invalid_output", "the return value is not JSON-serializable: " + describe(err));
     }
-    if (typeof json !== "string") {
-      return { __proto__: null, ok: false, error: "invalid_output", detail: `the return value (${typeof value}) is not JSON-serializable` };
-    }
-    if (json.length > maxOutput) {
-      return { __proto__: null, ok: false, error: "invalid_output", detail: `the return value is larger than ${maxOutput} bytes`, layer: "output-limit" };
-    }
-    return { __proto__: null, ok: true, json };
+    if (typeof json !== "string") return failed("invalid_output", `the return value (${typeof value}) is not JSON-serializable`);
+    if (json.length > maxOutput) return failed("invalid_output", `the return value is larger than ${maxOutput} bytes`, "output-limit");
+    return { __proto__: null, t: "done", ok: true, json };
   }
 
   let started = false;
-  function done(r) {
-    const msg = { __proto__: null, t: "done", ok: r.ok === true };
-    const keys = ["json", "error", "detail", "layer"]; // indexed: the job may have broken array iteration
-    for (let i = 0; i < keys.length; i++) if (typeof r[keys[i]] === "string") msg[keys[i]] = r[keys[i]];
-    queue(msg);
-  }
   function start(jobJson) {
     if (started) return;
     const job = jsonParse(StringCtor(jobJson));
     started = true;
     const run = runJob(StringCtor(own(job, "code")), own(job, "entrypoint"), own(job, "data"), NumberCtor(own(job, "max_output_bytes")));
-    apply(promiseThen, run, [done, (err) => done({ __proto__: null, ok: false, error: "exception", detail: describe(err) })]);
+    apply(promiseThen, run, [queue, (err) => queue(failed("exception", describe(err)))]);
   }
 
   function deliver(msgJson) {
