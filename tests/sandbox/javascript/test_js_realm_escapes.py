@@ -305,6 +305,30 @@ GRAPH = probe(
   keep("timeout signal", AbortSignal.timeout(100000));
   keep("timer", setTimeout(() => {}, 0));
   keep("pending", new Promise(() => {}));
+  // errors and objects the engine itself makes, here and in the libraries
+  try {
+    (function deep() { deep(); })();
+  } catch (err) {
+    keep("stack overflow", err);
+  }
+  try {
+    JSON.parse("{");
+  } catch (err) {
+    keep("syntax error", err);
+  }
+  try {
+    (0, eval)("(");
+  } catch (err) {
+    keep("eval syntax error", err);
+  }
+  keep("temporal", Temporal.Now.instant());
+  keep("intl", [new Intl.DateTimeFormat("en").formatToParts(0), new Intl.Segmenter("en").segment("a b")]);
+  keep("match", /(?<word>b)/.exec("abc"));
+  keep("generators", [(function* () { yield 1; })(), (async function* () { yield 1; })()]);
+  keep("arguments", (function () { return arguments; })(1));
+  keep("axios instance", axios.create({ baseURL: "https://example.com" }));
+  keep("lodash chain", _([1, 2]).map((x) => x * 2));
+  keep("moment duration", moment.duration(5, "minutes"));
   const walked = walk([["globalThis", globalThis], ...values], [globalThis]);
   return { walk: walked, status: fetched.status, axiosStatus: viaAxios.status };
 """
@@ -626,6 +650,66 @@ async def test_callbacks_and_the_console_formatter_hand_user_code_nothing_outer(
     # the log lines were written (their text is the formatter's business, not this test's)
     levels = [line["level"] for line in outcome.logs]
     assert levels == ["log", "log", "info", "error", "log", "log", "error"], outcome.logs
+
+
+# A thrown, rejected or returned value whose every hook (getters of message/name/stack,
+# toString, toJSON, Symbol.toPrimitive, custom inspectors, a Proxy's get) reports whether it was
+# handed an object of another realm (as `this`, an argument or its caller): whoever turns the
+# value into the outcome's detail or value (the realm, V8's error reporting, the outer side)
+# must not call it with one. The report lands in the text it returns.
+HOSTILE_VALUES = probe(
+    """
+  function classify(label, self, args) {
+    const found = [];
+    for (const v of [self, ...args]) if (isObject(v) && foreignness(v) !== null) found.push(foreignness(v));
+    let caller = null;
+    try { caller = args.callee.caller; } catch { /* a strict caller */ }
+    if (isObject(caller) && foreignness(caller) !== null) found.push("its caller: " + foreignness(caller));
+    return found.length ? `ESCAPED(${label}: ${found.join("; ")})` : `clean-${label}`;
+  }
+  const hostile = (base) => {
+    for (const key of ["message", "name", "stack", "cause", "toString", "constructor"]) {
+      Object.defineProperty(base, key, { configurable: true, get: function () { return classify(key, this, arguments); } });
+    }
+    base[Symbol.for("Deno.customInspect")] = function () { return classify("customInspect", this, arguments); };
+    base[Symbol.for("nodejs.util.inspect.custom")] = function () { return classify("inspect.custom", this, arguments); };
+    base[Symbol.toPrimitive] = function () { return classify("toPrimitive", this, arguments); };
+    base.toJSON = function () { return classify("toJSON", this, arguments); };
+    return base;
+  };
+  const make = {
+    error: () => hostile(new Error("e")),
+    object: () => hostile({}),
+    proxy: () => new Proxy(hostile(new Error("p")), {
+      get: function (target, key) { return key === "then" ? undefined : classify("get " + String(key), this, arguments); },
+    }),
+  };
+  const value = make[data.value]();
+  if (data.how === "microtask") queueMicrotask(() => { throw value; });
+  if (data.how === "rejection") Promise.reject(value);
+  if (data.how === "timer") setTimeout(() => { throw value; }, 0);
+  if (data.how === "throw") throw value;
+  if (data.how === "return") return value;
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  return "not ended";
+"""
+)
+
+
+@pytest.mark.parametrize("value", ["error", "object", "proxy"])
+@pytest.mark.parametrize("how", ["throw", "timer", "microtask", "rejection", "return"])
+async def test_hooks_of_thrown_and_returned_values_get_nothing_outer(
+    sandbox: JavaScriptSandbox, how: str, value: str
+) -> None:
+    outcome = await run_realm(sandbox, HOSTILE_VALUES, {"how": how, "value": value})
+    assert "ESCAPED" not in outcome.detail, outcome.detail
+    assert "ESCAPED" not in str(outcome.value), outcome.value
+    if how in ("throw", "timer", "rejection"):
+        assert outcome.error == "exception", outcome
+        assert "clean-" in outcome.detail, outcome.detail  # the hooks ran, and said so
+    elif how == "return":
+        assert outcome.ok, outcome
+        assert "clean-" in str(outcome.value), outcome.value
 
 
 async def test_atomics_wait_async_finalization_registry_and_webassembly_are_absent(

@@ -287,6 +287,13 @@ SAME = [
     'async function main(data) { return [_.chunk([1, 2, 3], 2), moment.utc(0).format("YYYY-MM-DD")]; }',
     "async function main(data) { return await new Promise((r) => setTimeout(() => r(data.x), 1)); }",
     "module.exports = { main: async (data) => data.x };",
+    # an error thrown by a queueMicrotask callback ends the job at once in a Worker ("Uncaught
+    # Error: m"), long before its timer
+    "async function main(data) {\n"
+    '  queueMicrotask(() => { throw new Error("m"); });\n'
+    "  await new Promise((resolve) => setTimeout(resolve, 1000));\n"
+    "  return data.x;\n"
+    "}",
     "async function other(data) { return 1; }",
 ]
 
