@@ -7,43 +7,18 @@
 "use strict";
 import vm from "node:vm";
 import { types } from "node:util";
+import { asExpression, workerOnlyNames } from "../../../src/voicefn/sandbox/javascript/runtime/realm_setup.js";
 
 const repo = new URL("../../../", import.meta.url);
 const jsDir = new URL("src/voicefn/sandbox/javascript/", repo);
 const read = (path) => Deno.readTextFileSync(new URL(path, jsDir));
-const realmScript = new vm.Script(read("realm.js"), { filename: "voicefn-realm.js" });
+const realmScript = new vm.Script(read("runtime/realm.js"), { filename: "voicefn-realm.js" });
 
-// The vendored builds as expressions whose value is the library (as the outer wraps them).
-function asExpression(src) {
-  const exports = [...src.matchAll(/\bexport\s*\{([^}]*)\}\s*;?/g)];
-  if (exports.length === 0) {
-    return `(function(){var module={exports:{}},exports=module.exports;${src}\n;return module.exports;})()`;
-  }
-  const pairs = exports[0][1].split(",").map((p) => p.trim().split(/\s+as\s+/));
-  const name = pairs.find((p) => p[1] === "default")[0];
-  const body = src.slice(0, exports[0].index) + `return ${name};` + src.slice(exports[0].index + exports[0][0].length);
-  return `(function(){"use strict";\n${body}\n})()`;
-}
-
-// The names this runtime has and a bare realm lacks (as the outer computes them).
-const REALM_GLOBALS = new Set(["console", "setTimeout", "clearTimeout", "setInterval", "clearInterval", "fetch",
-  "Request", "Response", "Headers", "AbortController", "AbortSignal", "axios", "moment", "_"]);
-function workerOnlyNames() {
-  const bare = vm.createContext(vm.constants.DONT_CONTEXTIFY);
-  const has = new Set();
-  for (let o = bare; o !== null; o = Object.getPrototypeOf(o)) for (const k of Object.getOwnPropertyNames(o)) has.add(k);
-  const out = new Set();
-  for (let o = globalThis; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
-    for (const k of Object.getOwnPropertyNames(o)) if (!has.has(k) && !REALM_GLOBALS.has(k)) out.add(k);
-  }
-  for (const k of ["process", "Buffer", "global", "setImmediate", "clearImmediate", "self"]) if (!has.has(k)) out.add(k);
-  return [...out].sort();
-}
 const SETUP_ARGS = [
-  JSON.stringify(workerOnlyNames()),
-  asExpression(read("vendor/axios.js")),
-  asExpression(read("vendor/moment.js")),
-  asExpression(read("vendor/lodash.js")),
+  JSON.stringify(workerOnlyNames(vm.createContext(vm.constants.DONT_CONTEXTIFY))),
+  asExpression("axios", read("vendor/axios.js")),
+  asExpression("moment", read("vendor/moment.js")),
+  asExpression("lodash", read("vendor/lodash.js")),
 ];
 
 const toBase64 = (bytes) => bytes.toBase64();

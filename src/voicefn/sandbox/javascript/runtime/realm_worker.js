@@ -21,6 +21,7 @@
 // name) is handed back to the host to run in a fresh Worker, if nothing it did has left the
 // Worker yet; the host also decides, by the names its code mentions, which jobs come here.
 "use strict";
+import { asExpression, workerOnlyNames } from "./realm_setup.js";
 import { scrubWorker } from "./scrub.js";
 
 // -- taken before the scrub (it removes process.getBuiltinModule)
@@ -37,50 +38,8 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 //: a realm Worker is replaced after this many jobs (bounds anything that grows in the isolate)
 const MAX_JOBS_PER_WORKER = 500;
 
-// What this realm sets up in every job's realm itself (so no trap for these names).
-const REALM_GLOBALS = new Set([
-  "console", "setTimeout", "clearTimeout", "setInterval", "clearInterval", "fetch", "Request",
-  "Response", "Headers", "AbortController", "AbortSignal", "axios", "moment", "_",
-]);
-
 function clip(text, n) {
   return text.length > n ? text.slice(0, n) + "…" : text;
-}
-
-// Every global name a Worker's code can read (its global object and prototypes) that a bare
-// realm does not have: realm.js traps each, so such a job runs in a Worker instead.
-function workerOnlyNames(bare) {
-  const has = new Set();
-  for (let o = bare; o !== null; o = Object.getPrototypeOf(o)) {
-    for (const k of Object.getOwnPropertyNames(o)) has.add(k);
-  }
-  const out = new Set();
-  for (let o = globalThis; o !== null && o !== Object.prototype; o = Object.getPrototypeOf(o)) {
-    for (const k of Object.getOwnPropertyNames(o)) {
-      if (!has.has(k) && !REALM_GLOBALS.has(k)) out.add(k);
-    }
-  }
-  // the Node layer's globals a Worker resolves lazily
-  for (const k of ["process", "Buffer", "global", "setImmediate", "clearImmediate"]) {
-    if (!has.has(k)) out.add(k);
-  }
-  return [...out].sort();
-}
-
-// A library's ES module build as a script whose value is its default export; a UMD build gets
-// the CommonJS `module` it looks for. Refuses what it does not recognise (no silent half-library).
-function asExpression(name, src) {
-  const exports = [...src.matchAll(/\bexport\s*\{([^}]*)\}\s*;?/g)];
-  if (exports.length === 0) {
-    return `(function(){var module={exports:{}},exports=module.exports;${src}\n;return module.exports;})()`;
-  }
-  if (exports.length !== 1) throw new Error(`${name}: more than one export statement`);
-  const pairs = exports[0][1].split(",").map((p) => p.trim().split(/\s+as\s+/));
-  const found = pairs.find((p) => p.length === 2 && p[1] === "default");
-  if (!found || !/^[A-Za-z_$][\w$]*$/.test(found[0])) throw new Error(`${name}: no default export`);
-  const body = src.slice(0, exports[0].index) + `return ${found[0]};` + src.slice(exports[0].index + exports[0][0].length);
-  if (/^\s*(import|export)\b/m.test(body)) throw new Error(`${name}: module syntax left after wrapping`);
-  return `(function(){"use strict";\n${body}\n})()`;
 }
 
 // -- log lines: the realm describes each value as a tree of primitives; it is rebuilt here and
