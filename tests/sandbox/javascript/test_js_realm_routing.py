@@ -184,6 +184,32 @@ async def test_a_worker_only_name_inside_a_template_substitution_counts(
     assert outcome.runner == "worker"
 
 
+async def test_everyday_names_as_locals_stay_in_a_realm_and_as_globals_take_a_worker(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    """`name`, `self`, `global`, `location`, `close` do not count statically (they are common
+    local names); reading the Worker's globals of those names re-runs the job in a Worker."""
+    locals_code = (
+        "async function main(data) {\n"
+        '  const name = "n"; let self = 1; const global = 2; const location = 3; const close = 4;\n'
+        "  return [name, self, global, location, close];\n"
+        "}"
+    )
+    local = await run(sandbox, locals_code, tenant="routing-everyday")
+    assert local.ok, local
+    assert local.value == ["n", 1, 2, 3, 4]
+    assert local.runner == "realm"
+    globals_code = (
+        "async function main(data) {\n"
+        "  return [typeof self, typeof global, typeof name, typeof location, typeof close];\n"
+        "}"
+    )
+    read = await run(sandbox, globals_code, tenant="routing-everyday")
+    assert read.ok, read
+    assert read.value == ["object", "object", "string", "object", "function"]
+    assert read.runner == "worker"
+
+
 async def test_realms_false_always_takes_a_worker(workers_only: JavaScriptSandbox) -> None:
     for code in (PLAIN, PLAIN, 'async function main(data) { return "Deno" + data.x; }'):
         outcome = await run(workers_only, code, {"x": 41})
@@ -298,7 +324,21 @@ SAME = [
 ]
 
 
-@pytest.mark.parametrize("code", SAME)
+@pytest.mark.parametrize(
+    "code",
+    SAME,
+    ids=[
+        "logs",
+        "inspected-logs",
+        "throw",
+        "type-error",
+        "libraries",
+        "timer",
+        "module-exports",
+        "microtask-throw",
+        "no-entrypoint",
+    ],
+)
 async def test_a_realm_answers_what_a_worker_answers(
     sandbox: JavaScriptSandbox, workers_only: JavaScriptSandbox, code: str
 ) -> None:
