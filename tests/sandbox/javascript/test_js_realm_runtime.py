@@ -252,7 +252,7 @@ def test_reading_a_worker_only_global_queues_worker_only(runs: dict[str, Scenari
         "deno": 5,
     }  # assigning one makes it plain
     assert item["others"] == [{"t": "worker_only", "name": "URL"}]
-    # a library that really uses one (axios parses a URL with a port) reports it the same way
+    # a library that really uses one (axios parses an IPv6 URL with a port) reports it the same way
     library = scenario(runs, "worker_only_library")
     assert library["result"] == "URL is not available here"
     assert library["others"] == [{"t": "worker_only", "name": "URL"}]
@@ -340,3 +340,11 @@ def test_nothing_reachable_in_the_realm_is_of_another_realm(runs: dict[str, Scen
     assert "globalThis.plantedFn" in planted_ctor
     bare_proto, _ = controls["bare"]
     assert "globalThis.Temporal" in bare_proto  # why setup touches every global first
+
+
+def test_btoa_and_atob_are_exact_or_hand_the_job_to_a_worker(runs: dict[str, Scenario]) -> None:
+    assert scenario(runs, "base64")["result"] == ["aGnp", "", "hi", "hi", ""]
+    for label, name in (("btoa", "btoa"), ("atob", "atob"), ("atob_char", "atob")):
+        item = scenario(runs, f"base64_{label}")
+        assert item["result"] == f"{name} is not available here"
+        assert item["others"] == [{"t": "worker_only", "name": name}]

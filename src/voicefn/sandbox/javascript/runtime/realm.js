@@ -777,6 +777,93 @@
     queue({ __proto__: null, t: "worker_only", name });
     return new ErrorCtor(`${name} is not available here`);
   };
+  // -- computed here: btoa/atob, and a URL for the libraries. Each gives exactly what a Worker's
+  // gives, or hands the job to a Worker (whose real one also throws its own exact errors).
+  const B64_WS = /[\t\n\f\r ]/g, strReplace = String.prototype.replace;
+  function btoa(data) {
+    if (arguments.length === 0) throw notHere("btoa");
+    const s = StringCtor(data);
+    const bytes = new Uint8ArrayCtor(s.length);
+    for (let i = 0; i < s.length; i++) {
+      const c = apply(charCodeAt, s, [i]);
+      if (c > 0xff) throw notHere("btoa"); // a Worker throws InvalidCharacterError
+      bytes[i] = c;
+    }
+    return apply(toBase64, bytes, []);
+  }
+  function atob(data) {
+    if (arguments.length === 0) throw notHere("atob");
+    // WHATWG forgiving-base64: ASCII whitespace ignored, padding optional; anything it refuses
+    // (a Worker throws InvalidCharacterError) goes to a Worker.
+    let s = apply(strReplace, StringCtor(data), [B64_WS, ""]);
+    if (s.length % 4 === 0) s = apply(strReplace, s, [/={1,2}$/, ""]);
+    if (s.length % 4 === 1 || !test(/^[A-Za-z0-9+/]*$/, s)) throw notHere("atob");
+    let bytes;
+    try {
+      bytes = apply(fromBase64, Uint8ArrayCtor, [s, { __proto__: null, lastChunkHandling: "loose" }]);
+    } catch {
+      throw notHere("atob");
+    }
+    let out = "";
+    for (let i = 0; i < bytes.length; i++) out += fromCharCode(bytes[i]);
+    return out;
+  }
+  // axios makes `new URL(url, origin)` of a URL with a port or credentials in it, to take the
+  // credentials out. This URL handles the plain absolute http(s) URL exactly as WHATWG parses it
+  // (scheme and host lowercased, the default port dropped, an empty path "/"); any other input
+  // (relative, non-ASCII, dot segments, characters WHATWG would percent-encode, IPv6, numeric
+  // hosts it would rewrite) hands the job to a Worker. For the libraries only: a job that names
+  // URL itself runs in a Worker.
+  const URL_RE = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/(?:([A-Za-z0-9._~!$&'()*+,%-]*)(?::([A-Za-z0-9._~!$&'()*+,%-]*))?@)?([A-Za-z0-9.-]+)(?::([0-9]{1,5}))?(\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*)?(\?[A-Za-z0-9._~!$&()*+,;=:@%/?-]+)?(#[A-Za-z0-9._~!$&'()*+,;=:@%/?-]+)?$/;
+  const IPV4 = /^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$/;
+  // labels of letters, digits and hyphens; no empty label, no punycode (xn--), and a last label
+  // that is not a number (WHATWG would parse the host as IPv4 then)
+  const DOMAIN = /^(?!.*(^|\.)xn--)[a-z0-9-]+(\.[a-z0-9-]+)*$/;
+  const NUMERIC_LAST = /(^|\.)(0x[0-9a-f]*|[0-9]+)$/;
+  const BAD_PATH = /\/(\.|%2e){1,2}(\/|$)|%(?![0-9A-Fa-f]{2})/i; // dot segments, bad escapes
+  const BAD_ESCAPE = /%(?![0-9A-Fa-f]{2})/;
+  const DEFAULT_PORT = { __proto__: null, "http:": "80", "https:": "443" };
+  const urlState = new WeakMapCtor();
+  const urlOf = (u) => { const st = apply(weakGet, urlState, [u]); if (st === undefined) throw notHere("URL"); return st; };
+  const urlHref = (st) => `${st.protocol}//${st.username || st.password ? `${st.username}${st.password ? ":" + st.password : ""}@` : ""}${st.hostname}${st.port ? ":" + st.port : ""}${st.pathname}${st.search}${st.hash}`;
+  class URL {
+    constructor(input, base = undefined) {
+      void base; // an absolute URL ignores its base; a relative one goes to a Worker
+      const m = apply(regexpExec, URL_RE, [StringCtor(input)]);
+      if (m === null) throw notHere("URL");
+      const protocol = apply(toLowerCase, m[1], []) + ":";
+      const hostname = apply(toLowerCase, m[4], []);
+      const [username = "", password = "", port = "", path = "", search = "", hash = ""] = [m[2], m[3], m[5], m[6], m[7], m[8]];
+      const hostOk = test(IPV4, hostname) || (test(DOMAIN, hostname) && !test(NUMERIC_LAST, hostname));
+      if (DEFAULT_PORT[protocol] === undefined || !hostOk || test(BAD_PATH, path)
+        || test(BAD_ESCAPE, search + hash + username + password) || (port !== "" && NumberCtor(port) > 65535)) {
+        throw notHere("URL");
+      }
+      const portText = port === "" ? "" : StringCtor(NumberCtor(port));
+      apply(weakSet, urlState, [this, {
+        __proto__: null, protocol, username, password, hostname,
+        port: portText === DEFAULT_PORT[protocol] ? "" : portText, pathname: path || "/", search, hash,
+      }]);
+    }
+    get href() { return urlHref(urlOf(this)); }
+    get protocol() { return urlOf(this).protocol; }
+    get username() { return urlOf(this).username; }
+    set username(v) { if (StringCtor(v) !== "") throw notHere("URL"); urlOf(this).username = ""; }
+    get password() { return urlOf(this).password; }
+    set password(v) { if (StringCtor(v) !== "") throw notHere("URL"); urlOf(this).password = ""; }
+    get hostname() { return urlOf(this).hostname; }
+    get port() { return urlOf(this).port; }
+    get host() { const st = urlOf(this); return st.hostname + (st.port ? ":" + st.port : ""); }
+    get origin() { const st = urlOf(this); return `${st.protocol}//${st.hostname}${st.port ? ":" + st.port : ""}`; }
+    get pathname() { return urlOf(this).pathname; }
+    get search() { return urlOf(this).search; }
+    get hash() { return urlOf(this).hash; }
+    toString() { return urlHref(urlOf(this)); }
+    toJSON() { return urlHref(urlOf(this)); }
+  }
+  put("btoa", btoa, true);
+  put("atob", atob, true);
+
   for (let i = 0; isArray(workerOnly) && i < workerOnly.length; i++) {
     const name = workerOnly[i];
     if (typeof name !== "string" || reflectHas(G, name)) continue;
@@ -802,6 +889,7 @@
   const poisons = new MapCtor();
   const inList = (a, s) => { for (let i = 0; i < a.length; i++) if (a[i] === s) return true; return false; };
   function libraryValue(name) {
+    if (name === "URL") return URL;
     if (inList(GLOBAL_NAMES, name)) return view;
     if (inList(DETECTED, name)) return undefined;
     let p = apply(mapGet, poisons, [name]);

@@ -5,7 +5,7 @@
 // What this realm sets up in every job's realm itself (so no trap for these names).
 export const REALM_GLOBALS = new Set([
   "console", "setTimeout", "clearTimeout", "setInterval", "clearInterval", "fetch", "Request",
-  "Response", "Headers", "AbortController", "AbortSignal", "axios", "moment", "_",
+  "Response", "Headers", "AbortController", "AbortSignal", "axios", "moment", "_", "btoa", "atob",
 ]);
 
 
