@@ -172,7 +172,23 @@ function walk(roots, descriptorsOf = []) {
       for (const v of setValues(o)) add(v, path + "{item}");
     } catch { /* not a Set */ }
   }
-  return { visited: seen.size, foreign };
+  return { visited: seen.size, foreign, tags: [...tagsOf(seen)] };
+}
+
+// A census of what is reachable: the Symbol.toStringTag values of the walked objects and the
+// names of the walked functions, as "tag X" and "function X" (so a test can say that no
+// WebAssembly object, FinalizationRegistry or waitAsync is reachable by any path).
+function tagsOf(objects) {
+  const tags = new Set();
+  for (const o of objects) {
+    try {
+      const tag = descriptor(o, Symbol.toStringTag);
+      if (tag !== undefined && typeof tag.value === "string") tags.add("tag " + tag.value);
+      const name = typeof o === "function" ? descriptor(o, "name") : undefined;
+      if (name !== undefined && typeof name.value === "string") tags.add("function " + name.value);
+    } catch { /* a Proxy trap that throws */ }
+  }
+  return tags;
 }
 """
 
@@ -718,8 +734,14 @@ async def test_atomics_wait_async_finalization_registry_and_webassembly_are_abse
     code = probe(
         """
   const global = Function("return this")();
+  const everything = walk([["globalThis", global]], [global]);
   return {
     walk: walk([["Atomics", Atomics]]),
+    visited: everything.visited,
+    census: everything.tags.filter((t) => t.startsWith("tag WebAssembly") || t === "tag FinalizationRegistry"
+      || t === "function FinalizationRegistry" || t === "function waitAsync"),
+    // the census works: things that are there are found
+    control: ["tag Atomics", "function WeakRef", "function wait"].filter((t) => everything.tags.includes(t)),
     waitAsync: typeof Atomics.waitAsync,
     waitAsyncOwn: Object.getOwnPropertyNames(Atomics).includes("waitAsync"),
     finalization: typeof FinalizationRegistry,
@@ -736,6 +758,9 @@ async def test_atomics_wait_async_finalization_registry_and_webassembly_are_abse
         "waitAsyncOwn": False,
         "finalization": "undefined",
         "webAssembly": "undefined",
+        "visited": value["visited"],
+        "census": [],
+        "control": ["tag Atomics", "function WeakRef", "function wait"],
         "own": [],
         "viaEval": "undefined undefined undefined",
     }
