@@ -215,6 +215,7 @@ class Case:
     check_value: bool = False
     detail: str | None = None
     logs: int | None = None  # how many log lines the worker tier printed
+    limits: Limits = LIMITS
 
 
 def view(outcome: Outcome, case: Case) -> dict[str, Any]:
@@ -238,7 +239,7 @@ async def run_both(world: World, case: Case) -> tuple[Outcome, Outcome]:
     data = {"url": world.server.url, **case.data}
 
     async def one(sb: JavaScriptSandbox) -> Outcome:
-        return await sb.run(case.code, case.entry, data, egress=world.egress, limits=LIMITS)
+        return await sb.run(case.code, case.entry, data, egress=world.egress, limits=case.limits)
 
     realm, worker = await asyncio.gather(one(world.realm), one(world.worker))
     return realm, worker
@@ -1018,7 +1019,71 @@ LIBRARIES = [
     ),
 ]
 
-CASES = BASICS + AXIOS + FETCH + TIMERS + CONSOLE + LIBRARIES
+# Last: the wall clock and the heap limit stop these (a realm Worker is replaced after them).
+ENDINGS = [
+    Case("exports_parameter", "exports.main = async (d) => d.x;", data={"x": 5}, ok=True),
+    Case("stack_overflow", js("function f() { return f() + 1; } return f();"), ok=False),
+    Case(
+        "return_to_json_throws",
+        js("return {toJSON() { throw new RangeError('nope'); }};"),
+        ok=False,
+    ),
+    Case(
+        "return_with_timers_pending",
+        js(
+            "setTimeout(() => console.log('late'), 5);\n"
+            "setInterval(() => console.log('tick'), 1);\n"
+            "console.log('returning');\n"
+            "return 1;"
+        ),
+        ok=True,
+        value=1,
+        check_value=True,
+        logs=1,
+    ),
+    Case(
+        "log_lines_capped",
+        js("for (let i = 0; i < 10; i++) console.log('line', i); return 1;"),
+        limits=Limits(timeout_s=20.0, max_log_lines=3),
+        ok=True,
+        logs=4,
+    ),
+    Case(
+        "too_many_requests",
+        js(
+            "const out = [];\n"
+            "for (let i = 0; i < 3; i++) {\n"
+            "  try { out.push((await fetch(data.url + '/echo?i=' + i)).status); }\n"
+            "  catch (e) { out.push(e.name + ': ' + e.message); }\n"
+            "}\n"
+            "return out;"
+        ),
+        limits=Limits(timeout_s=20.0, max_http_requests=2),
+    ),
+    Case(
+        "timeout_pending_promise",
+        js("console.log('before'); await new Promise(() => {});"),
+        limits=Limits(timeout_s=1.0),
+        ok=False,
+        logs=1,
+    ),
+    Case(
+        "timeout_busy_loop",
+        js("console.log('spinning'); while (true) {}"),
+        limits=Limits(timeout_s=1.0),
+        ok=False,
+        logs=1,
+    ),
+    Case(
+        "memory_bomb",
+        js("const a = []; while (true) a.push('x'.repeat(1 << 20) + a.length);"),
+        limits=Limits(timeout_s=20.0, memory_mb=64),
+        ok=False,
+    ),
+    Case("after_the_endings", js("return 'still here';"), ok=True),
+]
+
+CASES = BASICS + AXIOS + FETCH + TIMERS + CONSOLE + LIBRARIES + ENDINGS
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
