@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
+from jssandbox_threads import worker_threads
 
 from voicefn.sandbox.javascript import JavaScriptSandbox, Limits, Outcome
 
@@ -199,10 +200,15 @@ class ServerEgress:
     no port), except that REFUSED_HOST gets an error reply and HANGING_PATH is held until
     :meth:`release` (or until the job that asked ends and the request is cancelled)."""
 
-    def __init__(self, server: LocalServer | None = None) -> None:
+    def __init__(
+        self, server: LocalServer | None = None, watch: Callable[[], set[str]] | None = None
+    ) -> None:
         self.server = server
         self.urls: list[str] = []
         self.released = asyncio.Event()
+        self.watch = watch
+        #: what ``watch`` said at each request, while the job that made it was running
+        self.watched: list[set[str]] = []
 
     def release(self) -> None:
         self.released.set()
@@ -210,6 +216,8 @@ class ServerEgress:
     async def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
         url = request["url"]
         self.urls.append(url)
+        if self.watch is not None:
+            self.watched.append(self.watch())
         if REFUSED_HOST in url:
             return {"error": "refused by this test's egress"}
         if HANGING_PATH in url:
@@ -871,10 +879,28 @@ async def leave(
     return await run_realm(sb, LEAVER, data, egress=egress, limits=limits, tenant=LEFTOVERS)
 
 
+def worker_thread_names(sb: JavaScriptSandbox) -> set[str]:
+    """The Worker threads of the LEFTOVERS tenant's process (Deno names each ``worker-N``, N
+    new for every Worker it creates)."""
+    process = sb._processes[(LEFTOVERS, Limits().memory_mb)]
+    assert process.proc is not None
+    return set(worker_threads(process.proc.pid))
+
+
+def watching_egress(sb: JavaScriptSandbox, server: LocalServer) -> ServerEgress:
+    """An egress that notes the process's Worker threads at each request (while the job that
+    made it runs, so the Worker running it is among them)."""
+    return ServerEgress(server, watch=lambda: worker_thread_names(sb))
+
+
 async def assert_clean_after(
-    sb: JavaScriptSandbox, server: LocalServer, egress: ServerEgress
+    sb: JavaScriptSandbox, server: LocalServer, egress: ServerEgress, *, a_worker_stays: bool
 ) -> None:
-    """Several B's in a row: each finds nothing of A and has only its own log line."""
+    """Several B's in a row: each finds nothing of A and has only its own log line. And they
+    run in the realm Worker that ran A (``a_worker_stays``: A's request saw it; after a timeout
+    A's was terminated: in the one that ran the first B): no Worker was created for them, so
+    they prove that a Worker's next realm starts clean, not that a fresh Worker does."""
+    before = egress.watched[-1] if a_worker_stays else None
     for i in range(3):
         me = f"b-{i}"
         data = {"echo": f"{API}/echo", "me": me}
@@ -883,52 +909,56 @@ async def assert_clean_after(
         assert outcome.value == CLEAN, outcome.value
         assert outcome.logs == [{"level": "log", "message": f"B-line {me}", "source": "function"}]
         assert [r["url"] for r in outcome.http] == [f"{API}/echo"], outcome.http
+        during = egress.watched[-1]  # taken at this B's request
+        if before is None:
+            before = during
+        assert during - before == set(), "a Worker was created for a B job"
 
 
 async def test_nothing_a_job_leaves_reaches_the_next_jobs(
     sandbox: JavaScriptSandbox, server: LocalServer
 ) -> None:
-    egress = ServerEgress(server)
+    egress = watching_egress(sandbox, server)
     a = await leave(sandbox, server, egress, "return", Limits(timeout_s=5))
     assert a.ok, a
     assert a.value == "A done", a
     assert [line["message"] for line in a.logs] == ["A-line"], a.logs
-    await assert_clean_after(sandbox, server, egress)
+    await assert_clean_after(sandbox, server, egress, a_worker_stays=True)
     # the request A left waiting is answered only now: it reaches no job
     egress.release()
-    await assert_clean_after(sandbox, server, egress)
+    await assert_clean_after(sandbox, server, egress, a_worker_stays=True)
 
 
 async def test_nothing_survives_a_job_that_threw(
     sandbox: JavaScriptSandbox, server: LocalServer
 ) -> None:
-    egress = ServerEgress(server)
+    egress = watching_egress(sandbox, server)
     a = await leave(sandbox, server, egress, "throw", Limits(timeout_s=5))
     assert a.error == "exception", a
     assert a.detail == "Error: A threw", a
-    await assert_clean_after(sandbox, server, egress)
+    await assert_clean_after(sandbox, server, egress, a_worker_stays=True)
     egress.release()
 
 
 async def test_nothing_survives_a_job_that_timed_out(
     sandbox: JavaScriptSandbox, server: LocalServer
 ) -> None:
-    egress = ServerEgress(server)
+    egress = watching_egress(sandbox, server)
     a = await leave(sandbox, server, egress, "loop", SHORT)
     assert a.error == "timeout", a
     assert a.stopped_by == "wall-clock", a
-    await assert_clean_after(sandbox, server, egress)
+    await assert_clean_after(sandbox, server, egress, a_worker_stays=False)
     egress.release()
 
 
 async def test_nothing_survives_a_job_that_returned_with_a_looping_timer_pending(
     sandbox: JavaScriptSandbox, server: LocalServer
 ) -> None:
-    egress = ServerEgress(server)
+    egress = watching_egress(sandbox, server)
     a = await leave(sandbox, server, egress, "timer-loop", SHORT)
     assert a.ok, a
     assert a.value == "A done", a
-    await assert_clean_after(sandbox, server, egress)
+    await assert_clean_after(sandbox, server, egress, a_worker_stays=True)
     egress.release()
 
 
