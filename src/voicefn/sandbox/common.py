@@ -160,7 +160,8 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     isolation: str = "isolated"  # or "weak" (mode="unsafe-process")
     #: JavaScript only: "realm" (a fresh V8 context in a reused Worker, the fast path) or
-    #: "worker" (a fresh Worker); None for Python and for runs refused before they started
+    #: "worker" (a fresh Worker); None for Python, for runs refused before they started, and
+    #: when the process died before its host said (a heap bomb, a crash)
     runner: str | None = None
 
     @property

@@ -262,12 +262,15 @@ const scenarios = {
       try { Object.defineProperty(Error, "prepareStackTrace", { value: () => 1 }); } catch (e) { out.define = e.name; }
       out.still = Error.prepareStackTrace === undefined;
       out.stack = typeof new Error("x").stack;
-      out.absent = [typeof Atomics.waitAsync, typeof FinalizationRegistry, typeof WebAssembly];
+      out.absent = ["Atomics.waitAsync", "FinalizationRegistry", "WebAssembly"].map((name) => {
+        try { return typeof eval(name); } catch (e) { return e.message; }
+      });
+      out.owned = [Object.hasOwn(Atomics, "waitAsync"), Object.getOwnPropertyDescriptor(globalThis, "WebAssembly")?.get !== undefined];
       out.present = [typeof queueMicrotask, typeof eval, typeof Temporal, typeof Atomics.notify];
       return out;
     }`;
     const r = await run(code);
-    out("hardening", { result: r.result, done: r.done });
+    out("hardening", { result: r.result, done: r.done, others: others(r.messages) });
   },
   async worker_only() {
     const code = `async function main() {

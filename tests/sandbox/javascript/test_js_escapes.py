@@ -627,6 +627,7 @@ async def test_process_sees_no_host_files__mount_namespace(view: dict[str, Any])
         "host.js",
         "worker.js",
         "vendor",
+        "runtime",
         "host.sock",
         "imports.json",
     }

@@ -36,7 +36,15 @@ pytestmark = [
 
 PYVER = f"python{sys.version_info.major}.{sys.version_info.minor}"
 HOST_SITE = sysconfig.get_paths()["purelib"]
-SANDBOX_NAMES = ["deno", "host.js", "host.sock", "imports.json", "vendor", "worker.js"]
+SANDBOX_NAMES = [
+    "deno",
+    "host.js",
+    "host.sock",
+    "imports.json",
+    "runtime",
+    "vendor",
+    "worker.js",
+]
 
 SCRIPT = r"""
 import asyncio, json, os, sys
@@ -176,7 +184,13 @@ def assert_staged_safely(result: dict[str, Any], private: Path) -> None:
         info = (staged / name).stat()
         assert info.st_uid == 0
         assert not info.st_mode & 0o222, name  # read-only for everyone, root included
-    assert sorted(p.name for p in staged.iterdir()) == ["deno", "host.js", "vendor", "worker.js"]
+    assert sorted(p.name for p in staged.iterdir()) == [
+        "deno",
+        "host.js",
+        "runtime",
+        "vendor",
+        "worker.js",
+    ]
 
 
 def test_a_venv_in_a_0700_home_folder(tmp_root: Path) -> None:
@@ -284,9 +298,9 @@ def test_a_staged_copy_is_made_fresh_verified_and_replaced_when_tampered(tmp_roo
     # Someone (root) weakened and edited the copy: it is not reused as it is.
     worker = staged / "worker.js"
     os.chmod(worker, 0o666)
-    worker.write_text(worker.read_text().replace("delete globalThis.Worker;", "/* gone */"))
+    worker.write_text(worker.read_text().replace("scrubWorker();", "/* gone */"))
     second = run_function(python, stage_dirs=[str(stage)])
     assert_worked(second, home)
     assert second["staged"] == first["staged"]
     assert not worker.stat().st_mode & 0o222
-    assert "delete globalThis.Worker;" in worker.read_text()
+    assert "scrubWorker();" in worker.read_text()

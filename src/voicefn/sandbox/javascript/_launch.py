@@ -50,6 +50,7 @@ class LaunchConfig:
     uid: int | None  # drop to this uid (when the supervisor is root)
     workdir: Path  # where the sockets and the import map are created
     spare_workers: int = 3  # Workers each process keeps pre-warmed (libraries evaluated)
+    realms: bool = True  # the realm fast path (runtime/realm_worker.js); False: none started
 
     @property
     def deno(self) -> str:
@@ -82,6 +83,7 @@ async def prepare(
     bwrap: str,
     cpu_limit: float | None = 1.0,
     spare_workers: int = 3,
+    realms: bool = True,
 ) -> LaunchConfig:
     """Check the host (and, isolated, that bubblewrap really starts Deno); make the workdir."""
     deno_bin = await asyncio.to_thread(find_deno, deno)
@@ -113,6 +115,7 @@ async def prepare(
         uid=uid,
         workdir=workdir,
         spare_workers=spare_workers,
+        realms=realms,
     )
 
 
@@ -266,6 +269,7 @@ def _deno_argv(
     imports: str,
     memory_mb: int,
     spares: int,
+    realms: bool,
 ) -> list[str]:
     """``deno run host.js``: no remote code, and only the socket and the scripts allowed."""
     return [
@@ -293,6 +297,7 @@ def _deno_argv(
         sock,
         str(spares),
         str(MAX_WORKERS),
+        "1" if realms else "0",
     ]
 
 
@@ -312,6 +317,7 @@ def tenant_argv(
             "/sandbox/imports.json",
             memory_mb,
             cfg.spare_workers,
+            cfg.realms,
         )
         argv = [
             *_bwrap_options(cfg.bwrap, cfg.deno, cfg.lib_binds),
@@ -341,6 +347,7 @@ def tenant_argv(
             str(cfg.import_map),
             memory_mb,
             cfg.spare_workers,
+            cfg.realms,
         )
     if (cfg.cgroups is None or cfg.cgroups.cpu is None) and os.access(NICE, os.X_OK):
         argv = [NICE, "-n", str(NICENESS), *argv]

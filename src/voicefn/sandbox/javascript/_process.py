@@ -187,7 +187,7 @@ class TenantProcess:
             builtins = frame.get("builtins")
             unknown = unknown_builtins(builtins) if isinstance(builtins, list) else ["?"]
             realm = frame.get("realm")
-            if realm != "ok":
+            if realm not in ("ok", "off"):
                 log.warning(
                     "JavaScript sandbox: the realm fast path is off in this process, every job "
                     "takes a fresh Worker (%s)",

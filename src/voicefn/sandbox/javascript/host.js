@@ -237,6 +237,8 @@ async function takeWorker() {
 // neither is an ES module nor names a global that only a Worker has (the realm lacks Deno,
 // process, URL, ...: a realm job that reads one anyway is handed back and runs in a fresh
 // Worker, and its code goes to fresh Workers from then on).
+// `deno run host.js <socket> <spares> <max> <realms>`: realms "0" starts no realm Worker.
+const REALMS = Deno.args[3] !== "0";
 const MAX_REALM_WORKERS = 8; // the supervisor runs at most 8 jobs at once (PARALLEL_JOBS)
 const REALM_JOBS_MAX = 256; // codes remembered as needing a Worker / checked for names
 // Worker-only globals that are also everyday local names: code that declares `name` or `self`
@@ -370,6 +372,8 @@ function onRealmWorkerMessage(slot, m) {
     slot.started = true;
     if (realmState !== "ok") {
       workerOnlyNames = new Set((Array.isArray(m.worker_only) ? m.worker_only : []).filter((n) => typeof n === "string" && !COMMON_NAMES.has(n)));
+      // intrinsics a realm takes away (they would run its code after the job): to a Worker
+      for (const n of ["FinalizationRegistry", "WebAssembly"]) workerOnlyNames.add(n);
       realmState = "ok";
       realmSettled();
     }
@@ -394,6 +398,8 @@ function onRealmWorkerMessage(slot, m) {
     slot.busy = true; // until it says it is idle
     job.slot = null;
     uncountRealm(job);
+    job.held = null; // the Worker logs them again
+    job.logs = 0;
     runInFreshWorker(job);
   } else {
     if (m.t === "done" && typeof m.worker_only === "string" && slot.job) rememberNeedsWorker(slot.job.msg.code);
@@ -406,6 +412,14 @@ function rememberNeedsWorker(code) {
   needsWorker.set(code, true);
 }
 
+// A realm job's log lines wait here until its first request goes out or it ends: one handed
+// back to a fresh Worker (it read a Worker-only global first) must not log twice.
+function releaseLogs(job) {
+  if (!job.held) return;
+  for (const line of job.held) send(line);
+  job.held = null;
+}
+
 function uncountRealm(job) {
   if (job.inRealm) {
     job.inRealm = false;
@@ -415,6 +429,7 @@ function uncountRealm(job) {
 
 async function runInRealmWorker(job) {
   job.inRealm = true;
+  job.held = [];
   realmRunning += 1;
   if (realmRunning >= realmPeak) {
     realmPeak = realmRunning;
@@ -440,7 +455,7 @@ async function runInRealmWorker(job) {
 // identifier outside strings and comments that names a Worker-only global (a property name after
 // `.` does not count). Conservative: a false "no" only costs the fast path.
 function realmFits(code) {
-  if (realmState === "failed" || typeof code !== "string" || needsWorker.has(code)) return false;
+  if (realmState !== "ok" || typeof code !== "string" || needsWorker.has(code)) return false;
   let fits = fitsCache.get(code);
   if (fits === undefined) {
     fits = !mentionsWorkerGlobal(code);
@@ -545,6 +560,7 @@ function finish(job, result, clean = false) {
   }
   if (jobs.get(job.id) === job) jobs.delete(job.id);
   uncountRealm(job);
+  releaseLogs(job);
   send({ t: "result", id: job.id, runner: job.runner, ...result });
   // Refill the pool once the tenant pauses, so it costs this job and the next nothing.
   lastActivity = performance.now();
@@ -637,7 +653,9 @@ function onWorkerMessage(slot, m) {
     if (job.logs > job.maxLogs + 1) return;
     const level = LEVELS.has(m.level) ? m.level : "log";
     const message = typeof m.message === "string" ? clip(m.message, MAX_LOG_MESSAGE) : "";
-    send({ t: "log", id: job.id, level, message });
+    const line = { t: "log", id: job.id, level, message };
+    if (job.held) job.held.push(line);
+    else send(line);
   } else if (m.t === "fetch") {
     if (!isInt(m.rid)) return;
     const bad = checkRequest(m);
@@ -648,6 +666,7 @@ function onWorkerMessage(slot, m) {
     job.http += 1;
     // The supervisor decides about the limit (it ends the job); this only bounds the traffic.
     if (job.http > job.maxHttp + 1) return;
+    releaseLogs(job);
     send({ t: "fetch", id: job.id, rid: m.rid, method: m.method, url: m.url, headers: m.headers, body: m.body });
   } else if (m.t === "done") {
     if (m.ok === true) {
@@ -701,11 +720,16 @@ function onSupervisorMessage(msg) {
 // ------------------------------------------------------------------------------- main
 
 warmSpares();
-try {
-  realmSources = readRealmSources();
-  spawnRealmWorker();
-} catch (err) {
-  realmStartFailed(clip(String(err?.message ?? err), 600));
+if (REALMS) {
+  try {
+    realmSources = readRealmSources();
+    spawnRealmWorker();
+  } catch (err) {
+    realmStartFailed(clip(String(err?.message ?? err), 600));
+  }
+} else {
+  realmState = "off";
+  realmSettled();
 }
 try {
   await spares[0].ready;
@@ -726,7 +750,7 @@ try {
 } catch (err) {
   builtins = ["(unknown: " + String(err?.message ?? err) + ")"];
 }
-await send({ t: "ready", builtins, realm: realmState === "ok" ? "ok" : realmFailure || "failed" });
+await send({ t: "ready", builtins, realm: realmState === "ok" || realmState === "off" ? realmState : realmFailure || "failed" });
 try {
   for await (const msg of frames()) onSupervisorMessage(msg);
 } catch {

@@ -207,7 +207,12 @@ class JavaScriptSandbox:
             if self._closed:
                 raise RuntimeError("the sandbox is closed")
             self._config = await prepare(
-                self.mode, self._deno_arg, self._bwrap, self.cpu_limit, self.spare_workers
+                self.mode,
+                self._deno_arg,
+                self._bwrap,
+                self.cpu_limit,
+                self.spare_workers,
+                self.realms,
             )
             if self.mode != "isolated":
                 log.warning("JavaScript sandbox runs %s", WEAK_NOTE)

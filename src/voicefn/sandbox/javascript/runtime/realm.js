@@ -67,11 +67,13 @@
   const toBase64 = Uint8Array.prototype.toBase64, fromBase64 = Uint8Array.fromBase64;
   const atomicsAdd = Atomics.add, atomicsNotify = Atomics.notify;
   const indirectEval = G.eval;
+  const nativeQueueMicrotask = G.queueMicrotask;
   const AsyncFunctionProto = getPrototypeOf(async function () {});
   const AsyncFunction = AsyncFunctionProto.constructor;
   const GeneratorProto = getPrototypeOf(function* () {}), AsyncGeneratorProto = getPrototypeOf(async function* () {});
 
-  // They run realm code later, as tasks of their own, after the job ended.
+  // They run realm code later, as tasks of their own, after the job ended: gone from the realm
+  // now, and a job that reads one later runs in a Worker instead (the traps below).
   delete Atomics.waitAsync;
   delete G.FinalizationRegistry;
   delete G.WebAssembly;
@@ -120,8 +122,23 @@
     atomicsAdd(bell, 0, 1);
     atomicsNotify(bell, 0);
   }
+  // What Deno says of an error nobody caught (a timer's throw, an unhandled rejection): an
+  // Error as "Name: message", anything else as Deno.inspect prints it (the outer does that, from
+  // a tree): `Uncaught "plain"`, `Uncaught (in promise) { a: 1 }`.
+  function uncaughtShape(value) {
+    try {
+      if (apply(hasInstance, ErrorCtor, [value])) {
+        const name = StringCtor(value.name ?? "Error");
+        const message = StringCtor(value.message ?? "");
+        return { __proto__: null, err: clip(message ? `${name}: ${message}` : name, 600) };
+      }
+      return { __proto__: null, v: valueTree(value) };
+    } catch {
+      return { __proto__: null, err: "an unprintable value was thrown" };
+    }
+  }
   function reportUncaught(err) {
-    queue({ __proto__: null, t: "uncaught", detail: describe(err) });
+    queue({ __proto__: null, t: "uncaught", ...uncaughtShape(err) });
   }
 
   // -- console: each value goes out as a tree of primitives; the outer rebuilds and inspects it
@@ -275,6 +292,11 @@
     return { __proto__: null, t: "obj", id, cls: proto === null ? null : clsOf(v), nullproto: proto === null, entries, more };
   }
 
+  function valueTree(value) {
+    const st = { __proto__: null, nodes: 1, ids: 0, chars: 0, path: new MapCtor() };
+    return tree(value, st, 0);
+  }
+
   function logParts(args, first) {
     const parts = list();
     const st = { __proto__: null, nodes: 0, ids: 0, chars: 0, path: new MapCtor() };
@@ -309,18 +331,36 @@
   // -- timers: the outer arms real ones and delivers {"t":"timer","id"} when one fires
   const timers = new MapCtor();
   let nextTimer = 1;
-  function arm(callback, ms, args, repeat) {
-    let cb = callback;
-    if (typeof cb !== "function") {
-      const code = StringCtor(cb); // as Deno: a string is evaluated when the timer fires
-      cb = () => indirectEval(code);
+  // A job's Worker has Node's timers (the Worker touched `process`): a callback that is not a
+  // function is Node's TypeError there, so such a job goes to a Worker; the handle is a Timeout.
+  class Timeout {
+    #id;
+    constructor(key, id) {
+      if (key !== INTERNAL) throw new TypeErrorCtor("Illegal constructor");
+      this.#id = id;
     }
+    ref() { return this; }
+    unref() { return this; }
+    hasRef() { return true; }
+    refresh() {
+      const timer = apply(mapGet, timers, [this.#id]);
+      if (timer !== undefined) {
+        queue({ __proto__: null, t: "clear", id: this.#id });
+        queue({ __proto__: null, t: "timer", id: this.#id, ms: timer.ms });
+      }
+      return this;
+    }
+    close() { disarm(this.#id); return this; }
+    [Symbol.toPrimitive]() { return this.#id; }
+  }
+  function arm(callback, ms, args, repeat, name) {
+    if (typeof callback !== "function") throw notHere(name);
     let delay = NumberCtor(ms) | 0; // WebIDL long, as Deno
     if (delay < 0) delay = 0;
     const id = nextTimer++;
-    apply(mapSet, timers, [id, { __proto__: null, cb, args, ms: delay, repeat }]);
+    apply(mapSet, timers, [id, { __proto__: null, cb: callback, args, ms: delay, repeat }]);
     queue({ __proto__: null, t: "timer", id, ms: delay });
-    return id;
+    return new Timeout(INTERNAL, id);
   }
   function disarm(id) {
     const n = NumberCtor(id) | 0;
@@ -338,8 +378,8 @@
     if (timer.repeat && apply(mapGet, timers, [id]) === timer) queue({ __proto__: null, t: "timer", id, ms: timer.ms });
   }
   const timerFunctions = {
-    setTimeout: (callback, ms = 0, ...args) => arm(callback, ms, args, false),
-    setInterval: (callback, ms = 0, ...args) => arm(callback, ms, args, true),
+    setTimeout: (callback, ms = 0, ...args) => arm(callback, ms, args, false, "setTimeout"),
+    setInterval: (callback, ms = 0, ...args) => arm(callback, ms, args, true, "setInterval"),
     clearTimeout: (id = 0) => disarm(id),
     clearInterval: (id = 0) => disarm(id),
   };
@@ -507,9 +547,14 @@
 
   // -- AbortSignal / AbortController
   let signalState, isSignal;
+  // Deno's is a DOMException (an Error): name AbortError, code 20, tag DOMException.
+  const DOMExceptionProto = { __proto__: ErrorCtor.prototype };
+  defineProperty(DOMExceptionProto, Symbol.toStringTag, { value: "DOMException", configurable: true });
   function abortError() {
     const e = new ErrorCtor("The signal has been aborted");
+    setPrototypeOf(e, DOMExceptionProto);
     defineProperty(e, "name", { value: "AbortError", writable: true, configurable: true });
+    defineProperty(e, "code", { value: 20, writable: true, configurable: true });
     return e;
   }
   function listen(signal, fn) { add(signalState(signal).listeners, { __proto__: null, fn, once: true }); }
@@ -650,7 +695,7 @@
           if (typeof init.body === "string" && headerGet(this.#headers, "content-type") === null) headerAppend(this.#headers, "content-type", "text/plain;charset=UTF-8");
         }
       }
-      if (body !== null && (this.#method === "GET" || this.#method === "HEAD")) throw new TypeErrorCtor("Request with GET/HEAD method cannot have body.");
+      if (body !== null && (this.#method === "GET" || this.#method === "HEAD")) throw new TypeErrorCtor("Request with GET/HEAD method cannot have body");
       if (this.#signal === null) this.#signal = new AbortSignal(INTERNAL);
       withBody(this, body);
     }
@@ -696,6 +741,28 @@
       return new Response(INTERNAL, { __proto__: null, status: this.#status, statusText: this.#statusText, headers: new Headers(this.#headers), url: this.#url, type: this.#type, body });
     }
   }
+  // Response.error / redirect / json, as Deno's
+  const REDIRECT_STATUS = [301, 302, 303, 307, 308];
+  defineProperty(Response, "error", { value: function error() {
+    return new Response(INTERNAL, { __proto__: null, status: 0, statusText: "", headers: new Headers(), url: "", type: "error", body: null });
+  }, writable: true, configurable: true });
+  defineProperty(Response, "redirect", { value: function redirect(url, status = 302) {
+    const s = NumberCtor(status);
+    let ok = false;
+    for (let i = 0; i < REDIRECT_STATUS.length; i++) if (REDIRECT_STATUS[i] === s) ok = true;
+    if (!ok) throw new RangeErrorCtor(`Invalid redirect status code: ${s}`);
+    const location = new URL(url).href; // Deno parses it against its location: plain absolute URLs here
+    const headers = new Headers();
+    headerAppend(headers, "location", location);
+    return new Response(INTERNAL, { __proto__: null, status: s, statusText: "", headers, url: "", type: "default", body: null });
+  }, writable: true, configurable: true });
+  defineProperty(Response, "json", { value: function json(data, init = undefined) {
+    const text = jsonStringify(data);
+    if (text === undefined) throw new TypeErrorCtor("Value is not JSON serializable");
+    const headers = new Headers(init?.headers);
+    if (headerGet(headers, "content-type") === null) headerAppend(headers, "content-type", "application/json");
+    return new Response(text, { __proto__: null, status: init?.status, statusText: init?.statusText, headers });
+  }, writable: true, configurable: true });
   for (const C of [Request, Response]) {
     const ds = Object.getOwnPropertyDescriptors(bodyMethods);
     for (const k of ownKeys(ds)) defineProperty(C.prototype, k, ds[k]);
@@ -758,7 +825,7 @@
     const str = (k) => { const v = own(msg, k); return typeof v === "string" ? v : ""; };
     const status = own(msg, "status");
     const body = own(msg, "nullBody") === true ? null : { __proto__: null, text: str("text"), bytes: null, b64: str("b64") };
-    p.resolve(new Response(INTERNAL, { __proto__: null, status: typeof status === "number" ? status : 0, statusText: str("statusText"), headers, url: str("url"), type: "basic", body }));
+    p.resolve(new Response(INTERNAL, { __proto__: null, status: typeof status === "number" ? status : 0, statusText: str("statusText"), headers, url: str("url"), type: "default", body }));
   }
 
   // -- install the globals
@@ -863,6 +930,27 @@
   }
   put("btoa", btoa, true);
   put("atob", atob, true);
+  // An error thrown in a microtask callback ends a Worker's job ("Uncaught ..."); V8 would only
+  // report it to the outer realm's isolate, which does not tell the job: so it is caught here.
+  put("queueMicrotask", function queueMicrotask(callback) {
+    if (typeof callback !== "function") throw notHere("queueMicrotask"); // a Worker throws its own TypeError
+    nativeQueueMicrotask(() => {
+      try {
+        apply(callback, undefined, []);
+      } catch (err) {
+        reportUncaught(err);
+      }
+    });
+  }, true);
+  const trapOn = (target, key, name) => defineProperty(target, key, {
+    get() { throw notHere(name); },
+    set(value) { defineProperty(target, key, { value, writable: true, enumerable: false, configurable: true }); },
+    enumerable: false,
+    configurable: true,
+  });
+  trapOn(Atomics, "waitAsync", "Atomics.waitAsync");
+  trapOn(G, "FinalizationRegistry", "FinalizationRegistry");
+  trapOn(G, "WebAssembly", "WebAssembly");
 
   for (let i = 0; isArray(workerOnly) && i < workerOnly.length; i++) {
     const name = workerOnly[i];
@@ -1012,6 +1100,7 @@
         case "take": return take();
         case "deliver": deliver(arg); return undefined;
         case "describe": return describe(arg);
+        case "uncaught": return jsonStringify(uncaughtShape(arg));
         default: return undefined;
       }
     } catch {

@@ -21,6 +21,7 @@
 // name) is handed back to the host to run in a fresh Worker, if nothing it did has left the
 // Worker yet; the host also decides, by the names its code mentions, which jobs come here.
 "use strict";
+import { format, uncaughtText } from "./realm_console.js";
 import { asExpression, workerOnlyNames } from "./realm_setup.js";
 import { scrubWorker } from "./scrub.js";
 
@@ -28,7 +29,6 @@ import { scrubWorker } from "./scrub.js";
 const vm = process.getBuiltinModule("node:vm");
 const post = globalThis.postMessage.bind(globalThis);
 const addListener = globalThis.addEventListener.bind(globalThis);
-const inspect = Deno.inspect;
 const fromBase64 = Uint8Array.fromBase64.bind(Uint8Array);
 const toBase64 = Function.prototype.call.bind(Uint8Array.prototype.toBase64);
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
@@ -40,112 +40,6 @@ const MAX_JOBS_PER_WORKER = 500;
 
 function clip(text, n) {
   return text.length > n ? text.slice(0, n) + "…" : text;
-}
-
-// -- log lines: the realm describes each value as a tree of primitives; it is rebuilt here and
-// formatted by Deno.inspect, as worker.js formats the value itself.
-const classes = new Map();
-function namedClass(name) {
-  let C = classes.get(name);
-  if (C === undefined) {
-    C = { [name]: class {} }[name];
-    if (classes.size < 256) classes.set(name, C);
-  }
-  return C;
-}
-
-function namedFunction(name, kind) {
-  const make = {
-    class: () => class {},
-    async: () => async function () {},
-    generator: () => function* () {},
-    asyncgenerator: () => async function* () {},
-  }[kind] ?? (() => function () {});
-  const f = make();
-  Object.defineProperty(f, "name", { value: typeof name === "string" ? name : "" });
-  return f;
-}
-
-function rebuild(node, refs, depth = 0) {
-  if (node === null || typeof node !== "object" || depth > 64) return undefined;
-  switch (node.t) {
-    case "str": return String(node.v);
-    case "num": return node.v === "-0" ? -0 : Number(node.v);
-    case "big": try { return BigInt(node.v); } catch { return undefined; }
-    case "bool": return node.v === true;
-    case "null": return null;
-    case "undef": return undefined;
-    case "sym": return Symbol(typeof node.v === "string" ? node.v : undefined);
-    case "fn": return namedFunction(node.name, node.kind);
-    case "date": return new Date(typeof node.v === "number" ? node.v : NaN);
-    case "re": try { return new RegExp(String(node.src), String(node.flags)); } catch { return undefined; }
-    case "err": {
-      const e = new Error(String(node.message ?? ""));
-      e.name = String(node.name ?? "Error");
-      e.stack = String(node.stack ?? `${e.name}: ${e.message}`);
-      return e;
-    }
-    case "cyc": return refs.get(node.id);
-    case "cut": return node.kind === "arr" ? [] : (node.cls ? Object.create(namedClass(String(node.cls)).prototype) : {});
-    case "arr": {
-      const items = Array.isArray(node.items) ? node.items : [];
-      const more = Number.isSafeInteger(node.more) && node.more > 0 ? Math.min(node.more, 1e9) : 0;
-      const a = [];
-      refs.set(node.id, a);
-      for (const item of items) a.push(rebuild(item, refs, depth + 1));
-      if (more) a.length = items.length + more;
-      return a;
-    }
-    case "map": case "set": {
-      const c = node.t === "map" ? new Map() : new Set();
-      refs.set(node.id, c);
-      const list = Array.isArray(node.entries ?? node.items) ? (node.entries ?? node.items) : [];
-      for (const e of list) {
-        if (node.t === "map") c.set(rebuild(e?.[0], refs, depth + 1), rebuild(e?.[1], refs, depth + 1));
-        else c.add(rebuild(e, refs, depth + 1));
-      }
-      return c;
-    }
-    case "obj": {
-      const o = node.nullproto === true ? Object.create(null)
-        : typeof node.cls === "string" && node.cls ? Object.create(namedClass(node.cls).prototype) : {};
-      refs.set(node.id, o);
-      for (const entry of Array.isArray(node.entries) ? node.entries : []) {
-        if (!Array.isArray(entry) || typeof entry[0] !== "string") continue;
-        const [key, value] = entry;
-        if (value?.t === "acc") {
-          const accessor = {};
-          if (value.get) accessor.get = () => undefined;
-          if (value.set) accessor.set = () => {};
-          Object.defineProperty(o, key, { ...accessor, enumerable: true, configurable: true });
-        } else {
-          Object.defineProperty(o, key, { value: rebuild(value, refs, depth + 1), enumerable: true, writable: true, configurable: true });
-        }
-      }
-      return o;
-    }
-    default: return undefined;
-  }
-}
-
-function format(parts) {
-  let out = "";
-  for (let i = 0; i < parts.length; i++) {
-    const p = parts[i];
-    let piece;
-    if (p !== null && typeof p === "object" && typeof p.s === "string") {
-      piece = p.s;
-    } else {
-      try {
-        piece = inspect(rebuild(p?.v, new Map()), { depth: 4, colors: false, iterableLimit: 50, strAbbreviateSize: 2000 });
-      } catch {
-        piece = "[unprintable]";
-      }
-    }
-    out += (i ? " " : "") + piece;
-    if (out.length > 4000) break;
-  }
-  return clip(out, 4000);
 }
 
 // -- setup (the host sends the sources once: this Worker may read no file)
@@ -176,23 +70,10 @@ function endJob(result) {
   for (const handle of j.timers.values()) clearTimeout(handle);
   j.timers.clear();
   j.pending.clear();
-  if (result.t === "fallback") {
-    post(result); // nothing of it left the Worker: the host runs it in a fresh one
-  } else {
-    flushLogs(j);
-    post(result);
-  }
+  post(result); // a fallback: nothing of it left the Worker, the host runs it in a fresh one
   job = null;
   jobsRun += 1;
   post({ t: "idle", retire: jobsRun >= MAX_JOBS_PER_WORKER });
-}
-
-// Log lines wait here until the job's first request leaves the Worker (or it ends), so a job
-// handed back to the host for a fresh Worker has not logged anything twice.
-function flushLogs(j) {
-  for (const line of j.logs) post(line);
-  j.logs.length = 0;
-  j.sent = true;
 }
 
 function deliver(j, msg) {
@@ -205,7 +86,8 @@ function deliver(j, msg) {
 }
 
 async function runInRealm(msg) {
-  job = { over: false, control: null, timers: new Map(), pending: new Set(), fetches: new Map(), logs: [], sent: false };
+  // `sent`: one of its requests left this Worker (a fallback to a fresh Worker is no longer safe)
+  job = { over: false, control: null, timers: new Map(), pending: new Set(), fetches: new Map(), sent: false };
   const j = job;
   const ctx = vm.createContext(vm.constants.DONT_CONTEXTIFY);
   // Only this trusted code has run in the realm when these are read; nothing of ours goes in.
@@ -249,9 +131,9 @@ function drain(j) {
 function onRealmMessage(j, m) {
   switch (m.t) {
     case "log": {
-      const line = { t: "log", level: typeof m.level === "string" ? m.level : "log", message: format(Array.isArray(m.parts) ? m.parts : []) };
-      if (j.sent) post(line);
-      else if (j.logs.length < 10000) j.logs.push(line);
+      // The host holds a realm job's lines until its first request goes out (a job handed back
+      // for a fresh Worker must not log twice), and across a timeout (this Worker is gone then).
+      post({ t: "log", level: typeof m.level === "string" ? m.level : "log", message: format(Array.isArray(m.parts) ? m.parts : []) });
       return;
     }
     case "fetch":
@@ -282,7 +164,7 @@ function onRealmMessage(j, m) {
       return;
     }
     case "uncaught":
-      endJob({ t: "done", ok: false, error: "exception", detail: clip("Uncaught " + String(m.detail ?? "error"), 600) });
+      endJob({ t: "done", ok: false, error: "exception", detail: clip("Uncaught " + uncaughtText(m), 600) });
       return;
     case "worker_only": {
       const name = clip(String(m.name ?? ""), 100);
@@ -308,6 +190,13 @@ function onRealmMessage(j, m) {
   }
 }
 
+// A one-job Worker resolves a relative URL against its own location (worker.js): so does this,
+// with the same TypeError for what is no URL ("Invalid URL: '…' with base '…/worker.js'").
+const WORKER_LOCATION = new URL("../worker.js", import.meta.url).href;
+function asInWorker(url) {
+  return new URL(url, WORKER_LOCATION).href;
+}
+
 // The request as worker.js's fetch makes it (Deno's Request: same checks, same errors), the
 // reply as its Response reads it; the realm gets only strings and numbers.
 async function realmFetch(j, m) {
@@ -322,7 +211,7 @@ async function realmFetch(j, m) {
     if (m.body !== null && typeof m.body === "object") {
       init.body = typeof m.body.text === "string" ? m.body.text : fromBase64(String(m.body.b64 ?? ""));
     }
-    request = new Request(String(m.url ?? ""), init);
+    request = new Request(asInWorker(String(m.url ?? "")), init);
     if (request.body !== null) {
       body = new Uint8Array(await request.arrayBuffer());
       if (body.length > MAX_REQUEST_BODY) throw new TypeError(`fetch failed: the request body is larger than ${MAX_REQUEST_BODY} bytes`);
@@ -332,7 +221,7 @@ async function realmFetch(j, m) {
     return;
   }
   if (j.over) return;
-  if (!j.sent) flushLogs(j);
+  j.sent = true;
   j.fetches.set(m.rid, request.url);
   post({ t: "fetch", rid: m.rid, method: request.method, url: request.url, headers: [...request.headers], body: toBase64(body) });
 }
@@ -381,12 +270,12 @@ addListener("unhandledrejection", (event) => {
   event.preventDefault();
   const j = job;
   if (j === null || j.over) return;
-  let detail = "an error";
+  let shape = null;
   try {
-    const d = j.control("describe", event.reason);
-    if (typeof d === "string") detail = d;
-  } catch { /* keep the generic text */ }
-  endJob({ t: "done", ok: false, error: "exception", detail: clip("Uncaught (in promise) " + detail, 600) });
+    const text = j.control("uncaught", event.reason);
+    if (typeof text === "string") shape = JSON.parse(text);
+  } catch { /* the generic text */ }
+  endJob({ t: "done", ok: false, error: "exception", detail: clip("Uncaught (in promise) " + uncaughtText(shape), 600) });
 });
 addListener("error", (event) => {
   event.preventDefault();
