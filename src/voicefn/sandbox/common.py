@@ -205,8 +205,16 @@ class ProtocolError(Exception):
 
 
 def encode_frame(msg: dict[str, Any]) -> bytes:
-    """A 4-byte big-endian length and ``msg`` as compact UTF-8 JSON (no NaN/Infinity)."""
-    payload = json.dumps(msg, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+    """A 4-byte big-endian length and ``msg`` as compact UTF-8 JSON (no NaN/Infinity).
+
+    A string with a lone surrogate (text an LLM or a caller cut mid-character) cannot be UTF-8:
+    then every non-ASCII character is written as a ``\\u`` escape, which the other side's JSON
+    reads back as the very same string."""
+    text = json.dumps(msg, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    try:
+        payload = text.encode()
+    except UnicodeEncodeError:
+        payload = json.dumps(msg, allow_nan=False, separators=(",", ":")).encode()
     return FRAME_HEADER.pack(len(payload)) + payload
 
 

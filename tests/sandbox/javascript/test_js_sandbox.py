@@ -172,6 +172,17 @@ async def test_data_passes_through_unchanged(sandbox: JavaScriptSandbox) -> None
     assert outcome.value == data
 
 
+async def test_a_lone_surrogate_in_data_reaches_the_function_and_comes_back(
+    sandbox: JavaScriptSandbox,
+) -> None:
+    """Text cut in the middle of a character (an LLM's or a caller's) cannot be UTF-8: the frame
+    escapes it, and the function gets, and returns, the very same string."""
+    code = "async function main(d) { return {s: d.s, n: d.s.length, code: d.s.charCodeAt(0)} }"
+    outcome = await sandbox.run(code, "main", {"s": "\ud800x"}, egress=no_egress)
+    assert outcome.ok, outcome
+    assert outcome.value == {"s": "\ud800x", "n": 2, "code": 0xD800}
+
+
 async def test_logs_are_captured_with_levels(sandbox: JavaScriptSandbox) -> None:
     code = """async function main() {
       console.log("plain", 1, {a: [1, 2]});

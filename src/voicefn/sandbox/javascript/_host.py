@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,13 +35,18 @@ SANDBOX_UID = 65534  # "nobody": used when the supervisor runs as root
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+_FIND_LOCK = threading.Lock()
+
+
 def find_deno(explicit: str | None) -> str:
     """The Deno binary: ``explicit``, else the PyPI ``deno`` package's, else ``deno`` on PATH."""
     if explicit is not None:
         if os.path.isfile(explicit) and os.access(explicit, os.X_OK):
             return os.path.abspath(explicit)
         raise unavailable(f"the Deno binary {explicit!r} does not exist or is not executable.")
-    with contextlib.suppress(ImportError, FileNotFoundError, AttributeError, TypeError):
+    # One thread at a time: the package's find_deno_bin() reads sysconfig, whose first use is
+    # not thread-safe (two sandboxes starting at once found no binary in one of them).
+    with _FIND_LOCK, contextlib.suppress(ImportError, FileNotFoundError, AttributeError, TypeError):
         module = importlib.import_module("deno")
         with contextlib.suppress(FileNotFoundError):
             path = str(module.find_deno_bin())
