@@ -142,8 +142,52 @@
   }
 
   // -- console: each value goes out as a tree of primitives; the outer rebuilds and inspects it
+  // (runtime/realm_console.js). The tree says what Deno.inspect would look at: the kind of
+  // object (boxed primitive, typed array, buffer, iterator, error, ...), its constructor's name,
+  // its Symbol.toStringTag, its own enumerable properties (symbol keys too), so that the outer
+  // can rebuild an object of the same kind that a fresh Worker's Deno.inspect prints alike.
+  // Custom inspectors (Deno.customInspect, nodejs.util.inspect.custom) run here, as the job's own
+  // functions, with arguments made here; only the string they return goes out.
   const MAX_NODES = 2000, MAX_ITEMS = 100, MAX_DEPTH = 5, MAX_STR = 10000, MAX_CHARS = 200000;
+  const MAX_BYTES = 100; // a buffer's bytes sent (Deno shows 50)
   const node = (t, v) => ({ __proto__: null, t, v });
+  const SymToStringTag = Symbol.toStringTag, symKeyFor = Symbol.keyFor, SymFor = Symbol.for;
+  const CUSTOM_INSPECT = [SymFor("Deno.customInspect"), SymFor("Deno.privateCustomInspect")];
+  const NODE_INSPECT = SymFor("nodejs.util.inspect.custom");
+  const FunctionProto = Function.prototype, numberToString = Number.prototype.toString;
+  const boxes = [["num", Number.prototype.valueOf], ["str", String.prototype.valueOf],
+    ["bool", Boolean.prototype.valueOf], ["big", BigInt.prototype.valueOf], ["sym", Symbol.prototype.valueOf]];
+  const weakMapHas = WeakMap.prototype.has, weakSetHas = WeakSet.prototype.has;
+  const taTag = getDesc(TypedArrayProto, SymToStringTag).get;
+  const abDetached = getDesc(ArrayBuffer.prototype, "detached")?.get;
+  // well-known symbols by name (Symbol.iterator -> "iterator"), so the outer uses its own
+  const wellKnown = new MapCtor();
+  {
+    const names = ownKeys(Symbol);
+    for (let i = 0; i < names.length; i++) {
+      const s = dataValue(getDesc(Symbol, names[i]));
+      if (typeof s === "symbol" && typeof names[i] === "string") apply(mapSet, wellKnown, [s, names[i]]);
+    }
+  }
+  // iterators and generator objects: Deno shows their tag (their items cannot be read without
+  // consuming them), so only which kind goes out
+  const iterProtos = new MapCtor();
+  const noteIter = (make, name) => { try { apply(mapSet, iterProtos, [getPrototypeOf(make()), name]); } catch { /* absent */ } };
+  noteIter(() => apply(arrayValues, [], []), "Array Iterator");
+  noteIter(() => apply(mapEntries, new MapCtor(), []), "Map Iterator");
+  noteIter(() => apply(setValues, new Set(), []), "Set Iterator");
+  noteIter(() => ""[SymIterator](), "String Iterator");
+  noteIter(() => /a/[Symbol.matchAll](""), "RegExp String Iterator");
+  noteIter(() => apply(arrayValues, [], []).map((x) => x), "Iterator Helper");
+  noteIter(() => getPrototypeOf((function* () {})()), "Generator");
+  noteIter(() => getPrototypeOf((async function* () {})()), "AsyncGenerator");
+  // the built-in error classes, by prototype
+  const errorProtos = new MapCtor();
+  for (const C of [Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, AggregateError]) {
+    apply(mapSet, errorProtos, [C.prototype, fnName(C)]);
+  }
+  const INDEX = /^(?:0|[1-9][0-9]*)$/;
+  const isIndex = (k, below) => typeof k === "string" && test(INDEX, k) && NumberCtor(k) < below;
 
   function cutText(s, st) {
     const room = MAX_CHARS - st.chars;
@@ -181,6 +225,18 @@
     }
     return null;
   }
+  function symNode(s) {
+    const d = apply(symDescription, s, []);
+    const n = node("sym", typeof d === "string" ? clip(d, 200) : null);
+    const known = apply(mapGet, wellKnown, [s]);
+    if (known !== undefined) n.wk = known;
+    else if (symKeyFor(s) !== undefined) n.reg = true;
+    return n;
+  }
+  // what a getter or a job's function gives, or `fallback` when it throws
+  function read(v, k, fallback) {
+    try { return reflectGet(v, k, v); } catch { return fallback; }
+  }
 
   function tree(v, st, depth) {
     st.nodes++;
@@ -190,47 +246,245 @@
       case "bigint": return node("big", StringCtor(v));
       case "boolean": return node("bool", v);
       case "undefined": return { __proto__: null, t: "undef" };
-      case "symbol": return node("sym", apply(symDescription, v, []) ?? null);
+      case "symbol": return symNode(v);
       default: break;
     }
     if (v === null) return { __proto__: null, t: "null" };
     try {
-      if (typeof v === "function") return { __proto__: null, t: "fn", name: fnName(v), kind: fnKind(v) };
       return objectTree(v, st, depth);
     } catch {
       return node("str", "[unprintable]"); // a throwing Proxy trap or getter
     }
   }
 
+  // Deno calls a custom inspector before anything else (a function, an array, an Error too):
+  // Deno.customInspect(inspect, options) printed as String(result), nodejs.util.inspect.custom
+  // (depth, options, inspect) printed verbatim if a string, else inspected in its place.
+  // A throw ends the whole console argument in a Worker ("[unprintable]"), or, nested, prints
+  // "[Internal Formatting Error] ..." there: the outer rebuilds an inspector that throws the same.
+  function customTree(v, st, depth) {
+    for (let i = 0; i < CUSTOM_INSPECT.length; i++) {
+      const key = CUSTOM_INSPECT[i];
+      if (!reflectHas(v, key)) continue;
+      let f;
+      try { f = reflectGet(v, key, v); } catch (err) { return throwsTree(err, st, depth); }
+      if (typeof f !== "function") continue;
+      try {
+        return node("custom", cutText(StringCtor(apply(f, v, [realmInspect, inspectOptions(depth, true)])), st));
+      } catch (err) {
+        return throwsTree(err, st, depth);
+      }
+    }
+    if (!reflectHas(v, NODE_INSPECT)) return undefined;
+    let f;
+    try { f = reflectGet(v, NODE_INSPECT, v); } catch (err) { return throwsTree(err, st, depth); }
+    if (typeof f !== "function") return undefined;
+    let out;
+    try {
+      out = apply(f, v, [4 - depth, inspectOptions(depth, false), realmInspect]);
+    } catch (err) {
+      return throwsTree(err, st, depth);
+    }
+    if (typeof out === "string") return node("custom", cutText(out, st));
+    if (out === v) return undefined;
+    if (st.nodes >= MAX_NODES) return node("custom", "");
+    return tree(out, st, depth);
+  }
+  function throwsTree(err, st, depth) {
+    const n = { __proto__: null, t: "throws", err: undefined };
+    n.err = st.nodes < MAX_NODES ? tree(err, st, depth + 1) : { __proto__: null, t: "undef" };
+    return n;
+  }
+  // Deno's options for a custom inspector, made here (never the outer's)
+  function inspectOptions(depth, deno) {
+    const stylize = (s) => s;
+    if (!deno) {
+      return {
+        stylize, showHidden: false, depth: 4, colors: false, customInspect: true, showProxy: false,
+        maxArrayLength: 50, maxStringLength: 2000, breakLength: 80, compact: 3, sorted: false, getters: false,
+        numericSeparator: false,
+      };
+    }
+    return {
+      stylize, showHidden: false, depth: 4, colors: false, customInspect: true, showProxy: false,
+      maxArrayLength: 50, maxStringLength: 2000, breakLength: 80, compact: 3, sorted: false, getters: false,
+      indentationLvl: depth * 2, currentDepth: depth, indentLevel: 0, escapeSequences: true, trailingComma: false,
+      iterableLimit: 50, strAbbreviateSize: 2000, quotes: ["\"", "'", "`"], seen: [], budget: {}, inspect: realmInspect,
+    };
+  }
+  // The `inspect` a custom inspector gets: Deno's text for primitives and for small flat arrays
+  // and objects of primitives; anything else as String(value).
+  function quoteText(s) {
+    let control = false;
+    for (let i = 0; i < s.length && !control; i++) { const c = apply(charCodeAt, s, [i]); control = c < 32 || c === 127; }
+    const q = !test(/"/, s) ? "\"" : !test(/'/, s) ? "'" : !test(/`/, s) ? "`" : null;
+    if (control || q === null) return jsonStringify(s);
+    let out = q;
+    for (let i = 0; i < s.length; i++) out += apply(charCodeAt, s, [i]) === 92 ? "\\\\" : s[i];
+    return out + q;
+  }
+  function primitiveText(v) {
+    switch (typeof v) {
+      case "string": return quoteText(v);
+      case "number": return numText(v);
+      case "bigint": return StringCtor(v) + "n";
+      case "symbol": { const d = apply(symDescription, v, []); return `Symbol(${d ?? ""})`; }
+      case "function": { const n = fnName(v); return n ? `[Function: ${n}]` : "[Function (anonymous)]"; }
+      default: return v === null || typeof v !== "object" ? StringCtor(v) : undefined;
+    }
+  }
+  // Deno's one-line form of a small array or plain object (at most 6 entries, two levels, that
+  // fits in 80 columns), or undefined
+  function smallText(v, level) {
+    const p = primitiveText(v);
+    if (p !== undefined) return p;
+    const arr = isArray(v);
+    if (level > 1 || (!arr && getPrototypeOf(v) !== ObjectProto)) return undefined;
+    const keys = ownKeys(v), parts = list();
+    let total = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      if (arr && k === "length") continue;
+      const d = getDesc(v, k);
+      if (typeof k !== "string" || !d.enumerable || !hasOwn(d, "value") || parts.length >= 6) return undefined;
+      if (arr && k !== StringCtor(parts.length)) return undefined;
+      const text = smallText(d.value, level + 1);
+      if (text === undefined) return undefined;
+      const piece = arr ? text : `${test(IDENT, k) ? k : quoteText(k)}: ${text}`;
+      total += piece.length;
+      add(parts, piece);
+    }
+    if (parts.length === 0) return arr ? "[]" : "{}";
+    if (total + parts.length * 2 + 11 + level * 2 > 80) return undefined;
+    return arr ? `[ ${apply(arrayJoin, parts, [", "])} ]` : `{ ${apply(arrayJoin, parts, [", "])} }`;
+  }
+  function realmInspect(v) {
+    try {
+      const text = smallText(v, 0);
+      return text !== undefined ? text : StringCtor(v);
+    } catch {
+      return "[object]";
+    }
+  }
+
+  // own enumerable properties (string keys, then symbol keys, as ownKeys gives them); `skip(k)`
+  // leaves out the ones the kind shows itself (an array's items)
+  function entriesOf(v, st, depth, skip) {
+    const keys = ownKeys(v);
+    const entries = list();
+    let more = 0;
+    const scan = keys.length < 10000 ? keys.length : 10000; // beyond: counted, not looked at
+    for (let i = 0; i < scan; i++) {
+      const k = keys[i];
+      if (skip !== undefined && skip(k)) continue;
+      const d = getDesc(v, k);
+      if (d === undefined || !d.enumerable) continue;
+      if (entries.length >= MAX_ITEMS || st.nodes >= MAX_NODES) {
+        more++;
+        continue;
+      }
+      const e = list();
+      add(e, typeof k === "string" ? k : symNode(k));
+      if (hasOwn(d, "value")) {
+        add(e, tree(d.value, st, depth + 1));
+      } else {
+        st.nodes++; // an accessor is shown as such; it is never called
+        add(e, { __proto__: null, t: "acc", get: getterOf(d) !== undefined, set: hasOwn(d, "set") && d.set !== undefined });
+      }
+      add(entries, e);
+    }
+    more += keys.length - scan;
+    return { __proto__: null, entries, more };
+  }
+  // the Symbol.toStringTag that an object of a node's kind has anyway (not sent)
+  const FN_TAGS = { __proto__: null, async: "AsyncFunction", generator: "GeneratorFunction", asyncgenerator: "AsyncGeneratorFunction" };
+  function naturalTag(n) {
+    switch (n.t) {
+      case "map": return "Map";
+      case "set": return "Set";
+      case "ta": case "weak": case "iter": return n.kind;
+      case "ab": return n.shared ? "SharedArrayBuffer" : "ArrayBuffer";
+      case "dv": return "DataView";
+      case "box": return n.v.t === "sym" ? "Symbol" : n.v.t === "big" ? "BigInt" : undefined;
+      case "fn": return FN_TAGS[n.kind];
+      default: return undefined;
+    }
+  }
+  // extra fields of a node: its own properties and its Symbol.toStringTag (a job's getter runs,
+  // as Deno runs it)
+  function withProps(n, v, st, depth, skip) {
+    const e = entriesOf(v, st, depth, skip);
+    // a plain object's are its `entries`; a Map's entries are its items, so others' are `props`
+    if (n.t === "obj") {
+      n.entries = e.entries;
+      n.more = e.more;
+    } else if (e.entries.length > 0 || e.more > 0) {
+      n.props = e.entries;
+      n.pmore = e.more;
+    }
+    const tag = read(v, SymToStringTag, undefined);
+    if (typeof tag === "string" && tag !== naturalTag(n)) n.tag = clip(tag, 200);
+    return n;
+  }
+
   function objectTree(v, st, depth) {
     const seen = apply(mapGet, st.path, [v]);
     if (seen !== undefined) return { __proto__: null, t: "cyc", id: seen };
-    if (isError(v)) {
-      const field = (k) => { try { return cutText(StringCtor(v[k] ?? ""), st); } catch { return "[unprintable]"; } };
-      return { __proto__: null, t: "err", name: field("name"), message: field("message"), stack: field("stack") };
+    if (depth <= MAX_DEPTH && st.nodes < MAX_NODES) { // Deno never looks deeper
+      const custom = customTree(v, st, depth);
+      if (custom !== undefined) return custom;
     }
-    try {
-      const ms = apply(dateGetTime, v, []);
-      return node("date", ms === ms ? ms : null);
-    } catch { /* not a Date */ }
-    let src = null;
-    try { src = apply(reSource, v, []); } catch { /* not a RegExp */ }
-    if (src !== null) return { __proto__: null, t: "re", src: cutText(src, st), flags: StringCtor(apply(reFlags, v, [])) };
     const arr = isArray(v);
-    if (depth > MAX_DEPTH || st.nodes >= MAX_NODES) return { __proto__: null, t: "cut", kind: arr ? "arr" : "obj", cls: clsOf(v) };
+    if (depth > MAX_DEPTH || st.nodes >= MAX_NODES) {
+      if (typeof v === "function") return { __proto__: null, t: "fn", id: 0, name: fnName(v), kind: fnKind(v), ext: null };
+      return { __proto__: null, t: "cut", kind: typeof v === "function" ? "fn" : arr ? "arr" : "obj", cls: clsOf(v) };
+    }
     const id = ++st.ids;
     apply(mapSet, st.path, [v, id]);
     try {
+      if (typeof v === "function") return fnTree(v, st, depth, id);
+      if (isError(v) || errorBase(v) !== undefined) return errorTree(v, st, depth, id);
       if (arr) return arrayTree(v, st, depth, id);
-      let size = -1;
-      try { size = apply(mapSize, v, []); } catch { /* not a Map */ }
-      if (size >= 0) return iterTree("map", apply(mapEntries, v, []), mapIterNext, size, st, depth, id);
-      try { size = apply(setSize, v, []); } catch { /* not a Set */ }
-      if (size >= 0) return iterTree("set", apply(setValues, v, []), setIterNext, size, st, depth, id);
+      const kind = kindTree(v, st, depth, id);
+      if (kind !== undefined) return kind;
       return plainTree(v, st, depth, id);
     } finally {
       apply(mapDelete, st.path, [v]);
     }
+  }
+
+  function fnTree(v, st, depth, id) {
+    const n = { __proto__: null, t: "fn", id, name: fnName(v), kind: fnKind(v), ext: null, nullproto: getPrototypeOf(v) === null };
+    if (n.kind === "class") {
+      // Deno: `[class B extends A]`, A being the name of B's prototype
+      const p = getPrototypeOf(v);
+      const sup = p !== null && p !== FunctionProto ? read(p, "name", "") : "";
+      if (typeof sup === "string" && sup !== "") n.ext = clip(sup, 200);
+    }
+    return withProps(n, v, st, depth, undefined);
+  }
+
+  // Deno prints as an error whatever inherits from Error.prototype: the nearest built-in class
+  function errorBase(v) {
+    for (let p = getPrototypeOf(v), i = 0; p !== null && i < 50; p = getPrototypeOf(p), i++) {
+      const b = apply(mapGet, errorProtos, [p]);
+      if (b !== undefined) return b;
+    }
+    return undefined;
+  }
+  function errorTree(v, st, depth, id) {
+    const field = (k) => { const x = read(v, k, ""); try { return cutText(StringCtor(x ?? ""), st); } catch { return "[unprintable]"; } };
+    const stack = read(v, "stack", undefined);
+    const base = errorBase(v) ?? "Error";
+    const n = {
+      __proto__: null, t: "err", id, name: field("name"), message: field("message"),
+      stack: typeof stack === "string" ? cutText(stack, st) : null, cls: clsOf(v), base,
+    };
+    // Deno prints `[cause]` when "cause" in error, `[errors]` when error.errors is an array
+    if (reflectHas(v, "cause")) n.cause = tree(read(v, "cause", undefined), st, depth + 1);
+    const errors = read(v, "errors", undefined);
+    if (isArray(errors)) n.errors = tree(errors, st, depth + 1);
+    return withProps(n, v, st, depth, undefined);
   }
 
   function arrayTree(v, st, depth, id) {
@@ -239,9 +493,77 @@
     let i = 0;
     for (; i < len && i < MAX_ITEMS && st.nodes < MAX_NODES; i++) {
       const d = getDesc(v, StringCtor(i));
-      add(items, d !== undefined && hasOwn(d, "value") ? tree(d.value, st, depth + 1) : { __proto__: null, t: "undef" });
+      if (d === undefined) { st.nodes++; add(items, { __proto__: null, t: "hole" }); continue; }
+      add(items, hasOwn(d, "value") ? tree(d.value, st, depth + 1) : { __proto__: null, t: "undef" });
     }
-    return { __proto__: null, t: "arr", id, items, more: len - i };
+    const n = { __proto__: null, t: "arr", id, items, more: len - i };
+    const cls = clsOf(v);
+    if (cls !== "Array") n.cls = cls;
+    // index keys are the items; `length` is not enumerable
+    return withProps(n, v, st, depth, (k) => isIndex(k, 4294967295));
+  }
+
+  // the kinds of object Deno prints by their internal slots, or undefined
+  function kindTree(v, st, depth, id) {
+    let ms = null;
+    try { ms = apply(dateGetTime, v, []); } catch { /* not a Date */ }
+    if (ms !== null) return withProps({ __proto__: null, t: "date", id, v: ms === ms ? ms : null }, v, st, depth, undefined);
+    let src = null;
+    try { src = apply(reSource, v, []); } catch { /* not a RegExp */ }
+    if (src !== null) {
+      const n = { __proto__: null, t: "re", id, src: cutText(src, st), flags: StringCtor(apply(reFlags, v, [])) };
+      return withProps(n, v, st, depth, (k) => k === "lastIndex");
+    }
+    for (let i = 0; i < boxes.length; i++) {
+      let prim;
+      try { prim = apply(boxes[i][1], v, []); } catch { continue; }
+      const n = { __proto__: null, t: "box", id, v: tree(prim, st, depth + 1) };
+      const len = typeof prim === "string" ? prim.length : 0;
+      return withProps(n, v, st, depth, (k) => isIndex(k, len));
+    }
+    let size = -1;
+    try { size = apply(mapSize, v, []); } catch { /* not a Map */ }
+    if (size >= 0) return withProps(iterTree("map", apply(mapEntries, v, []), mapIterNext, size, st, depth, id), v, st, depth, undefined);
+    try { size = apply(setSize, v, []); } catch { /* not a Set */ }
+    if (size >= 0) return withProps(iterTree("set", apply(setValues, v, []), setIterNext, size, st, depth, id), v, st, depth, undefined);
+    try { apply(weakMapHas, v, [ObjectProto]); return withProps({ __proto__: null, t: "weak", id, kind: "WeakMap" }, v, st, depth, undefined); } catch { /* no */ }
+    try { apply(weakSetHas, v, [ObjectProto]); return withProps({ __proto__: null, t: "weak", id, kind: "WeakSet" }, v, st, depth, undefined); } catch { /* no */ }
+    const ta = apply(taTag, v, []);
+    if (typeof ta === "string") {
+      const len = apply(taLength, v, []);
+      const items = list();
+      for (let i = 0; i < len && i < MAX_ITEMS; i++) add(items, typeof v[i] === "bigint" ? StringCtor(v[i]) : numText(v[i]));
+      st.nodes += items.length;
+      return withProps({ __proto__: null, t: "ta", id, kind: ta, len, items }, v, st, depth, (k) => isIndex(k, len));
+    }
+    const buffer = bufferTree(v, st, id);
+    if (buffer !== undefined) return withProps(buffer, v, st, depth, undefined);
+    let dv = null;
+    try { dv = apply(dvBuffer, v, []); } catch { /* not a DataView */ }
+    if (dv !== null) {
+      const n = { __proto__: null, t: "dv", id, off: apply(dvOffset, v, []), len: apply(dvByteLength, v, []), buf: tree(dv, st, depth + 1) };
+      return withProps(n, v, st, depth, undefined);
+    }
+    for (let p = getPrototypeOf(v), i = 0; p !== null && i < 50; p = getPrototypeOf(p), i++) {
+      const it = apply(mapGet, iterProtos, [p]);
+      if (it !== undefined) return withProps({ __proto__: null, t: "iter", id, kind: it, cls: clsOf(v) }, v, st, depth, undefined);
+    }
+    return undefined;
+  }
+  function bufferTree(v, st, id) {
+    let len = -1, shared = false;
+    try { len = apply(abByteLength, v, []); } catch { /* not an ArrayBuffer */ }
+    if (len < 0) {
+      try { len = apply(sabByteLength, v, []); shared = true; } catch { return undefined; }
+    }
+    const detached = !shared && abDetached !== undefined && apply(abDetached, v, []) === true;
+    let hex = "";
+    if (!detached) {
+      const bytes = new Uint8ArrayCtor(v, 0, len < MAX_BYTES ? len : MAX_BYTES);
+      for (let i = 0; i < bytes.length; i++) hex += apply(strSlice, "0" + apply(numberToString, bytes[i], [16]), [-2]);
+    }
+    st.nodes++;
+    return { __proto__: null, t: "ab", id, shared, detached, len, hex };
   }
 
   function iterTree(t, it, next, size, st, depth, id) {
@@ -265,31 +587,8 @@
 
   function plainTree(v, st, depth, id) {
     const proto = getPrototypeOf(v);
-    const keys = ownKeys(v);
-    const entries = list();
-    let more = 0;
-    const scan = keys.length < 10000 ? keys.length : 10000; // beyond: counted, not looked at
-    for (let i = 0; i < scan; i++) {
-      const k = keys[i];
-      if (typeof k !== "string") continue;
-      const d = getDesc(v, k);
-      if (d === undefined || !d.enumerable) continue;
-      if (entries.length >= MAX_ITEMS || st.nodes >= MAX_NODES) {
-        more++;
-        continue;
-      }
-      const e = list();
-      add(e, k);
-      if (hasOwn(d, "value")) {
-        add(e, tree(d.value, st, depth + 1));
-      } else {
-        st.nodes++; // an accessor is shown as such; it is never called
-        add(e, { __proto__: null, t: "acc", get: getterOf(d) !== undefined, set: hasOwn(d, "set") && d.set !== undefined });
-      }
-      add(entries, e);
-    }
-    more += keys.length - scan;
-    return { __proto__: null, t: "obj", id, cls: proto === null ? null : clsOf(v), nullproto: proto === null, entries, more };
+    const n = { __proto__: null, t: "obj", id, cls: proto === null ? null : clsOf(v), nullproto: proto === null };
+    return withProps(n, v, st, depth, undefined);
   }
 
   function valueTree(value) {
