@@ -181,6 +181,37 @@ const scenarios = {
     const r = await run(code);
     out("console_trees", { result: r.result, logs: r.messages.filter((m) => m.t === "log") });
   },
+  async console_custom() {
+    // Custom inspectors run inside the realm with arguments made there; the job has broken the
+    // globals and prototypes the describe code could have used. What they got is kept on the
+    // global, so the graph walk (from out here) proves every object of it is the realm's.
+    const code = `async function main() {
+      const CI = Symbol.for("Deno.customInspect"), NI = Symbol.for("nodejs.util.inspect.custom");
+      const got = globalThis.got = [];
+      const deno = { [CI](inspect, options) {
+        got.push({ self: this === deno, inspect, options, own: inspect.constructor === Function && Object.getPrototypeOf(options) === Object.prototype,
+          small: inspect({ a: "x", b: [1, -0, 10n] }), depth: options.currentDepth });
+        return "deno-text";
+      } };
+      const node = { [NI](depth, options, inspect) {
+        got.push({ self: this === node, depth, options, inspect, own: inspect.constructor === Function && Object.getPrototypeOf(options) === Object.prototype });
+        return "node-text";
+      } };
+      let deepCalls = 0;
+      const deep = { a: { b: { c: { d: { e: { f: { [CI]() { deepCalls++; return "never"; } } } } } } } };
+      const throwing = { [CI]() { throw new RangeError("inspector threw"); } };
+      Reflect.has = () => { throw new Error("has"); };
+      Reflect.get = () => { throw new Error("get"); };
+      Function.prototype.apply = () => { throw new Error("apply"); };
+      Object.defineProperty(Object.prototype, "indentationLvl", { set() { throw new Error("setter"); }, configurable: true });
+      String = () => "broken";
+      console.log(deno, { nested: node }, deep, throwing, "after");
+      return { calls: got.map((g) => [g.self, g.own, g.depth, g.small ?? null]), deepCalls };
+    }`;
+    const r = await run(code);
+    const walk = graphWalk(r.ctx, []);
+    out("console_custom", { result: r.result, done: r.done, logs: r.messages.filter((m) => m.t === "log"), walk });
+  },
   async axios_get() {
     const code = `async function main() {
       const r = await axios.get("https://api.example.com/items?q=1", { headers: { "X-Test": "yes" } });

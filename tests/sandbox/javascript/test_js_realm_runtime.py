@@ -167,6 +167,31 @@ def test_console_values_go_out_as_trees(runs: dict[str, Scenario]) -> None:
     assert len(logs) == 11  # group/time/count are no-ops
 
 
+def test_custom_inspectors_run_in_the_realm_with_its_own_arguments(
+    runs: dict[str, Scenario],
+) -> None:
+    item = scenario(runs, "console_custom")
+    assert item["done"]["ok"] is True, item["done"]
+    # [this is the value, inspect and options are the realm's, depth, what inspect gave]
+    assert item["result"] == {
+        "calls": [[True, True, 0, '{ a: "x", b: [ 1, -0, 10n ] }'], [True, True, 3, None]],
+        "deepCalls": 0,  # below the depth Deno prints, never called (Deno does not call it)
+    }
+    # what they got was kept on the realm's global: nothing of it (or anything else) is outer
+    assert item["walk"]["badProto"] == [], item["walk"]
+    assert item["walk"]["badCtor"] == [], item["walk"]
+    [log] = item["logs"]
+    parts = [p.get("v", p.get("s")) for p in log["parts"]]
+    assert parts[0] == {"t": "custom", "v": "deno-text"}
+    assert parts[1]["entries"] == [["nested", {"t": "custom", "v": "node-text"}]]
+    assert parts[3]["t"] == "throws"
+    assert (parts[3]["err"]["name"], parts[3]["err"]["message"]) == (
+        "RangeError",
+        "inspector threw",
+    )
+    assert parts[4] == "after"
+
+
 def test_axios_get_goes_through_the_fetch_adapter(runs: dict[str, Scenario]) -> None:
     item = scenario(runs, "axios_get")
     assert item["result"] == {

@@ -412,8 +412,12 @@
   }
   // extra fields of a node: its own properties and its Symbol.toStringTag (a job's getter runs,
   // as Deno runs it)
-  function withProps(n, v, st, depth, skip) {
-    const e = entriesOf(v, st, depth, skip);
+  // (`big`: an array or typed array too long to list its keys -- ownKeys would make one per
+  // item -- whose other properties are then not shown)
+  const NO_PROPS = { __proto__: null, entries: list(), more: 0 };
+  const MAX_KEYED_ITEMS = 100000;
+  function withProps(n, v, st, depth, skip, big = false) {
+    const e = big ? NO_PROPS : entriesOf(v, st, depth, skip);
     // a plain object's are its `entries`; a Map's entries are its items, so others' are `props`
     if (n.t === "obj") {
       n.entries = e.entries;
@@ -500,7 +504,7 @@
     const cls = clsOf(v);
     if (cls !== "Array") n.cls = cls;
     // index keys are the items; `length` is not enumerable
-    return withProps(n, v, st, depth, (k) => isIndex(k, 4294967295));
+    return withProps(n, v, st, depth, (k) => isIndex(k, 4294967295), len > MAX_KEYED_ITEMS);
   }
 
   // the kinds of object Deno prints by their internal slots, or undefined
@@ -519,7 +523,7 @@
       try { prim = apply(boxes[i][1], v, []); } catch { continue; }
       const n = { __proto__: null, t: "box", id, v: tree(prim, st, depth + 1) };
       const len = typeof prim === "string" ? prim.length : 0;
-      return withProps(n, v, st, depth, (k) => isIndex(k, len));
+      return withProps(n, v, st, depth, (k) => isIndex(k, len), len > MAX_KEYED_ITEMS);
     }
     let size = -1;
     try { size = apply(mapSize, v, []); } catch { /* not a Map */ }
@@ -534,7 +538,7 @@
       const items = list();
       for (let i = 0; i < len && i < MAX_ITEMS; i++) add(items, typeof v[i] === "bigint" ? StringCtor(v[i]) : numText(v[i]));
       st.nodes += items.length;
-      return withProps({ __proto__: null, t: "ta", id, kind: ta, len, items }, v, st, depth, (k) => isIndex(k, len));
+      return withProps({ __proto__: null, t: "ta", id, kind: ta, len, items }, v, st, depth, (k) => isIndex(k, len), len > MAX_KEYED_ITEMS);
     }
     const buffer = bufferTree(v, st, id);
     if (buffer !== undefined) return withProps(buffer, v, st, depth, undefined);

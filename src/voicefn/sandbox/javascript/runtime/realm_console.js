@@ -11,7 +11,7 @@
 const inspect = Deno.inspect;
 const INSPECT_OPTIONS = { depth: 4, colors: false, iterableLimit: 50, strAbbreviateSize: 2000 };
 const CUSTOM_INSPECT = Symbol.for("Deno.customInspect");
-//: bytes of typed arrays and buffers rebuilt for one value (their lengths are printed)
+//: bytes of typed arrays and buffers rebuilt for one log line (their lengths are printed)
 const MAX_REBUILT_BYTES = 64 << 20;
 
 const ERRORS = {
@@ -260,7 +260,8 @@ function rebuild(node, ctx, depth = 0) {
   }
 }
 
-const fresh = () => ({ refs: new Map(), bytes: 0 });
+// one value's objects by id; the byte budget is the line's
+const fresh = (budget = { bytes: 0 }) => ({ refs: new Map(), get bytes() { return budget.bytes; }, set bytes(n) { budget.bytes = n; } });
 
 // An error nobody caught, as Deno words it: "Name: message" for an Error, else Deno.inspect.
 export function uncaughtText(shape) {
@@ -276,6 +277,7 @@ export function uncaughtText(shape) {
 }
 
 export function format(parts) {
+  const budget = { bytes: 0 };
   let out = "";
   for (let i = 0; i < parts.length; i++) {
     const p = parts[i];
@@ -284,7 +286,7 @@ export function format(parts) {
       piece = p.s;
     } else {
       try {
-        piece = inspect(rebuild(p?.v, fresh()), INSPECT_OPTIONS);
+        piece = inspect(rebuild(p?.v, fresh(budget)), INSPECT_OPTIONS);
       } catch {
         piece = "[unprintable]";
       }
