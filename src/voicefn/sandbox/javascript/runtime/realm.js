@@ -267,31 +267,32 @@
       const key = CUSTOM_INSPECT[i];
       if (!reflectHas(v, key)) continue;
       let f;
-      try { f = reflectGet(v, key, v); } catch (err) { return throwsTree(err, st, depth); }
+      try { f = reflectGet(v, key, v); } catch (err) { return throwsTree(v, err, st, depth); }
       if (typeof f !== "function") continue;
       try {
         return node("custom", cutText(StringCtor(apply(f, v, [realmInspect, inspectOptions(depth, true)])), st));
       } catch (err) {
-        return throwsTree(err, st, depth);
+        return throwsTree(v, err, st, depth);
       }
     }
     if (!reflectHas(v, NODE_INSPECT)) return undefined;
     let f;
-    try { f = reflectGet(v, NODE_INSPECT, v); } catch (err) { return throwsTree(err, st, depth); }
+    try { f = reflectGet(v, NODE_INSPECT, v); } catch (err) { return throwsTree(v, err, st, depth); }
     if (typeof f !== "function") return undefined;
     let out;
     try {
       out = apply(f, v, [4 - depth, inspectOptions(depth, false), realmInspect]);
     } catch (err) {
-      return throwsTree(err, st, depth);
+      return throwsTree(v, err, st, depth);
     }
     if (typeof out === "string") return node("custom", cutText(out, st));
     if (out === v) return undefined;
     if (st.nodes >= MAX_NODES) return node("custom", "");
     return tree(out, st, depth);
   }
-  function throwsTree(err, st, depth) {
-    const n = { __proto__: null, t: "throws", err: undefined };
+  function throwsTree(v, err, st, depth) {
+    // (cls: V8 names a rejection's reason `#<Cls>` when Deno cannot print it)
+    const n = { __proto__: null, t: "throws", cls: typeof v === "function" ? "Function" : clsOf(v) ?? "Object", err: undefined };
     n.err = st.nodes < MAX_NODES ? tree(err, st, depth + 1) : { __proto__: null, t: "undef" };
     return n;
   }

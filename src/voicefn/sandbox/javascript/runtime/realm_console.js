@@ -264,16 +264,24 @@ function rebuild(node, ctx, depth = 0) {
 const fresh = (budget = { bytes: 0 }) => ({ refs: new Map(), get bytes() { return budget.bytes; }, set bytes(n) { budget.bytes = n; } });
 
 // An error nobody caught, as Deno words it: "Name: message" for an Error, else Deno.inspect.
+// When the value's own custom inspector throws, a Worker words a thrown one (a timer's or a
+// microtask's: the realm's {"t": "uncaught"} message) by what the inspector threw, as if that
+// had been thrown; a rejection (the bare shape) as V8 names the reason: `#<Object>`.
 export function uncaughtText(shape) {
-  if (shape !== null && typeof shape === "object") {
-    if (typeof shape.err === "string") return shape.err;
-    if ("v" in shape) {
-      try {
-        return inspect(rebuild(shape.v, fresh()), INSPECT_OPTIONS);
-      } catch { /* below */ }
+  if (shape !== null && typeof shape === "object" && typeof shape.err === "string") return shape.err;
+  if (shape === null || typeof shape !== "object" || !("v" in shape)) return "an unprintable value was thrown";
+  try {
+    return inspect(rebuild(shape.v, fresh()), INSPECT_OPTIONS);
+  } catch (thrown) {
+    if (shape.v?.t !== "throws") return "an unprintable value was thrown";
+    if (shape.t !== "uncaught") return `#<${typeof shape.v.cls === "string" ? shape.v.cls : "Object"}>`;
+    try {
+      if (thrown instanceof Error) return thrown.message ? `${thrown.name}: ${thrown.message}` : String(thrown.name);
+      return inspect(thrown, INSPECT_OPTIONS);
+    } catch {
+      return "an unprintable value was thrown";
     }
   }
-  return "an unprintable value was thrown";
 }
 
 export function format(parts) {
