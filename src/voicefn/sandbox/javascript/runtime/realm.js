@@ -495,13 +495,29 @@
   function arrayTree(v, st, depth, id) {
     const len = NumberCtor(v.length) || 0;
     const items = list();
-    let i = 0;
+    let i = 0, holes = 0;
     for (; i < len && i < MAX_ITEMS && st.nodes < MAX_NODES; i++) {
       const d = getDesc(v, StringCtor(i));
-      if (d === undefined) { st.nodes++; add(items, { __proto__: null, t: "hole" }); continue; }
+      if (d === undefined) { st.nodes++; holes++; add(items, { __proto__: null, t: "hole" }); continue; }
       add(items, hasOwn(d, "value") ? tree(d.value, st, depth + 1) : { __proto__: null, t: "undef" });
     }
     const n = { __proto__: null, t: "arr", id, items, more: len - i };
+    // A sparse array: Deno counts a run of holes as one entry, so items past the first ones may
+    // show; they go as [index, value] (ownKeys lists the indices there are, in order).
+    if (holes > 0 && i < len && len <= MAX_KEYED_ITEMS) {
+      const keys = ownKeys(v), tail = list();
+      for (let k = 0; k < keys.length && tail.length < MAX_ITEMS && st.nodes < MAX_NODES; k++) {
+        if (!isIndex(keys[k], len)) break;
+        const at = NumberCtor(keys[k]);
+        if (at < i) continue;
+        const d = getDesc(v, keys[k]);
+        const e = list();
+        add(e, at);
+        add(e, d !== undefined && hasOwn(d, "value") ? tree(d.value, st, depth + 1) : { __proto__: null, t: "undef" });
+        add(tail, e);
+      }
+      n.tail = tail;
+    }
     const cls = clsOf(v);
     if (cls !== "Array") n.cls = cls;
     // index keys are the items; `length` is not enumerable

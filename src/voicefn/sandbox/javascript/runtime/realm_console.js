@@ -133,6 +133,10 @@ function rebuildArray(node, ctx, depth) {
     if (item?.t !== "hole") a[i] = rebuild(item, ctx, depth + 1);
   });
   a.length = items.length + more;
+  for (const entry of Array.isArray(node.tail) ? node.tail : []) {
+    const at = entry?.[0];
+    if (Number.isSafeInteger(at) && at >= items.length && at < a.length) a[at] = rebuild(entry[1], ctx, depth + 1);
+  }
   return finish(a, node, ctx, depth);
 }
 
