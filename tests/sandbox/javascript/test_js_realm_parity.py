@@ -1081,6 +1081,19 @@ ENDINGS = [
         ok=False,
         logs=1,
     ),
+    # lines from before a request (passed on while the job waited) and after it (in the realm's
+    # log buffer, read by the host at the deadline): none lost, none twice
+    Case(
+        "timeout_busy_loop_after_a_request",
+        js(
+            "console.log('before'); await fetch(data.url + '/echo');\n"
+            "console.log('after', {n: 1}); await null; console.log('spinning');\n"
+            "while (true) {}"
+        ),
+        limits=Limits(timeout_s=1.0),
+        ok=False,
+        logs=3,
+    ),
     Case(
         "memory_bomb",
         js("const a = []; while (true) a.push('x'.repeat(1 << 20) + a.length);"),

@@ -15,6 +15,8 @@
 // Frames on the socket, both ways: 4-byte big-endian length, then UTF-8 JSON.
 "use strict";
 
+import { format as formatRealmLog } from "./runtime/realm_console.js";
+
 const SOCKET = Deno.args[0];
 const WORKER_URL = new URL("./worker.js", import.meta.url);
 const REALM_WORKER_URL = new URL("./runtime/realm_worker.js", import.meta.url);
@@ -279,7 +281,7 @@ function spawnRealmWorker() {
     name: "voicefn-realm",
     deno: { permissions: "none" },
   });
-  const slot = { worker, job: null, dead: false, realm: true, busy: true, started: false };
+  const slot = { worker, job: null, dead: false, realm: true, started: false, retire: false };
   realmWorkers.add(slot);
   worker.onmessage = (event) => onRealmWorkerMessage(slot, event.data);
   worker.onmessageerror = (event) => {
@@ -335,7 +337,6 @@ function idleRealmWorkers() {
 }
 
 function markRealmIdle(slot) {
-  slot.busy = false;
   const waiter = realmWaiters.shift();
   if (waiter) {
     waiter(slot);
@@ -382,34 +383,74 @@ function onRealmWorkerMessage(slot, m) {
     dropRealmWorker(slot);
     try { slot.worker.terminate(); } catch { /* gone */ }
     realmStartFailed(clip(String(m.detail ?? "the realm Worker failed"), 600));
-  } else if (m.t === "idle" && slot.job === null && slot.busy) {
-    if (m.retire === true) {
-      dropRealmWorker(slot);
-      try { slot.worker.terminate(); } catch { /* gone */ }
-      if (realmWaiters.length > startingRealmWorkers()) growRealm();
-    } else {
-      markRealmIdle(slot);
-    }
+  } else if (m.t === "ring" && slot.job && !slot.job.finished) {
+    slot.job.ring = m.sab instanceof SharedArrayBuffer && m.sab.byteLength > 8 ? m.sab : null;
   } else if (m.t === "fallback" && slot.job) {
     // It read a global only a Worker has, before anything of it left the realm Worker.
     const job = slot.job;
     rememberNeedsWorker(job.msg.code);
     slot.job = null;
-    slot.busy = true; // until it says it is idle
+    slot.retire = m.retire === true;
+    releaseRealmWorker(slot);
     job.slot = null;
     uncountRealm(job);
     job.held = null; // the Worker logs them again
     job.logs = 0;
     runInFreshWorker(job);
   } else {
+    if (m.t === "done") slot.retire = m.retire === true;
     if (m.t === "done" && typeof m.worker_only === "string" && slot.job) rememberNeedsWorker(slot.job.msg.code);
     onWorkerMessage(slot, m);
+  }
+}
+
+// A realm Worker whose job ended by its own message: it takes the next job, unless that was
+// its last (then it goes, and a waiting job gets a new one).
+function releaseRealmWorker(slot) {
+  if (slot.retire) {
+    dropRealmWorker(slot);
+    try { slot.worker.terminate(); } catch { /* gone */ }
+    if (realmWaiters.length > startingRealmWorkers()) growRealm();
+  } else {
+    markRealmIdle(slot);
   }
 }
 
 function rememberNeedsWorker(code) {
   if (needsWorker.size >= REALM_JOBS_MAX) needsWorker.delete(needsWorker.keys().next().value);
   needsWorker.set(code, true);
+}
+
+// A realm job that did not end by itself (its deadline, mostly: a job that spins) may have log
+// lines its realm Worker never passed on: they are in the realm's log buffer, past the mark the
+// realm Worker keeps of what it passed on. Read as untrusted bytes, formatted as those it passes.
+function recoverRealmLogs(job) {
+  const sab = job.ring;
+  if (!sab) return;
+  const head = new Int32Array(sab, 0, 2);
+  const bytes = new Uint8Array(sab, 8);
+  const written = Atomics.load(head, 0);
+  let at = Atomics.load(head, 1);
+  if (!(at >= 0 && at <= written && written <= bytes.length)) return;
+  while (at + 4 <= written) {
+    const n = ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) | bytes[at + 3]) >>> 0;
+    if (at + 4 + n > written) return;
+    let m;
+    try {
+      m = JSON.parse(decoder.decode(bytes.slice(at + 4, at + 4 + n)));
+    } catch {
+      return;
+    }
+    at += 4 + n;
+    if (m === null || typeof m !== "object" || m.t !== "log") continue;
+    job.logs += 1;
+    if (job.logs > job.maxLogs + 1) return;
+    const level = LEVELS.has(m.level) ? m.level : "log";
+    const message = clip(formatRealmLog(Array.isArray(m.parts) ? m.parts : []), MAX_LOG_MESSAGE);
+    const line = { t: "log", id: job.id, level, message };
+    if (job.held) job.held.push(line);
+    else send(line);
+  }
 }
 
 // A realm job's log lines wait here until its first request goes out or it ends: one handed
@@ -447,7 +488,6 @@ async function runInRealmWorker(job) {
   }
   job.slot = slot;
   slot.job = job;
-  slot.busy = true;
   postJob(slot, job);
 }
 
@@ -552,7 +592,8 @@ function finish(job, result, clean = false) {
     const slot = job.slot;
     slot.job = null;
     if (slot.realm && clean) {
-      slot.busy = true; // until it says it is idle
+      // its realm is dropped and it takes the next job at once (or, after its last, goes)
+      releaseRealmWorker(slot);
     } else {
       if (slot.realm) dropRealmWorker(slot);
       try { slot.worker.terminate(); } catch { /* already gone */ }
@@ -560,6 +601,8 @@ function finish(job, result, clean = false) {
   }
   if (jobs.get(job.id) === job) jobs.delete(job.id);
   uncountRealm(job);
+  if (!clean) recoverRealmLogs(job);
+  job.ring = null;
   releaseLogs(job);
   send({ t: "result", id: job.id, runner: job.runner, ...result });
   // Refill the pool once the tenant pauses, so it costs this job and the next nothing.

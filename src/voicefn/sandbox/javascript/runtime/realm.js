@@ -66,6 +66,7 @@
   const sabByteLength = getDesc(SharedArrayBuffer.prototype, "byteLength").get;
   const toBase64 = Uint8Array.prototype.toBase64, fromBase64 = Uint8Array.fromBase64;
   const atomicsAdd = Atomics.add, atomicsNotify = Atomics.notify;
+  const atomicsLoad = Atomics.load, atomicsStore = Atomics.store, taSet = TypedArrayProto.set;
   const indirectEval = G.eval;
   const nativeQueueMicrotask = G.queueMicrotask;
   const AsyncFunctionProto = getPrototypeOf(async function () {});
@@ -628,8 +629,31 @@
     }
     return parts;
   }
+  // Every log line also goes to a buffer the host reads if this thread never yields again (a
+  // job that spins until its deadline: the outer side never gets to take the queue then). The
+  // outer side marks how far it has passed lines on; the host reads only what is past that.
+  const RING_BYTES = 1 << 18;
+  const ring = new SharedArrayBuffer(RING_BYTES);
+  const ringHead = new Int32ArrayCtor(ring, 0, 2); // [0] bytes written, [1] bytes passed on
+  const ringBytes = new Uint8ArrayCtor(ring, 8);
+  function queueLog(msg) {
+    let end = -1;
+    try {
+      const bytes = utf8Encode(jsonStringify(msg));
+      const n = apply(taLength, bytes, []), at = atomicsLoad(ringHead, 0);
+      if (at + 4 + n <= RING_BYTES - 8) {
+        ringBytes[at] = n >>> 24; ringBytes[at + 1] = (n >>> 16) & 255;
+        ringBytes[at + 2] = (n >>> 8) & 255; ringBytes[at + 3] = n & 255;
+        apply(taSet, ringBytes, [bytes, at + 4]);
+        end = at + 4 + n;
+        atomicsStore(ringHead, 0, end);
+      }
+    } catch { /* the queue still has it */ }
+    msg.end = end;
+    queue(msg);
+  }
   const logger = (level) => (...args) => {
-    queue({ __proto__: null, t: "log", level, parts: logParts(args) });
+    queueLog({ __proto__: null, t: "log", level, parts: logParts(args) });
   };
   const sandboxConsole = {
     log: logger("log"),
@@ -641,7 +665,7 @@
     dir: logger("log"),
     table: logger("log"),
     assert: (cond, ...args) => {
-      if (!cond) queue({ __proto__: null, t: "log", level: "error", parts: logParts(args, "Assertion failed") });
+      if (!cond) queueLog({ __proto__: null, t: "log", level: "error", parts: logParts(args, "Assertion failed") });
     },
   };
   for (const name of ["group", "groupCollapsed", "groupEnd", "time", "timeEnd", "timeLog", "count", "countReset", "clear"]) {
@@ -1416,6 +1440,7 @@
     try {
       switch (op) {
         case "sab": return sab;
+        case "ring": return ring;
         case "start": start(arg); return undefined;
         case "take": return take();
         case "deliver": deliver(arg); return undefined;

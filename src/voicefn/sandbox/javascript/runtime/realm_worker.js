@@ -70,10 +70,10 @@ function endJob(result) {
   for (const handle of j.timers.values()) clearTimeout(handle);
   j.timers.clear();
   j.pending.clear();
-  post(result); // a fallback: nothing of it left the Worker, the host runs it in a fresh one
-  job = null;
+  job = null; // from here on this Worker takes the next job: the host may send it at once
   jobsRun += 1;
-  post({ t: "idle", retire: jobsRun >= MAX_JOBS_PER_WORKER });
+  // (a fallback: nothing of it left the Worker, the host runs it in a fresh one)
+  post({ ...result, retire: jobsRun >= MAX_JOBS_PER_WORKER });
 }
 
 function deliver(j, msg) {
@@ -94,6 +94,11 @@ async function runInRealm(msg) {
   const setup = realmScript.runInContext(ctx);
   j.control = setup(...setupArgs);
   const view = new Int32Array(j.control("sab"));
+  // The realm's log buffer, for the host: it reads the lines this side never passed on if the
+  // job spins until its deadline (then this Worker never runs again).
+  const ring = j.control("ring");
+  j.ringHead = new Int32Array(ring, 0, 2);
+  post({ t: "ring", sab: ring });
   j.control("start", JSON.stringify({
     code: msg.code,
     entrypoint: msg.entrypoint,
@@ -134,6 +139,7 @@ function onRealmMessage(j, m) {
       // The host holds a realm job's lines until its first request goes out (a job handed back
       // for a fresh Worker must not log twice), and across a timeout (this Worker is gone then).
       post({ t: "log", level: typeof m.level === "string" ? m.level : "log", message: format(Array.isArray(m.parts) ? m.parts : []) });
+      if (Number.isSafeInteger(m.end) && m.end > 0) Atomics.store(j.ringHead, 1, m.end);
       return;
     }
     case "fetch":
