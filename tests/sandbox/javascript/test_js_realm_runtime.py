@@ -9,6 +9,7 @@ doorbell (``Atomics.waitAsync``), fetches answered with canned replies, timers w
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 from pathlib import Path
@@ -156,7 +157,8 @@ def test_console_values_go_out_as_trees(runs: dict[str, Scenario]) -> None:
     # each line also went to the realm's log buffer (for the host, if the job spins): `end` is
     # where it ends there, so the ends grow line by line
     ends = [m["end"] for m in logs]
-    assert ends[0] > 0 and all(a < b for a, b in zip(ends, ends[1:], strict=False)), ends
+    assert ends[0] > 0, ends
+    assert all(a < b for a, b in itertools.pairwise(ends)), ends
     assert [(m["level"], m["parts"][0].get("s")) for m in logs[5:9]] == [
         ("debug", "traced"), ("log", None), ("log", None), ("debug", "dbg"),
     ]  # fmt: skip
