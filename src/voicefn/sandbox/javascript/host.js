@@ -351,16 +351,26 @@ function markRealmIdle(slot) {
 function trimRealm() {
   if (performance.now() - realmPeakAt > DEMAND_MS) realmPeak = 0;
   const keep = Math.max(1, realmPeak);
-  while (realmIdle.length > 0 && realmWorkers.size > keep) {
-    const slot = realmIdle.shift();
+  const drop = (slot) => {
+    realmIdle.splice(realmIdle.indexOf(slot), 1);
     dropRealmWorker(slot);
     try { slot.worker.terminate(); } catch { /* gone */ }
+  };
+  // A Worker near its last job goes as soon as it is idle and a successor is ready.
+  const successors = [...realmWorkers].filter((s) => s.started && !s.retiring).length;
+  for (const slot of realmIdle.filter((s) => s.retiring)) if (successors > 0) drop(slot);
+  const staying = () => [...realmWorkers].filter((s) => !s.retiring).length;
+  for (let i = 0; i < realmIdle.length && staying() > keep;) {
+    if (realmIdle[i].retiring) i += 1;
+    else drop(realmIdle[i]);
   }
 }
 
 function takeRealmWorker() {
-  const slot = realmIdle.pop(); // the most recently used: its caches are warm
-  if (slot) return Promise.resolve(slot);
+  // the most recently used one that is not about to go (its caches are warm)
+  let i = realmIdle.findLastIndex((s) => !s.retiring);
+  if (i < 0) i = realmIdle.length - 1;
+  if (i >= 0) return Promise.resolve(realmIdle.splice(i, 1)[0]);
   return new Promise((resolve) => {
     realmWaiters.push(resolve);
     if (realmWaiters.length > startingRealmWorkers()) growRealm();
@@ -383,6 +393,10 @@ function onRealmWorkerMessage(slot, m) {
     dropRealmWorker(slot);
     try { slot.worker.terminate(); } catch { /* gone */ }
     realmStartFailed(clip(String(m.detail ?? "the realm Worker failed"), 600));
+  } else if (m.t === "retiring" && !slot.retiring) {
+    // it goes after a few more jobs: its successor starts now, so no job waits for one then
+    slot.retiring = true;
+    if (realmWorkers.size < MAX_REALM_WORKERS) spawnRealmWorker();
   } else if (m.t === "ring" && slot.job && !slot.job.finished) {
     slot.job.ring = m.sab instanceof SharedArrayBuffer && m.sab.byteLength > 8 ? m.sab : null;
   } else if (m.t === "fallback" && slot.job) {
