@@ -12,7 +12,6 @@ first, so the read can only fail (the realm's trap) or return the outer ``Deno``
 from __future__ import annotations
 
 import asyncio
-import base64
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from jssandbox_egress import forward
 from jssandbox_threads import worker_threads
 
 from voicefn.sandbox.javascript import JavaScriptSandbox, Limits, Outcome
@@ -226,17 +226,8 @@ class ServerEgress:
         if self.server is None:
             return {"error": "this test has no server"}
         async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.request(
-                request["method"],
-                url.replace(API, self.server.url, 1) if url.startswith(API) else url,
-                headers=[(k, v) for k, v in request["headers"] if k.lower() != "host"],
-                content=base64.b64decode(request["body"]),
-            )
-        return {
-            "status": response.status_code,
-            "headers": [[k, v] for k, v in response.headers.items()],
-            "body": base64.b64encode(response.content).decode(),
-        }
+            to = url.replace(API, self.server.url, 1) if url.startswith(API) else url
+            return await forward(client, request, url=to, drop_host=True)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ tiers must agree on sloppy-mode semantics too.
 from __future__ import annotations
 
 import asyncio
-import base64
 import re
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +25,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from aiohttp import web
+from jssandbox_egress import forward
 from multidict import CIMultiDict
 
 from voicefn.egress import EgressDenied
@@ -141,17 +141,7 @@ class HttpEgress:
     async def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
         if httpx.URL(request["url"]).host == DENIED_HOST:
             raise EgressDenied(f"{DENIED_HOST} is not on the allow list")
-        response = await self.client.request(
-            request["method"],
-            request["url"],
-            headers=[(k, v) for k, v in request["headers"]],
-            content=base64.b64decode(request["body"]),
-        )
-        return {
-            "status": response.status_code,
-            "headers": [[k, v] for k, v in response.headers.multi_items()],
-            "body": base64.b64encode(response.content).decode(),
-        }
+        return await forward(self.client, request)
 
 
 @dataclass

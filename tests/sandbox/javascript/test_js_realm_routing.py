@@ -8,7 +8,6 @@ the answer a Worker would give.
 
 from __future__ import annotations
 
-import base64
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from jssandbox_egress import forward
 
 from voicefn.sandbox.javascript import JavaScriptSandbox, Limits, Outcome
 
@@ -44,17 +44,7 @@ class ServerEgress:
         if self.server is not None and url.startswith(API):
             url = self.server.url + url[len(API) :]
         async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.request(
-                request["method"],
-                url,
-                headers=[(k, v) for k, v in request["headers"]],
-                content=base64.b64decode(request["body"]),
-            )
-        return {
-            "status": response.status_code,
-            "headers": [[k, v] for k, v in response.headers.items()],
-            "body": base64.b64encode(response.content).decode(),
-        }
+            return await forward(client, request, url=url)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import shutil
 from collections.abc import AsyncIterator
@@ -12,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+from jssandbox_egress import forward
 
 from voicefn.sandbox.javascript import JavaScriptSandbox, Limits, Outcome, SandboxUnavailable
 
@@ -35,17 +35,7 @@ async def httpx_egress(request: dict[str, Any]) -> dict[str, Any]:
     """A permissive egress for tests: performs the request with httpx (the engine's real
     egress applies its policy here)."""
     async with httpx.AsyncClient(timeout=5) as client:
-        response = await client.request(
-            request["method"],
-            request["url"],
-            headers=[(k, v) for k, v in request["headers"]],
-            content=base64.b64decode(request["body"]),
-        )
-    return {
-        "status": response.status_code,
-        "headers": [[k, v] for k, v in response.headers.items()],
-        "body": base64.b64encode(response.content).decode(),
-    }
+        return await forward(client, request)
 
 
 async def no_egress(request: dict[str, Any]) -> dict[str, Any]:

@@ -88,23 +88,29 @@ function spawnWorker(now = false) {
     slot.resolveReady = resolve;
     slot.rejectReady = reject;
   });
-  worker.onmessage = (event) => onWorkerMessage(slot, event.data);
+  listen(slot, onWorkerMessage, (detail) => {
+    slot.dead = true;
+    slot.rejectReady(new Error(detail));
+  });
+  return slot;
+}
+
+// A Worker's messages go to `onMessage`; a message that cannot be read, or an uncaught error or
+// unhandled rejection inside it (never let one reach the host), ends its job, or, between jobs,
+// goes to `onIdleError(detail)`.
+function listen(slot, onMessage, onIdleError) {
+  const worker = slot.worker;
+  worker.onmessage = (event) => onMessage(slot, event.data);
   worker.onmessageerror = (event) => {
     event.preventDefault?.();
     if (slot.job) finish(slot.job, { ok: false, error: "invalid_output", detail: "a message from the function could not be read" });
   };
   worker.onerror = (event) => {
-    // An uncaught error or unhandled rejection inside the worker. Never let it reach the host.
     event.preventDefault();
     const detail = clip(String(event.message ?? "uncaught error"), 600);
-    if (!slot.job) {
-      slot.dead = true;
-      slot.rejectReady(new Error(detail));
-      return;
-    }
-    finish(slot.job, { ok: false, error: "exception", detail, layer: layerOf(detail) });
+    if (slot.job) finish(slot.job, { ok: false, error: "exception", detail, layer: layerOf(detail) });
+    else onIdleError(detail);
   };
-  return slot;
 }
 
 // Pre-warmed Workers (libraries evaluated, no job yet), oldest first. A job takes one that no
@@ -283,22 +289,11 @@ function spawnRealmWorker() {
   });
   const slot = { worker, job: null, dead: false, realm: true, started: false, retire: false };
   realmWorkers.add(slot);
-  worker.onmessage = (event) => onRealmWorkerMessage(slot, event.data);
-  worker.onmessageerror = (event) => {
-    event.preventDefault?.();
-    if (slot.job) finish(slot.job, { ok: false, error: "invalid_output", detail: "a message from the function could not be read" });
-  };
-  worker.onerror = (event) => {
-    event.preventDefault();
-    const detail = clip(String(event.message ?? "uncaught error"), 600);
-    if (slot.job) {
-      finish(slot.job, { ok: false, error: "exception", detail, layer: layerOf(detail) });
-    } else {
-      dropRealmWorker(slot);
-      try { worker.terminate(); } catch { /* gone */ }
-      if (!slot.started) realmStartFailed(detail);
-    }
-  };
+  listen(slot, onRealmWorkerMessage, (detail) => {
+    dropRealmWorker(slot);
+    try { worker.terminate(); } catch { /* gone */ }
+    if (!slot.started) realmStartFailed(detail);
+  });
   worker.postMessage({ t: "init", ...realmSources });
   return slot;
 }
