@@ -35,7 +35,7 @@ const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 const MAX_REQUEST_BODY = 4 << 20;
 const MAX_TIMERS = 10000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
-//: a realm Worker is replaced after this many jobs (bounds anything that grows in the isolate)
+// a realm Worker is replaced after this many jobs (bounds anything that grows in the isolate)
 const MAX_JOBS_PER_WORKER = 1000;
 const RETIRE_NOTICE = 50; // jobs before its last: the host starts its successor then
 
