@@ -142,7 +142,7 @@ let demandAt = -Infinity;
 // the running jobs (each holds a Worker, or is about to) leave of MAX_WORKERS.
 function poolSize() {
   if (performance.now() - demandAt > DEMAND_MS) demand = 0;
-  return Math.max(Math.min(Math.max(SPARES, demand), MAX_WORKERS - jobs.size - idleRealmWorkers()), 0);
+  return Math.max(Math.min(Math.max(SPARES, demand), MAX_WORKERS - jobs.size - realmIdle.length), 0);
 }
 
 // Every job counts as activity (a refill waits for a quiet moment); only jobs that take a fresh
@@ -287,7 +287,7 @@ function spawnRealmWorker() {
     name: "voicefn-realm",
     deno: { permissions: "none" },
   });
-  const slot = { worker, job: null, dead: false, realm: true, started: false, retire: false };
+  const slot = { worker, job: null, realm: true, started: false, retire: false };
   realmWorkers.add(slot);
   listen(slot, onRealmWorkerMessage, (detail) => {
     dropRealmWorker(slot);
@@ -299,7 +299,6 @@ function spawnRealmWorker() {
 }
 
 function dropRealmWorker(slot) {
-  slot.dead = true;
   realmWorkers.delete(slot);
   const i = realmIdle.indexOf(slot);
   if (i >= 0) realmIdle.splice(i, 1);
@@ -325,10 +324,6 @@ function startingRealmWorkers() {
 
 function growRealm() {
   if (realmWorkers.size < MAX_REALM_WORKERS) spawnRealmWorker();
-}
-
-function idleRealmWorkers() {
-  return realmIdle.length;
 }
 
 function markRealmIdle(slot) {

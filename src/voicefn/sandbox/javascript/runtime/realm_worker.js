@@ -97,7 +97,7 @@ function endJob(result) {
   j.over = true;
   for (const handle of j.timers.values()) clearTimeout(handle);
   j.timers.clear();
-  j.pending.clear();
+  j.fetches.clear();
   job = null; // from here on this Worker takes the next job: the host may send it at once
   jobsRun += 1;
   // (a fallback: nothing of it left the Worker, the host runs it in a fresh one)
@@ -118,7 +118,8 @@ function deliver(j, msg) {
 
 async function runInRealm(msg) {
   // `sent`: one of its requests left this Worker (a fallback to a fresh Worker is no longer safe)
-  job = { over: false, control: null, timers: new Map(), pending: new Set(), fetches: new Map(), sent: false };
+  // `fetches`: rid -> the URL it went to (null while the request is still being built)
+  job = { over: false, control: null, timers: new Map(), fetches: new Map(), sent: false };
   const j = job;
   const realm = prepared.shift() ?? makeRealm();
   j.control = realm.control;
@@ -171,8 +172,8 @@ function onRealmMessage(j, m) {
       return;
     }
     case "fetch":
-      if (Number.isSafeInteger(m.rid) && m.rid >= 0 && !j.pending.has(m.rid)) {
-        j.pending.add(m.rid);
+      if (Number.isSafeInteger(m.rid) && m.rid >= 0 && !j.fetches.has(m.rid)) {
+        j.fetches.set(m.rid, null);
         realmFetch(j, m);
       }
       return;
@@ -235,7 +236,7 @@ function asInWorker(url) {
 // reply as its Response reads it; the realm gets only strings and numbers.
 async function realmFetch(j, m) {
   const reject = (err) => {
-    j.pending.delete(m.rid);
+    j.fetches.delete(m.rid);
     deliver(j, { t: "fetch_result", rid: m.rid, reject: { name: String(err?.name ?? "TypeError"), message: String(err?.message ?? err) } });
   };
   let request;
@@ -262,9 +263,8 @@ async function realmFetch(j, m) {
 
 async function onFetchResult(j, reply) {
   const url = j.fetches.get(reply.rid);
-  if (url === undefined) return;
+  if (typeof url !== "string") return; // not one of this job's requests that went out
   j.fetches.delete(reply.rid);
-  j.pending.delete(reply.rid);
   const fail = (message) => deliver(j, { t: "fetch_result", rid: reply.rid, reject: { name: "TypeError", message } });
   if (typeof reply.error === "string") return fail(`fetch failed: ${reply.error}`);
   const status = reply.status;
