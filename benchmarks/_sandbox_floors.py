@@ -382,7 +382,11 @@ class IsolateFloor:
     def quota_note(self) -> str:
         if self.cgroup is None:
             return "no cpu quota"
-        return f"cpu quota {self.cpu_quota:g} core"
+        burst = ""
+        with contextlib.suppress(OSError, ValueError):
+            if int((self.cgroup / "cpu.cfs_burst_us").read_text()) > 0:
+                burst = " (+ one period's unused quota as burst, as the tenants)"
+        return f"cpu quota {self.cpu_quota:g} core{burst}"
 
     async def start(self) -> None:
         self.script.write_text(JS_ISOLATE_FLOOR)
@@ -396,6 +400,8 @@ class IsolateFloor:
                 (group / "cpu.cfs_period_us").write_text(str(CPU_PERIOD_US))
                 quota = max(1000, round(self.cpu_quota * CPU_PERIOD_US))
                 (group / "cpu.cfs_quota_us").write_text(str(quota))
+                with contextlib.suppress(OSError):  # the same burst as a tenant's, where it exists
+                    (group / "cpu.cfs_burst_us").write_text(str(quota))
                 self.cgroup = group
                 # join the cgroup before exec: every thread of Deno is inside from the start
                 argv = [
