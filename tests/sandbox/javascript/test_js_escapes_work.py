@@ -242,14 +242,20 @@ async def wait_recycled(process: TenantProcess, recycled_before: int) -> float:
     return time.monotonic() - started
 
 
+async def warm_tenant(sb: JavaScriptSandbox, tenant: str) -> tuple[TenantProcess, int]:
+    """The tenant's process after a first job, and its pid."""
+    await run(sb, "return 0", tenant=tenant)
+    process = process_of(sb, tenant)
+    assert process.proc is not None
+    return process, process.proc.pid
+
+
 @pytest.mark.parametrize("variant", list(LEFT_BEHIND))
 async def test_native_work_left_behind__cpu_after_job(
     sandbox: JavaScriptSandbox, variant: str
 ) -> None:
     tenant = "left-" + variant.split()[0]
-    await run(sandbox, "return 0", tenant=tenant)
-    process = process_of(sandbox, tenant)
-    old_pid = process.proc.pid  # type: ignore[union-attr]
+    process, old_pid = await warm_tenant(sandbox, tenant)
     recycled = process.recycled
     outcome = await run(sandbox, LEFT_BEHIND[variant], tenant=tenant, limits=Limits(timeout_s=1))
     if "deadline" in variant:
@@ -263,6 +269,73 @@ async def test_native_work_left_behind__cpu_after_job(
     assert after.value == "fresh", after
     assert process.proc is not None
     assert process.proc.pid != old_pid
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def worker_sandbox() -> AsyncIterator[JavaScriptSandbox]:
+    """Every job in a fresh Worker (no realm Workers)."""
+    sb = JavaScriptSandbox(realms=False)
+    await sb.start()
+    yield sb
+    await sb.aclose()
+
+
+SPINS = {
+    "a loop": "for (;;) {}",
+    "a loop after an await": "await null; for (;;) {}",
+    "microtasks": "const spin = async () => { for (;;) await null; }; await spin()",
+}
+
+
+@pytest.mark.parametrize("runner", ["realm", "worker"])
+@pytest.mark.parametrize("variant", list(SPINS))
+async def test_a_job_that_spins_past_its_deadline__cpu_after_job(
+    sandbox: JavaScriptSandbox, worker_sandbox: JavaScriptSandbox, runner: str, variant: str
+) -> None:
+    # Deno's worker.terminate() does not stop a thread that spins in JavaScript: it would burn
+    # the tenant's quota for good. The tenant calls again and again meanwhile, so the process
+    # is never idle long enough for its CPU after the job to tell.
+    sb = sandbox if runner == "realm" else worker_sandbox
+    process, old_pid = await warm_tenant(sb, f"spin-{runner}-{variant.split()[-1]}")
+    tenant = process.tenant
+    recycled = process.recycled
+    outcome = await run(sb, SPINS[variant], tenant=tenant, limits=Limits(timeout_s=1))
+    assert outcome.stopped_by == "wall-clock", outcome
+    assert outcome.runner == runner, outcome
+    started = time.monotonic()
+    while process.recycled == recycled:
+        assert time.monotonic() - started < RECYCLE_WITHIN_S, "the process was not recycled"
+        after = await run(sb, "return 'next'", tenant=tenant)
+        assert after.value == "next", after
+        await asyncio.sleep(0.05)
+    # the old process (and with it the spinning thread) is gone: its CPU time no longer grows
+    assert tree_cpu_seconds(old_pid) == 0.0
+    after = await run(sb, "return 'fresh'", tenant=tenant)
+    assert after.value == "fresh", after
+    assert process.proc is not None
+    assert process.proc.pid != old_pid
+
+
+@pytest.mark.parametrize("runner", ["realm", "worker"])
+async def test_a_job_that_waits_past_its_deadline_keeps_its_process(
+    sandbox: JavaScriptSandbox, worker_sandbox: JavaScriptSandbox, runner: str
+) -> None:
+    # Its Worker still turns (it answers the host), so terminating it ends it: nothing to recycle.
+    sb = sandbox if runner == "realm" else worker_sandbox
+    tenant = f"waiter-{runner}"
+    process, old_pid = await warm_tenant(sb, tenant)
+    outcome = await run(
+        sb,
+        "await new Promise((r) => setTimeout(r, 60000))",
+        tenant=tenant,
+        limits=Limits(timeout_s=1),
+    )
+    assert outcome.stopped_by == "wall-clock", outcome
+    assert outcome.runner == runner, outcome
+    await asyncio.sleep(2.0)  # four times the host's wait for the Worker's answer
+    assert process.recycled == 0
+    assert process.proc is not None
+    assert process.proc.pid == old_pid
 
 
 async def test_an_idle_process_is_not_recycled(sandbox: JavaScriptSandbox) -> None:

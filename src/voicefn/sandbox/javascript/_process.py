@@ -120,11 +120,15 @@ class TenantProcess:
         self.idle_task: asyncio.Task[None] | None = None
         self.idle_since: tuple[float, float] | None = None  # (monotonic, CPU s) at a job's end
         self.pool_busy_polls = 0  # idle polls in a row that found a Deno pool thread runnable
+        #: a Worker the host terminated did not stop (a job that spins): replace the process as
+        #: soon as no job runs in it
+        self.stuck = False
         self.active = 0  # jobs begun and not yet ended (they may run at once)
         self.jobs: dict[int, tuple[Job, asyncio.Future[Outcome]]] = {}  # by id, this connection
         self.reader_task: asyncio.Task[None] | None = None
         self.abandoned: set[int] = set()  # ids of jobs whose caller cancelled (until their result)
         self._reading: asyncio.StreamReader | None = None  # the connection reader_task reads
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def busy(self) -> bool:
@@ -344,6 +348,10 @@ class TenantProcess:
                 kind = frame.get("t")
                 if kind == "pong":
                     continue
+                if kind == "stuck":
+                    if self.proc is proc:  # not a frame an earlier process left unread
+                        self._stuck()
+                    continue
                 job_id = frame.get("id")
                 known = job_id if type(job_id) is int else -1
                 entry = jobs.get(known)
@@ -426,7 +434,11 @@ class TenantProcess:
         threads stayed runnable for POOL_BUSY_POLLS polls in a row (what tells on a busy
         machine, where that work gets little CPU), or the process used more CPU than the host's
         own post-job work can explain."""
-        if self.idle_since is None or not self.alive:
+        if not self.alive:
+            return False
+        if self.stuck:
+            return True
+        if self.idle_since is None:
             return False
         if self.pool_busy_polls >= POOL_BUSY_POLLS:
             return True
@@ -441,16 +453,44 @@ class TenantProcess:
         await self._recycle()
         return True
 
+    def _stuck(self) -> None:
+        """The host terminated a Worker that did not stop (Deno cannot stop a thread that spins
+        in JavaScript): recycle the process now if no job runs in it, else once none does
+        (``recycle_if_busy`` before the next job, or the idle watch after the last)."""
+        self.stuck = True
+        if self.active == 0:
+
+            async def recycle() -> None:
+                async with self.lock:
+                    if self.active == 0 and self.left_work_behind():
+                        await self._recycle()
+
+            task = asyncio.ensure_future(recycle())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def cancel_background(self) -> None:
+        """Cancel and wait for the recycling started by :meth:`_stuck` (the sandbox closes)."""
+        tasks = list(self._background)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def _recycle(self) -> None:
         since = self.idle_since
         used = self._cpu_seconds() - since[1] if since else 0.0
+        why = (
+            "a Worker its job spun in did not stop when terminated"
+            if self.stuck
+            else f"{used:.2f} s CPU since the job ended, a pool thread runnable at "
+            f"{self.pool_busy_polls} polls in a row"
+        )
         log.warning(
-            "JavaScript sandbox process of tenant %r kept working after its job "
-            "(%.2f s CPU since the job ended, a pool thread runnable at %d polls in a row): "
+            "JavaScript sandbox process of tenant %r kept working after its job (%s): "
             "recycled (layer cpu-after-job)",
             self.tenant,
-            used,
-            self.pool_busy_polls,
+            why,
         )
         await self.kill()
         self.recycled += 1  # counted once the process and its work are gone
@@ -486,6 +526,7 @@ class TenantProcess:
         process while an earlier kill still waits for the old one's exit; each kill then
         releases only what it detached, never the new process's socket or tasks."""
         self.idle_since = None
+        self.stuck = False
         proc = self.proc
         writer, self.writer, self.reader = self.writer, None, None
         stderr_task, self.stderr_task = self.stderr_task, None

@@ -600,7 +600,10 @@ function finish(job, result, clean = false) {
       releaseRealmWorker(slot);
     } else {
       if (slot.realm) dropRealmWorker(slot);
-      try { slot.worker.terminate(); } catch { /* already gone */ }
+      // cut short (its deadline, a stop) it may still run; any other end (its uncaught error,
+      // a message that could not be read) left a Worker that is done or closed already
+      if (job.cut) endRunningWorker(slot.worker);
+      else try { slot.worker.terminate(); } catch { /* already gone */ }
     }
   }
   if (jobs.get(job.id) === job) jobs.delete(job.id);
@@ -612,6 +615,35 @@ function finish(job, result, clean = false) {
   // Refill the pool once the tenant pauses, so it costs this job and the next nothing.
   lastActivity = performance.now();
   scheduleRefill();
+}
+
+// Deno's worker.terminate() does not stop a Worker whose thread is busy in JavaScript (a job that
+// spins in a loop, in microtasks too): that thread would run on in this process for good, taking
+// the tenant's CPU quota from its next jobs (denoland/deno#35657, seen with 2.9). A Worker whose
+// job was cut short (`job.cut`: its deadline, a stop) is asked to answer first: one that answers within STUCK_MS is not
+// spinning, and terminate() ends it at its next turn; one that does not is terminated all the
+// same and reported, and the supervisor replaces this process as soon as no job runs in it.
+// Until then nothing the Worker sends is read (no request, no log line leaves it).
+const STUCK_MS = 500;
+
+function endRunningWorker(worker) {
+  const end = () => {
+    clearTimeout(timer);
+    worker.onmessage = null;
+    try { worker.terminate(); } catch { /* already gone */ }
+  };
+  const timer = setTimeout(() => {
+    end();
+    send({ t: "stuck" });
+  }, STUCK_MS);
+  worker.onmessage = (event) => {
+    if (event.data !== null && typeof event.data === "object" && event.data.t === "pong") end();
+  };
+  try {
+    worker.postMessage({ t: "ping" });
+  } catch {
+    end(); // it is gone already
+  }
 }
 
 function isInt(v) {
@@ -626,6 +658,7 @@ async function startJob(msg) {
   const job = {
     id: msg.id,
     finished: false,
+    cut: false, // ended by its deadline or a stop: its Worker may still run (endRunningWorker)
     slot: null,
     logs: 0,
     http: 0,
@@ -638,6 +671,7 @@ async function startJob(msg) {
   const timeoutMs = Number.isFinite(msg.timeout_ms) && msg.timeout_ms > 0 ? msg.timeout_ms : 10000;
   // The deadline counts from here, including waiting for the warm worker.
   job.timer = setTimeout(() => {
+    job.cut = true;
     finish(job, {
       ok: false,
       error: "timeout",
@@ -757,6 +791,7 @@ function onSupervisorMessage(msg) {
   } else if (msg.t === "stop") {
     const job = jobs.get(msg.id);
     if (job) {
+      job.cut = true;
       finish(job, { ok: false, error: typeof msg.error === "string" ? msg.error : "crashed", detail: typeof msg.detail === "string" ? msg.detail : "stopped", layer: typeof msg.layer === "string" ? msg.layer : undefined });
     }
   } else if (msg.t === "ping") {

@@ -275,6 +275,8 @@ addListener("message", (event) => {
       pending.delete(msg.rid);
       waiter.resolve(msg);
     }
+  } else if (msg.t === "ping") {
+    post({ t: "pong" }); // the host asks whether this thread still turns (a job past its end)
   } else if (msg.t === "job" && !started) {
     started = true;
     runJob(msg).then(

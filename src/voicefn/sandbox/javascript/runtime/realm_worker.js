@@ -324,6 +324,8 @@ addListener("message", (event) => {
   if (msg === null || typeof msg !== "object") return;
   if (msg.t === "fetch_result") {
     if (job !== null && !job.over) onFetchResult(job, msg);
+  } else if (msg.t === "ping") {
+    post({ t: "pong" }); // the host asks whether this thread still turns (a job past its end)
   } else if (msg.t === "job" && job === null && realmScript !== null) {
     runInRealm(msg).catch(() => {
       endJob({ t: "done", ok: false, error: "exception", detail: "the sandbox's realm failed" });
