@@ -187,7 +187,7 @@ CPU_PERIOD_US = 20_000  # short: a throttled tenant waits at most a few ms, not 
 # takes: `cpu.cfs_burst_us` <= quota), may be spent on top of a period's own (Linux >= 5.14). A
 # tenant idle before a burst of concurrent jobs (eight realm Workers, the host, V8's GC threads)
 # then runs it on a second core for one period instead of being throttled in the middle of it:
-# measured, 20 calls at once went from a p99 of 35-46 ms (rounds up to 85-307 ms) to ~25 ms.
+# measured, 20 calls at once went from a p99 of 35-64 ms (rounds up to 85-307 ms) to 23-30 ms.
 # Over any longer span a tenant still gets `cpu_limit` cores: a job that spins spends the burst
 # once and is then held to its quota (tests/sandbox/javascript/test_js_escapes_work.py).
 

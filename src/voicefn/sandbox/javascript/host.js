@@ -620,10 +620,10 @@ function finish(job, result, clean = false) {
 // Deno's worker.terminate() does not stop a Worker whose thread is busy in JavaScript (a job that
 // spins in a loop, in microtasks too): that thread would run on in this process for good, taking
 // the tenant's CPU quota from its next jobs (denoland/deno#35657, seen with 2.9). A Worker whose
-// job was cut short (`job.cut`: its deadline, a stop) is asked to answer first: one that answers within STUCK_MS is not
-// spinning, and terminate() ends it at its next turn; one that does not is terminated all the
-// same and reported, and the supervisor replaces this process as soon as no job runs in it.
-// Until then nothing the Worker sends is read (no request, no log line leaves it).
+// job was cut short (`job.cut`: its deadline, a stop) is asked to answer first: one that answers
+// within STUCK_MS is not spinning, and terminate() ends it at its next turn; one that does not is
+// terminated all the same and reported, and the supervisor replaces this process as soon as no
+// job runs in it. Until then nothing the Worker sends is read (no request, no log line leaves it).
 const STUCK_MS = 500;
 
 function endRunningWorker(worker) {
