@@ -128,7 +128,6 @@ class TenantProcess:
         self.reader_task: asyncio.Task[None] | None = None
         self.abandoned: set[int] = set()  # ids of jobs whose caller cancelled (until their result)
         self._reading: asyncio.StreamReader | None = None  # the connection reader_task reads
-        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def busy(self) -> bool:
@@ -455,27 +454,11 @@ class TenantProcess:
 
     def _stuck(self) -> None:
         """The host terminated a Worker that did not stop (Deno cannot stop a thread that spins
-        in JavaScript): recycle the process now if no job runs in it, else once none does
-        (``recycle_if_busy`` before the next job, or the idle watch after the last)."""
+        in JavaScript): the process is recycled once no job runs in it, by the idle watch (made
+        sure to run here) or by ``recycle_if_busy`` before the tenant's next job."""
         self.stuck = True
-        if self.active == 0:
-
-            async def recycle() -> None:
-                async with self.lock:
-                    if self.active == 0 and self.left_work_behind():
-                        await self._recycle()
-
-            task = asyncio.ensure_future(recycle())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-
-    async def cancel_background(self) -> None:
-        """Cancel and wait for the recycling started by :meth:`_stuck` (the sandbox closes)."""
-        tasks = list(self._background)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        if self.active == 0 and (self.idle_task is None or self.idle_task.done()):
+            self.idle_task = asyncio.ensure_future(self._idle_watch())
 
     async def _recycle(self) -> None:
         since = self.idle_since

@@ -245,7 +245,6 @@ class JavaScriptSandbox:
         self._processes.clear()
         self._spare_procs.clear()
         for process in processes:
-            await process.cancel_background()
             await process.kill()
         if self._config is not None:
             shutil.rmtree(self._config.workdir, ignore_errors=True)
